@@ -1,0 +1,219 @@
+// GRU: one fused dispatch per time step, forward and backward (PyTorch's form).
+//
+// Gates [r | z | n]; b_hn stays inside the reset product:
+//   gh[g] = sum_k h_prev[b, k] * W_hh[gH + j, k] + b_hh[gH + j]
+//   r = sigmoid(gx_r + gh_r), z = sigmoid(gx_z + gh_z), n = tanh(gx_n + r * gh_n)
+//   h = (1 - z) * n + z * h_prev
+// gx holds x·W_ihᵀ + b_ih (b_hh is added here, because b_hn must stay inside r * (...)).
+// Thread (x, y) of a 16x16 workgroup owns unit j of batch row b across the three gates.
+// When SAVE, acts[t, b, 4H] keeps (r, z, n, gh_n) for backward.
+//
+// Backward, thread (x, y) owns unit k of batch row b:
+//   dh = dy + carry_h + sum_r dgh_next[b, r] * W_hh[r, k]     (carry_h = dh_next * z_next)
+//   dn = dh (1 - z), dz = dh (h_prev - n), da_n = dn (1 - n^2), dr = da_n gh_n
+//   dgx = [dr r(1-r), dz z(1-z), da_n]   (gradient of the input-side pre-activations)
+//   dgh = [dr r(1-r), dz z(1-z), da_n r] (gradient of the hidden-side pre-activations)
+// dgx feeds dW_ih, db_ih and dx; dgh feeds dW_hh, db_hh and the next step's dh.
+
+struct StepParams {
+    batch: u32,
+    hidden: u32,
+    gx_off: u32,
+    hprev_off: u32,
+    hout_off: u32,
+    cprev_off: u32,
+    cout_off: u32,
+    y_off: u32,
+    y_stride: u32,
+    act_off: u32,
+    whh_off: u32,
+    bhh_off: u32,
+    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only)
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct StepBackParams {
+    batch: u32,
+    hidden: u32,
+    dy_off: u32,
+    dy_stride: u32,
+    dg_off: u32,
+    dgn_off: u32,
+    act_off: u32,
+    hprev_off: u32,
+    hout_off: u32,
+    cprev_off: u32,
+    cout_off: u32,
+    whh_off: u32,
+    carry_off: u32,
+    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only)
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const G: u32 = 3u;
+const T16: u32 = 16u;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+// tanh saturates to +-1 in f32 past |x| = 9; clamping keeps exp-based implementations from
+// producing inf/inf.
+fn tanh_c(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// forward: bindings 0..5. Backward uses 8..15 so that no two globals of the module share a
+// binding (some backends declare every global).
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> gx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> acts: array<f32>;
+
+// [G][16 units][17] and [16 batch][17]
+var<workgroup> w_tile: array<f32, 816>;
+var<workgroup> h_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn gru_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = p.hidden;
+    let B = p.batch;
+    let j0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let j = j0 + lid.x;
+    let b = b0 + lid.y;
+    var acc: array<f32, 3>;
+    for (var g = 0u; g < G; g++) {
+        acc[g] = 0.0;
+    }
+    for (var k0 = 0u; k0 < H; k0 += T16) {
+        let kk = k0 + lid.x;
+        let hb = b0 + lid.y;
+        var hv = 0.0;
+        if hb < B && kk < H {
+            hv = hs[p.hprev_off + hb * H + kk];
+        }
+        h_tile[lid.y * 17u + lid.x] = hv;
+        let row = j0 + lid.y;
+        for (var g = 0u; g < G; g++) {
+            var wv = 0.0;
+            if row < H && kk < H {
+                wv = params[p.whh_off + (g * H + row) * H + kk];
+            }
+            w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
+        }
+        workgroupBarrier();
+        for (var q = 0u; q < T16; q++) {
+            let hq = h_tile[lid.y * 17u + q];
+            for (var g = 0u; g < G; g++) {
+                acc[g] = fma(hq, w_tile[(g * T16 + lid.x) * 17u + q], acc[g]);
+            }
+        }
+        workgroupBarrier();
+    }
+    if b >= B || j >= H {
+        return;
+    }
+    let GH = G * H;
+    if (p.flags & 2u) != 0u {
+        for (var g = 0u; g < G; g++) {
+            acc[g] += params[p.bhh_off + g * H + j];
+        }
+    }
+    let xb = p.gx_off + b * GH + j;
+    let r = sigmoid(gx[xb] + acc[0]);
+    let z = sigmoid(gx[xb + H] + acc[1]);
+    let n = tanh_c(gx[xb + 2u * H] + r * acc[2]);
+    let h_prev = hs[p.hprev_off + b * H + j];
+    let h = (1.0 - z) * n + z * h_prev;
+    hs[p.hout_off + b * H + j] = h;
+    y[p.y_off + b * p.y_stride + j] = h;
+    if (p.flags & 1u) != 0u {
+        let a = p.act_off + b * 4u * H + j;
+        acts[a] = r;
+        acts[a + H] = z;
+        acts[a + 2u * H] = n;
+        acts[a + 3u * H] = acc[2];
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// backward
+
+@group(0) @binding(8) var<uniform> q: StepBackParams;
+@group(0) @binding(9) var<storage, read> bparams: array<f32>;
+@group(0) @binding(10) var<storage, read> dy: array<f32>;
+@group(0) @binding(11) var<storage, read> bacts: array<f32>;
+@group(0) @binding(12) var<storage, read> bhs: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dgx: array<f32>;
+@group(0) @binding(14) var<storage, read_write> carry_h: array<f32>;
+@group(0) @binding(15) var<storage, read_write> dgh: array<f32>;
+
+var<workgroup> dg_tile: array<f32, 272>;
+var<workgroup> wb_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn gru_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = q.hidden;
+    let B = q.batch;
+    let GH = G * H;
+    let k0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let k = k0 + lid.x;
+    let b = b0 + lid.y;
+    var acc = 0.0;
+    if (q.flags & 1u) != 0u {
+        for (var r0 = 0u; r0 < GH; r0 += T16) {
+            let rr = r0 + lid.x;
+            var dv = 0.0;
+            if b < B && rr < GH {
+                dv = dgh[q.dgn_off + b * GH + rr];
+            }
+            dg_tile[lid.y * 17u + lid.x] = dv;
+            let wr = r0 + lid.y;
+            var wv = 0.0;
+            if wr < GH && k < H {
+                wv = bparams[q.whh_off + wr * H + k];
+            }
+            wb_tile[lid.y * 17u + lid.x] = wv;
+            workgroupBarrier();
+            for (var s = 0u; s < T16; s++) {
+                acc = fma(dg_tile[lid.y * 17u + s], wb_tile[s * 17u + lid.x], acc);
+            }
+            workgroupBarrier();
+        }
+    }
+    if b >= B || k >= H {
+        return;
+    }
+    let ci = q.carry_off + b * H + k;
+    let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
+    let a = q.act_off + b * 4u * H + k;
+    let r = bacts[a];
+    let z = bacts[a + H];
+    let n = bacts[a + 2u * H];
+    let ghn = bacts[a + 3u * H];
+    let h_prev = bhs[q.hprev_off + b * H + k];
+    let dn = dh * (1.0 - z);
+    let dz = dh * (h_prev - n);
+    let dan = dn * (1.0 - n * n);
+    let dar = dan * ghn * r * (1.0 - r);
+    let daz = dz * z * (1.0 - z);
+    let d = q.dg_off + b * GH + k;
+    dgx[d] = dar;
+    dgx[d + H] = daz;
+    dgx[d + 2u * H] = dan;
+    dgh[d] = dar;
+    dgh[d + H] = daz;
+    dgh[d + 2u * H] = dan * r;
+    carry_h[ci] = dh * z;
+}

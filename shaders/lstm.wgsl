@@ -1,0 +1,226 @@
+// LSTM: one fused dispatch per time step, forward and backward (PyTorch's gate order).
+//
+// Forward, thread (x, y) of a 16x16 workgroup owns hidden unit j = 16*wid.x + x of batch row
+// b = 16*wid.y + y across all four gates, so the recurrent product and the cell update happen
+// in one pass with no second dispatch:
+//   pre[g] = gx[t, b, gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k] + b_hh[gH + j]
+//   i, f, o = sigmoid(pre_i, pre_f, pre_o), g = tanh(pre_g)
+//   c = f * c_prev + i * g, h = o * tanh(c)
+// gx already holds x·W_ihᵀ + b_ih for every step (one GEMM before the loop).
+// W_hh and b_hh are read from the flat parameter buffer at whh_off / bhh_off.
+// When SAVE, acts[t, b, gH + j] keeps (i, f, g, o) for backward; c lives in cs per step.
+//
+// Backward, thread (x, y) owns unit k of batch row b:
+//   dh[b, k] = dy[t, b, k] + carry_h[b, k] + sum_r dg_next[b, r] * W_hh[r, k]   (r < 4H)
+// where dg_next is the gate gradient of the step processed just before (t+1 forward), then
+// the gate gradients of unit k are formed from the saved activations and written to dg[t],
+// and carry_c = dc * f is kept for the next step. carry_h/carry_c hold dhn/dcn at the first
+// step processed and end as the carried part of dh0/dc0 (the W_hh part of dh0 is one GEMM
+// after the loop).
+
+struct StepParams {
+    batch: u32,
+    hidden: u32,
+    gx_off: u32,
+    hprev_off: u32,
+    hout_off: u32,
+    cprev_off: u32,
+    cout_off: u32,
+    y_off: u32,
+    y_stride: u32,
+    act_off: u32,
+    whh_off: u32,
+    bhh_off: u32,
+    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only)
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct StepBackParams {
+    batch: u32,
+    hidden: u32,
+    dy_off: u32,
+    dy_stride: u32,
+    dg_off: u32,
+    dgn_off: u32,
+    act_off: u32,
+    hprev_off: u32,
+    hout_off: u32,
+    cprev_off: u32,
+    cout_off: u32,
+    whh_off: u32,
+    carry_off: u32,
+    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only)
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const G: u32 = 4u;
+const T16: u32 = 16u;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+// tanh saturates to +-1 in f32 past |x| = 9; clamping keeps exp-based implementations from
+// producing inf/inf.
+fn tanh_c(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// forward: bindings 0..6. Backward uses 8..15 so that no two globals of the module share a
+// binding (some backends declare every global).
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> gx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> acts: array<f32>;
+
+// [G][16 units][17] and [16 batch][17]; the 17th column avoids bank conflicts.
+var<workgroup> w_tile: array<f32, 1088>;
+var<workgroup> h_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = p.hidden;
+    let B = p.batch;
+    let j0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let j = j0 + lid.x;
+    let b = b0 + lid.y;
+    var acc: array<f32, 4>;
+    for (var g = 0u; g < G; g++) {
+        acc[g] = 0.0;
+    }
+    for (var k0 = 0u; k0 < H; k0 += T16) {
+        let kk = k0 + lid.x;
+        let hb = b0 + lid.y;
+        var hv = 0.0;
+        if hb < B && kk < H {
+            hv = hs[p.hprev_off + hb * H + kk];
+        }
+        h_tile[lid.y * 17u + lid.x] = hv;
+        let row = j0 + lid.y;
+        for (var g = 0u; g < G; g++) {
+            var wv = 0.0;
+            if row < H && kk < H {
+                wv = params[p.whh_off + (g * H + row) * H + kk];
+            }
+            w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
+        }
+        workgroupBarrier();
+        for (var q = 0u; q < T16; q++) {
+            let hq = h_tile[lid.y * 17u + q];
+            for (var g = 0u; g < G; g++) {
+                acc[g] = fma(hq, w_tile[(g * T16 + lid.x) * 17u + q], acc[g]);
+            }
+        }
+        workgroupBarrier();
+    }
+    if b >= B || j >= H {
+        return;
+    }
+    let GH = G * H;
+    let has_bias = (p.flags & 2u) != 0u;
+    var pre: array<f32, 4>;
+    for (var g = 0u; g < G; g++) {
+        var v = acc[g] + gx[p.gx_off + b * GH + g * H + j];
+        if has_bias {
+            v += params[p.bhh_off + g * H + j];
+        }
+        pre[g] = v;
+    }
+    let i = sigmoid(pre[0]);
+    let f = sigmoid(pre[1]);
+    let gg = tanh_c(pre[2]);
+    let o = sigmoid(pre[3]);
+    let c = f * cs[p.cprev_off + b * H + j] + i * gg;
+    let h = o * tanh_c(c);
+    cs[p.cout_off + b * H + j] = c;
+    hs[p.hout_off + b * H + j] = h;
+    y[p.y_off + b * p.y_stride + j] = h;
+    if (p.flags & 1u) != 0u {
+        let a = p.act_off + b * GH + j;
+        acts[a] = i;
+        acts[a + H] = f;
+        acts[a + 2u * H] = gg;
+        acts[a + 3u * H] = o;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// backward
+
+@group(0) @binding(8) var<uniform> q: StepBackParams;
+@group(0) @binding(9) var<storage, read> bparams: array<f32>;
+@group(0) @binding(10) var<storage, read> dy: array<f32>;
+@group(0) @binding(11) var<storage, read> bacts: array<f32>;
+@group(0) @binding(12) var<storage, read> bcs: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dg: array<f32>;
+@group(0) @binding(14) var<storage, read_write> carry_h: array<f32>;
+@group(0) @binding(15) var<storage, read_write> carry_c: array<f32>;
+
+// [16 batch][17] of dg_next and [16 rows r][17 units k] of W_hh
+var<workgroup> dg_tile: array<f32, 272>;
+var<workgroup> wb_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = q.hidden;
+    let B = q.batch;
+    let GH = G * H;
+    let k0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let k = k0 + lid.x;
+    let b = b0 + lid.y;
+    var acc = 0.0;
+    if (q.flags & 1u) != 0u {
+        for (var r0 = 0u; r0 < GH; r0 += T16) {
+            let rr = r0 + lid.x;
+            var dv = 0.0;
+            if b < B && rr < GH {
+                dv = dg[q.dgn_off + b * GH + rr];
+            }
+            dg_tile[lid.y * 17u + lid.x] = dv;
+            let wr = r0 + lid.y;
+            var wv = 0.0;
+            if wr < GH && k < H {
+                wv = bparams[q.whh_off + wr * H + k];
+            }
+            wb_tile[lid.y * 17u + lid.x] = wv;
+            workgroupBarrier();
+            for (var s = 0u; s < T16; s++) {
+                acc = fma(dg_tile[lid.y * 17u + s], wb_tile[s * 17u + lid.x], acc);
+            }
+            workgroupBarrier();
+        }
+    }
+    if b >= B || k >= H {
+        return;
+    }
+    let ci = q.carry_off + b * H + k;
+    let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
+    let a = q.act_off + b * GH + k;
+    let i = bacts[a];
+    let f = bacts[a + H];
+    let gg = bacts[a + 2u * H];
+    let o = bacts[a + 3u * H];
+    let c = bcs[q.cout_off + b * H + k];
+    let c_prev = bcs[q.cprev_off + b * H + k];
+    let tc = tanh_c(c);
+    let dc = carry_c[ci] + dh * o * (1.0 - tc * tc);
+    let d = q.dg_off + b * GH + k;
+    dg[d] = dc * gg * i * (1.0 - i);
+    dg[d + H] = dc * c_prev * f * (1.0 - f);
+    dg[d + 2u * H] = dc * i * (1.0 - gg * gg);
+    dg[d + 3u * H] = dh * tc * o * (1.0 - o);
+    carry_c[ci] = dc * f;
+    carry_h[ci] = 0.0;
+}

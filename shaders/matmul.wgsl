@@ -1,0 +1,142 @@
+// Batched-free general matrix multiply for the RNN plan.
+//
+//   C[m, n] (+)= sum_k op(A)[m, k] * op(B)[k, n] (+ bias[n])
+//
+// op(A) = A stored [m, k] with leading dimension lda, or A stored [k, m] when TRANS_A.
+// op(B) = B stored [k, n] with leading dimension ldb, or B stored [n, k] when TRANS_B.
+// The RNN needs all three forms: Gx = X·W_ihᵀ + b_ih (NT), dX = dG·W_ih (NN),
+// dW = dGᵀ·X (TN, accumulated). Offsets are in elements, so one bound buffer can hold many
+// matrices (the flat parameter buffer, a time slice of a sequence).
+//
+// Tiling: a 16x16 workgroup computes a 64x64 tile of C; thread (x, y) owns rows y + 16i and
+// columns x + 16j (i, j < 4), so stores are coalesced along n. K advances 16 at a time
+// through workgroup memory; tile loads pick the thread-to-element map that reads memory
+// contiguously for each storage order.
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+    bias_off: u32,
+    // bit 0: TRANS_A, bit 1: TRANS_B, bit 2: ACCUMULATE (C += ...), bit 3: BIAS
+    flags: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const TK: u32 = 16u;
+
+// [TK][TM] and [TK][TN]
+var<workgroup> tile_a: array<f32, 1024>;
+var<workgroup> tile_b: array<f32, 1024>;
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tid = lid.y * 16u + lid.x;
+    let m0 = wid.y * TM;
+    let n0 = wid.x * TN;
+    let trans_a = (p.flags & 1u) != 0u;
+    let trans_b = (p.flags & 2u) != 0u;
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = 0.0;
+    }
+    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        for (var i = 0u; i < 4u; i++) {
+            let e = tid + i * 256u;
+            // A tile element (kk, mm)
+            var kk: u32;
+            var mm: u32;
+            if trans_a {
+                kk = e / TM;
+                mm = e % TM;
+            } else {
+                kk = e % TK;
+                mm = e / TK;
+            }
+            let gm = m0 + mm;
+            let gk = k0 + kk;
+            var va = 0.0;
+            if gm < p.m && gk < p.k {
+                if trans_a {
+                    va = a[p.a_off + gk * p.lda + gm];
+                } else {
+                    va = a[p.a_off + gm * p.lda + gk];
+                }
+            }
+            tile_a[kk * TM + mm] = va;
+            // B tile element (kb, nn)
+            var kb: u32;
+            var nn: u32;
+            if trans_b {
+                kb = e % TK;
+                nn = e / TK;
+            } else {
+                kb = e / TN;
+                nn = e % TN;
+            }
+            let gn = n0 + nn;
+            let gkb = k0 + kb;
+            var vb = 0.0;
+            if gn < p.n && gkb < p.k {
+                if trans_b {
+                    vb = b[p.b_off + gn * p.ldb + gkb];
+                } else {
+                    vb = b[p.b_off + gkb * p.ldb + gn];
+                }
+            }
+            tile_b[kb * TN + nn] = vb;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                av[i] = tile_a[kk * TM + lid.y + 16u * i];
+                bv[i] = tile_b[kk * TN + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let accumulate = (p.flags & 4u) != 0u;
+    let has_bias = (p.flags & 8u) != 0u;
+    for (var i = 0u; i < 4u; i++) {
+        let gm = m0 + lid.y + 16u * i;
+        if gm >= p.m {
+            continue;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let gn = n0 + lid.x + 16u * j;
+            if gn >= p.n {
+                continue;
+            }
+            var v = acc[i * 4u + j];
+            if has_bias {
+                v += bias[p.bias_off + gn];
+            }
+            let idx = p.c_off + gm * p.ldc + gn;
+            if accumulate {
+                v += c[idx];
+            }
+            c[idx] = v;
+        }
+    }
+}

@@ -1,0 +1,179 @@
+// Elman RNN (tanh or relu): one fused dispatch per time step, forward and backward.
+//
+//   h = act(gx[t, b, j] + sum_k h_prev[b, k] * W_hh[j, k] + b_hh[j]),  act = tanh | relu (RELU flag)
+// gx holds x·W_ihᵀ + b_ih. No activations are saved: backward reads h itself from hs
+// (tanh' = 1 - h^2, relu' = [h > 0]).
+//
+// Backward, thread (x, y) owns unit k of batch row b:
+//   dh = dy + carry_h + sum_r dg_next[b, r] * W_hh[r, k],  dg[t, b, k] = dh * act'(h)
+
+struct StepParams {
+    batch: u32,
+    hidden: u32,
+    gx_off: u32,
+    hprev_off: u32,
+    hout_off: u32,
+    cprev_off: u32,
+    cout_off: u32,
+    y_off: u32,
+    y_stride: u32,
+    act_off: u32,
+    whh_off: u32,
+    bhh_off: u32,
+    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only)
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct StepBackParams {
+    batch: u32,
+    hidden: u32,
+    dy_off: u32,
+    dy_stride: u32,
+    dg_off: u32,
+    dgn_off: u32,
+    act_off: u32,
+    hprev_off: u32,
+    hout_off: u32,
+    cprev_off: u32,
+    cout_off: u32,
+    whh_off: u32,
+    carry_off: u32,
+    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only)
+    flags: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const G: u32 = 1u;
+const T16: u32 = 16u;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+// tanh saturates to +-1 in f32 past |x| = 9; clamping keeps exp-based implementations from
+// producing inf/inf.
+fn tanh_c(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// forward: bindings 0..5. Backward uses 8..15 so that no two globals of the module share a
+// binding (some backends declare every global).
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> gx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+
+var<workgroup> w_tile: array<f32, 272>;
+var<workgroup> h_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn rnn_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = p.hidden;
+    let B = p.batch;
+    let j0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let j = j0 + lid.x;
+    let b = b0 + lid.y;
+    var acc = 0.0;
+    for (var k0 = 0u; k0 < H; k0 += T16) {
+        let kk = k0 + lid.x;
+        let hb = b0 + lid.y;
+        var hv = 0.0;
+        if hb < B && kk < H {
+            hv = hs[p.hprev_off + hb * H + kk];
+        }
+        h_tile[lid.y * 17u + lid.x] = hv;
+        let row = j0 + lid.y;
+        var wv = 0.0;
+        if row < H && kk < H {
+            wv = params[p.whh_off + row * H + kk];
+        }
+        w_tile[lid.y * 17u + lid.x] = wv;
+        workgroupBarrier();
+        for (var q = 0u; q < T16; q++) {
+            acc = fma(h_tile[lid.y * 17u + q], w_tile[lid.x * 17u + q], acc);
+        }
+        workgroupBarrier();
+    }
+    if b >= B || j >= H {
+        return;
+    }
+    var pre = acc + gx[p.gx_off + b * H + j];
+    if (p.flags & 2u) != 0u {
+        pre += params[p.bhh_off + j];
+    }
+    var h: f32;
+    if (p.flags & 4u) != 0u {
+        h = max(pre, 0.0);
+    } else {
+        h = tanh_c(pre);
+    }
+    hs[p.hout_off + b * H + j] = h;
+    y[p.y_off + b * p.y_stride + j] = h;
+}
+
+// ---------------------------------------------------------------------------------------
+// backward
+
+@group(0) @binding(8) var<uniform> q: StepBackParams;
+@group(0) @binding(9) var<storage, read> bparams: array<f32>;
+@group(0) @binding(10) var<storage, read> dy: array<f32>;
+@group(0) @binding(12) var<storage, read> bhs: array<f32>;
+@group(0) @binding(13) var<storage, read_write> dg: array<f32>;
+@group(0) @binding(14) var<storage, read_write> carry_h: array<f32>;
+
+var<workgroup> dg_tile: array<f32, 272>;
+var<workgroup> wb_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn rnn_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = q.hidden;
+    let B = q.batch;
+    let k0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let k = k0 + lid.x;
+    let b = b0 + lid.y;
+    var acc = 0.0;
+    if (q.flags & 1u) != 0u {
+        for (var r0 = 0u; r0 < H; r0 += T16) {
+            let rr = r0 + lid.x;
+            var dv = 0.0;
+            if b < B && rr < H {
+                dv = dg[q.dgn_off + b * H + rr];
+            }
+            dg_tile[lid.y * 17u + lid.x] = dv;
+            let wr = r0 + lid.y;
+            var wv = 0.0;
+            if wr < H && k < H {
+                wv = bparams[q.whh_off + wr * H + k];
+            }
+            wb_tile[lid.y * 17u + lid.x] = wv;
+            workgroupBarrier();
+            for (var s = 0u; s < T16; s++) {
+                acc = fma(dg_tile[lid.y * 17u + s], wb_tile[s * 17u + lid.x], acc);
+            }
+            workgroupBarrier();
+        }
+    }
+    if b >= B || k >= H {
+        return;
+    }
+    let ci = q.carry_off + b * H + k;
+    let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
+    let h = bhs[q.hout_off + b * H + k];
+    var da: f32;
+    if (q.flags & 4u) != 0u {
+        da = select(0.0, dh, h > 0.0);
+    } else {
+        da = dh * (1.0 - h * h);
+    }
+    dg[q.dg_off + b * H + k] = da;
+    carry_h[ci] = 0.0;
+}

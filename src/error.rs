@@ -1,0 +1,94 @@
+//! The library's error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in recur, typed so callers can react.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// No adapter matched; the message says how to get one.
+    #[error("no GPU adapter found{detail}: install a GPU driver, or Mesa's software Vulkan (apt-get install mesa-vulkan-drivers); RECUR_BACKEND and RECUR_ADAPTER choose among adapters")]
+    NoAdapter {
+        /// What was asked for (backend, adapter name), if anything.
+        detail: String,
+    },
+    /// The device could not be created.
+    #[error("could not create the GPU device: {0}")]
+    RequestDevice(String),
+    /// An environment variable has a value recur does not know.
+    #[error("{var}={value} is not valid: {expected}")]
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A configuration value is not usable.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A tensor has the wrong shape.
+    #[error("shape mismatch for {what}: expected {expected:?}, got {got:?}")]
+    Shape {
+        /// Which tensor.
+        what: String,
+        /// Expected shape.
+        expected: Vec<usize>,
+        /// Actual shape.
+        got: Vec<usize>,
+    },
+    /// A buffer would exceed a limit of the adapter.
+    #[error("{what} needs {size} bytes, over the adapter's {limit} limit of {max} bytes")]
+    Limit {
+        /// Which buffer.
+        what: String,
+        /// Bytes needed.
+        size: u64,
+        /// The limit's name.
+        limit: &'static str,
+        /// The limit's value.
+        max: u64,
+    },
+    /// A state_dict lacks a tensor the model needs.
+    #[error("tensor {0:?} is missing")]
+    MissingTensor(String),
+    /// A state_dict has a tensor the model does not know.
+    #[error("unexpected tensor {0:?}")]
+    UnexpectedTensor(String),
+    /// A tensor has a dtype recur cannot read.
+    #[error("tensor {name:?} has dtype {dtype}, expected {expected}")]
+    Dtype {
+        /// Tensor name (or file).
+        name: String,
+        /// The dtype found.
+        dtype: String,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+    /// A file is not in the format expected.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The GPU reported an error (validation, out of memory, device lost).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// A value is NaN or infinite where that is not allowed.
+    #[error("non-finite value in {0}")]
+    NonFinite(String),
+}
+
+/// `Result` with recur's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

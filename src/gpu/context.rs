@@ -1,0 +1,235 @@
+//! The GPU context: instance, adapter choice, device, queue, features and limits.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+use super::pipelines::PipelineCache;
+
+/// Optional features recur uses when the adapter has them.
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::TIMESTAMP_QUERY);
+
+/// An adapter as `recur info` shows it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// wgpu's description of the adapter.
+    pub info: wgpu::AdapterInfo,
+    /// The features it offers.
+    pub features: wgpu::Features,
+    /// Its limits.
+    pub limits: wgpu::Limits,
+}
+
+/// The device recur runs on, with the pipeline cache and the error sink.
+///
+/// Errors the device reports outside an error scope (validation, out of memory, device lost)
+/// are collected by the uncaptured-error handler and turned into [`Error::Gpu`] by
+/// [`Gpu::check`], which every submitting call runs after waiting.
+pub struct Gpu {
+    /// The wgpu instance.
+    pub instance: wgpu::Instance,
+    /// The chosen adapter.
+    pub adapter: wgpu::Adapter,
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The adapter's description.
+    pub info: wgpu::AdapterInfo,
+    /// Features enabled on the device.
+    pub features: wgpu::Features,
+    /// Limits requested for the device.
+    pub limits: wgpu::Limits,
+    pub(crate) pipelines: PipelineCache,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .finish()
+    }
+}
+
+/// Backends selected by `RECUR_BACKEND` (all when unset).
+pub fn backends_from_env() -> Result<wgpu::Backends> {
+    match std::env::var("RECUR_BACKEND") {
+        Err(_) => Ok(wgpu::Backends::all()),
+        Ok(v) => match v.to_ascii_lowercase().as_str() {
+            "" | "all" => Ok(wgpu::Backends::all()),
+            "vulkan" | "vk" => Ok(wgpu::Backends::VULKAN),
+            "metal" | "mtl" => Ok(wgpu::Backends::METAL),
+            "dx12" | "d3d12" => Ok(wgpu::Backends::DX12),
+            "gl" | "gles" | "opengl" => Ok(wgpu::Backends::GL),
+            "webgpu" | "browser" => Ok(wgpu::Backends::BROWSER_WEBGPU),
+            _ => Err(Error::BadEnv {
+                var: "RECUR_BACKEND",
+                value: v,
+                expected: "one of vulkan, metal, dx12, gl, webgpu",
+            }),
+        },
+    }
+}
+
+fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Preference order: discrete, integrated, virtual, CPU (software), other.
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// All adapters wgpu sees on the backends `RECUR_BACKEND` allows, in recur's preference
+/// order (the first one that matches `RECUR_ADAPTER` is the one [`Gpu::new`] picks).
+pub fn list_adapters() -> Result<Vec<AdapterSummary>> {
+    let instance = new_instance(backends_from_env()?);
+    Ok(sorted_adapters(&instance)
+        .into_iter()
+        .map(|a| AdapterSummary {
+            info: a.get_info(),
+            features: a.features(),
+            limits: a.limits(),
+        })
+        .collect())
+}
+
+fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut adapters =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    // Stable: among equal types, wgpu's order (which lists Vulkan before GL) is kept.
+    adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
+    adapters
+}
+
+/// Whether `info` matches the `RECUR_ADAPTER` filter (a case-insensitive part of the name).
+pub fn adapter_matches(info: &wgpu::AdapterInfo, filter: Option<&str>) -> bool {
+    match filter {
+        None => true,
+        Some(f) => info.name.to_lowercase().contains(&f.to_lowercase()),
+    }
+}
+
+impl Gpu {
+    /// Picks an adapter (high performance first; `RECUR_BACKEND` and `RECUR_ADAPTER` choose)
+    /// and opens a device with the optional features it has and the limits recur needs.
+    pub fn new() -> Result<Gpu> {
+        let backends = backends_from_env()?;
+        let filter = std::env::var("RECUR_ADAPTER").ok().filter(|s| !s.is_empty());
+        let instance = new_instance(backends);
+        let adapter = sorted_adapters(&instance)
+            .into_iter()
+            .find(|a| adapter_matches(&a.get_info(), filter.as_deref()))
+            .ok_or_else(|| {
+                let mut detail = String::new();
+                if let Ok(b) = std::env::var("RECUR_BACKEND") {
+                    detail += &format!(" for RECUR_BACKEND={b}");
+                }
+                if let Some(f) = &filter {
+                    detail += &format!(" matching RECUR_ADAPTER={f}");
+                }
+                Error::NoAdapter { detail }
+            })?;
+        Self::from_adapter(instance, adapter)
+    }
+
+    /// Opens a device on a given adapter.
+    pub fn from_adapter(instance: wgpu::Instance, adapter: wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let limits = required_limits(&adapter.limits());
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("recur"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut v) = lost.lock() {
+                v.push(format!("device lost ({reason:?}): {msg}"));
+            }
+        });
+        Ok(Gpu {
+            instance,
+            adapter,
+            device,
+            queue,
+            info,
+            features,
+            limits,
+            pipelines: PipelineCache::default(),
+            errors,
+        })
+    }
+
+    /// Returns the first error the device reported since the last check, if any.
+    pub fn check(&self) -> Result<()> {
+        let mut v = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        if v.is_empty() {
+            Ok(())
+        } else {
+            let first = v.remove(0);
+            v.clear();
+            Err(Error::Gpu(first))
+        }
+    }
+
+    /// Blocks until all submitted work is done, then reports device errors.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.check()
+    }
+
+    /// Whether the device has timestamp queries.
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Largest storage buffer binding, in bytes: no tensor may be larger.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+}
+
+/// WebGPU's defaults, raised to what the adapter offers where bigger is better for recur:
+/// buffer and binding sizes (sequence activations), storage buffers per stage (fused step
+/// kernels bind up to 7), workgroup memory.
+pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    let base = wgpu::Limits::default().or_worse_values_from(adapter);
+    wgpu::Limits {
+        max_buffer_size: adapter.max_buffer_size,
+        max_storage_buffer_binding_size: adapter.max_storage_buffer_binding_size,
+        max_storage_buffers_per_shader_stage: adapter.max_storage_buffers_per_shader_stage,
+        max_compute_workgroup_storage_size: adapter.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: adapter.max_compute_invocations_per_workgroup,
+        max_compute_workgroup_size_x: adapter.max_compute_workgroup_size_x,
+        max_compute_workgroup_size_y: adapter.max_compute_workgroup_size_y,
+        max_compute_workgroups_per_dimension: adapter.max_compute_workgroups_per_dimension,
+        ..base
+    }
+}

@@ -1,0 +1,11 @@
+//! The GPU layer: context and adapter choice, tensors and readback, the pipeline cache, and
+//! the recorder that turns a whole sequence into one submission.
+
+pub mod context;
+pub mod pipelines;
+pub mod recorder;
+pub mod tensor;
+
+pub use context::{list_adapters, AdapterSummary, Gpu};
+pub use recorder::{BindId, Recorder};
+pub use tensor::Tensor;

@@ -1,0 +1,256 @@
+//! `Recorder`: collects dispatches, copies and clears, then records them into one command
+//! encoder and submits them as ONE queue submission.
+//!
+//! Every kernel's binding `base` is a uniform buffer bound with a dynamic offset into one
+//! arena of parameter structs, so a whole sequence (thousands of step dispatches) needs one
+//! uniform upload and one bind group per (kernel, buffer set), not one per step.
+
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use super::context::Gpu;
+use super::pipelines::Pipeline;
+use crate::error::{Error, Result};
+use crate::kernels::KernelDesc;
+
+/// Bytes reserved for one kernel's parameter struct in the uniform arena.
+pub const UNIFORM_SLOT: usize = 256;
+
+/// Handle to a bind group described with [`Recorder::bind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindId(usize);
+
+struct BindSpec {
+    pipeline: Arc<Pipeline>,
+    base: u32,
+    buffers: Vec<(u32, wgpu::Buffer)>,
+}
+
+enum Op {
+    Dispatch {
+        bind: usize,
+        offset: u32,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_off: u64,
+        dst: wgpu::Buffer,
+        dst_off: u64,
+        size: u64,
+    },
+    Clear {
+        buf: wgpu::Buffer,
+        off: u64,
+        size: u64,
+    },
+}
+
+/// Records GPU work for one submission. See the module documentation.
+pub struct Recorder<'g> {
+    gpu: &'g Gpu,
+    align: usize,
+    uniforms: Vec<u8>,
+    binds: Vec<BindSpec>,
+    ops: Vec<Op>,
+    dispatches: usize,
+}
+
+impl<'g> Recorder<'g> {
+    /// An empty recording on `gpu`.
+    pub fn new(gpu: &'g Gpu) -> Self {
+        let align = (gpu.limits.min_uniform_buffer_offset_alignment as usize).max(UNIFORM_SLOT);
+        Recorder {
+            gpu,
+            align,
+            uniforms: Vec::new(),
+            binds: Vec::new(),
+            ops: Vec::new(),
+            dispatches: 0,
+        }
+    }
+
+    /// The GPU this recording is for.
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    /// Number of dispatches recorded so far.
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches
+    }
+
+    /// Describes a bind group for kernel `desc`: `buffers` bind, in order, to the kernel's
+    /// storage bindings (those that are `Some` in `desc.bindings`).
+    pub fn bind(&mut self, desc: &KernelDesc, buffers: &[&wgpu::Buffer]) -> Result<BindId> {
+        let pipeline = self.gpu.pipelines.get(&self.gpu.device, desc)?;
+        let slots: Vec<u32> = desc
+            .bindings
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_some())
+            .map(|(i, _)| desc.base + 1 + i as u32)
+            .collect();
+        if slots.len() != buffers.len() {
+            return Err(Error::Gpu(format!(
+                "kernel {} takes {} buffers, got {}",
+                desc.entry,
+                slots.len(),
+                buffers.len()
+            )));
+        }
+        self.binds.push(BindSpec {
+            pipeline,
+            base: desc.base,
+            buffers: slots
+                .into_iter()
+                .zip(buffers.iter().map(|b| (*b).clone()))
+                .collect(),
+        });
+        Ok(BindId(self.binds.len() - 1))
+    }
+
+    /// Records a dispatch of the kernel behind `bind` with parameter struct `params`.
+    pub fn dispatch<P: Pod>(&mut self, bind: BindId, params: &P, groups: [u32; 3]) -> Result<()> {
+        let bytes = bytemuck::bytes_of(params);
+        debug_assert!(bytes.len() <= UNIFORM_SLOT);
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::Limit {
+                what: format!("dispatch of {:?} workgroups", groups),
+                size: u64::from(*groups.iter().max().unwrap_or(&0)),
+                limit: "max_compute_workgroups_per_dimension",
+                max: u64::from(max),
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let offset = self.uniforms.len();
+        self.uniforms.extend_from_slice(bytes);
+        self.uniforms.resize(offset + self.align, 0);
+        self.ops.push(Op::Dispatch {
+            bind: bind.0,
+            offset: u32::try_from(offset).map_err(|_| Error::Gpu("uniform arena over 4 GiB".into()))?,
+            groups,
+        });
+        self.dispatches += 1;
+        Ok(())
+    }
+
+    /// Records a copy of `len` f32 elements.
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_off: usize, dst: &wgpu::Buffer, dst_off: usize, len: usize) {
+        if len > 0 {
+            self.ops.push(Op::Copy {
+                src: src.clone(),
+                src_off: src_off as u64 * 4,
+                dst: dst.clone(),
+                dst_off: dst_off as u64 * 4,
+                size: len as u64 * 4,
+            });
+        }
+    }
+
+    /// Records zeroing `len` f32 elements from element `off`.
+    pub fn clear(&mut self, buf: &wgpu::Buffer, off: usize, len: usize) {
+        if len > 0 {
+            self.ops.push(Op::Clear {
+                buf: buf.clone(),
+                off: off as u64 * 4,
+                size: len as u64 * 4,
+            });
+        }
+    }
+
+    /// Records everything into one command encoder and submits it once. Does not wait.
+    pub fn submit(self) -> Result<wgpu::SubmissionIndex> {
+        let cmd = self.finish()?;
+        Ok(self.gpu.queue.submit([cmd]))
+    }
+
+    /// Submits and waits; device errors come back as [`Error::Gpu`].
+    pub fn run(self) -> Result<()> {
+        let gpu = self.gpu;
+        self.submit()?;
+        gpu.wait()
+    }
+
+    fn finish(&self) -> Result<wgpu::CommandBuffer> {
+        let gpu = self.gpu;
+        let device = &gpu.device;
+        let mut arena = self.uniforms.clone();
+        arena.resize(arena.len().max(UNIFORM_SLOT), 0);
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("recur.params"),
+            contents: &arena,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let groups: Vec<wgpu::BindGroup> = self
+            .binds
+            .iter()
+            .map(|spec| {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: spec.base,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniform,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(UNIFORM_SLOT as u64),
+                    }),
+                }];
+                for (slot, buf) in &spec.buffers {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: *slot,
+                        resource: buf.as_entire_binding(),
+                    });
+                }
+                device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &spec.pipeline.layout,
+                    entries: &entries,
+                })
+            })
+            .collect();
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("recur.sequence"),
+        });
+        let mut i = 0;
+        while i < self.ops.len() {
+            match &self.ops[i] {
+                Op::Dispatch { .. } => {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("recur.pass"),
+                        timestamp_writes: None,
+                    });
+                    while let Some(Op::Dispatch {
+                        bind,
+                        offset,
+                        groups: g,
+                    }) = self.ops.get(i)
+                    {
+                        pass.set_pipeline(&self.binds[*bind].pipeline.pipeline);
+                        pass.set_bind_group(0, &groups[*bind], &[*offset]);
+                        pass.dispatch_workgroups(g[0], g[1], g[2]);
+                        i += 1;
+                    }
+                }
+                Op::Copy {
+                    src,
+                    src_off,
+                    dst,
+                    dst_off,
+                    size,
+                } => {
+                    enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
+                    i += 1;
+                }
+                Op::Clear { buf, off, size } => {
+                    enc.clear_buffer(buf, *off, Some(*size));
+                    i += 1;
+                }
+            }
+        }
+        Ok(enc.finish())
+    }
+}

@@ -1,0 +1,153 @@
+//! `Tensor`: an f32 storage buffer with a shape, and host transfers.
+
+use wgpu::util::DeviceExt;
+
+use super::context::Gpu;
+use crate::error::{Error, Result};
+
+/// A row-major f32 tensor in a GPU storage buffer.
+///
+/// The buffer is at least 4 bytes (wgpu rejects empty bindings) and may be larger than the
+/// shape when it was allocated for reuse; `numel` counts the elements the shape covers.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    /// The storage buffer (usable as storage, copy source and copy destination).
+    pub buffer: wgpu::Buffer,
+    /// Row-major shape.
+    pub shape: Vec<usize>,
+}
+
+impl Tensor {
+    /// Number of elements the shape covers.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Size in bytes of the elements the shape covers.
+    pub fn bytes(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+}
+
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    fn check_size(&self, label: &str, numel: usize) -> Result<u64> {
+        let bytes = (numel as u64).saturating_mul(4);
+        let max = self.max_binding_bytes();
+        if bytes > max {
+            return Err(Error::Limit {
+                what: label.to_string(),
+                size: bytes,
+                limit: "max_storage_buffer_binding_size",
+                max,
+            });
+        }
+        Ok(bytes.max(4))
+    }
+
+    /// Uploads `data` as a tensor of `shape`.
+    pub fn tensor(&self, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        if numel != data.len() {
+            return Err(Error::Shape {
+                what: label.to_string(),
+                expected: shape.to_vec(),
+                got: vec![data.len()],
+            });
+        }
+        self.check_size(label, numel)?;
+        let contents: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: USAGE,
+            });
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A zero-filled tensor of `shape` (wgpu zero-initialises new buffers).
+    pub fn zeros(&self, label: &str, shape: &[usize]) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        let size = self.check_size(label, numel)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Overwrites the start of `t` with `data` (queued; ordered before later submissions).
+    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        if data.len() != t.numel() {
+            return Err(Error::Shape {
+                what: "write".into(),
+                expected: t.shape.clone(),
+                got: vec![data.len()],
+            });
+        }
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// Copies the tensor back to the host (waits for all submitted work).
+    pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
+        self.read_buffer(&t.buffer, 0, t.numel())
+    }
+
+    /// Copies `len` f32 elements starting at element `offset` of `buffer` back to the host.
+    pub fn read_buffer(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = len as u64 * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("recur.readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("recur.readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("readback never completed".into()))?
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}

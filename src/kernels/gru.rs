@@ -1,0 +1,20 @@
+//! `shaders/gru.wgsl`: the fused GRU step kernels. Parameter structs and the
+//! encode functions are shared in [`super::step`].
+
+use super::{Access, KernelDesc, Shader};
+
+/// Entry `gru_step_forward` (bindings 0..6, see [`super::step`]).
+pub const STEP_FORWARD: KernelDesc = KernelDesc {
+    shader: Shader::Gru,
+    entry: "gru_step_forward",
+    base: 0,
+    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), None, Some(Access::ReadWrite), Some(Access::ReadWrite)],
+};
+
+/// Entry `gru_step_backward` (bindings 8..15, see [`super::step`]).
+pub const STEP_BACKWARD: KernelDesc = KernelDesc {
+    shader: Shader::Gru,
+    entry: "gru_step_backward",
+    base: 8,
+    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite)],
+};

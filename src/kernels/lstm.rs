@@ -1,0 +1,20 @@
+//! `shaders/lstm.wgsl`: the fused LSTM step kernels. Parameter structs and the
+//! encode functions are shared in [`super::step`].
+
+use super::{Access, KernelDesc, Shader};
+
+/// Entry `lstm_step_forward` (bindings 0..6, see [`super::step`]).
+pub const STEP_FORWARD: KernelDesc = KernelDesc {
+    shader: Shader::Lstm,
+    entry: "lstm_step_forward",
+    base: 0,
+    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite)],
+};
+
+/// Entry `lstm_step_backward` (bindings 8..15, see [`super::step`]).
+pub const STEP_BACKWARD: KernelDesc = KernelDesc {
+    shader: Shader::Lstm,
+    entry: "lstm_step_backward",
+    base: 8,
+    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite)],
+};

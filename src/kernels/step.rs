@@ -1,0 +1,212 @@
+//! The fused per-step kernels shared by `rnn.wgsl`, `lstm.wgsl` and `gru.wgsl`: parameter
+//! structs (mirrored in each WGSL file) and the generic bind/encode functions that pick the
+//! cell's entry point.
+//!
+//! Forward bindings (uniform at 0): 1 params (flat, read), 2 gx (read), 3 hs (rw),
+//! 4 cs (rw, LSTM), 5 y (rw), 6 acts (rw, LSTM/GRU).
+//! Backward bindings (uniform at 8): 9 params, 10 dy, 11 acts (LSTM/GRU), 12 cs (LSTM) or
+//! hs (RNN/GRU), 13 dg (= dgx for GRU), 14 carry_h, 15 carry_c (LSTM) or dgh (GRU).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{groups, KernelDesc};
+use crate::error::Result;
+use crate::gpu::{BindId, Recorder};
+use crate::rnn::CellKind;
+
+/// Side of the square workgroup tile (units x batch rows) of the step kernels.
+pub const TILE: usize = 16;
+
+/// Mirror of WGSL `StepParams` (offsets in elements).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StepParams {
+    /// Batch rows B.
+    pub batch: u32,
+    /// Hidden units H.
+    pub hidden: u32,
+    /// Offset of gx[t] (`[B, G*H]`).
+    pub gx_off: u32,
+    /// Offset of h_prev in hs.
+    pub hprev_off: u32,
+    /// Offset where h_t is written in hs.
+    pub hout_off: u32,
+    /// Offset of c_prev in cs.
+    pub cprev_off: u32,
+    /// Offset where c_t is written in cs.
+    pub cout_off: u32,
+    /// Offset of y[t, 0, d*H].
+    pub y_off: u32,
+    /// Row stride of y (`D*H`).
+    pub y_stride: u32,
+    /// Offset of acts[t].
+    pub act_off: u32,
+    /// Offset of W_hh in the flat parameters.
+    pub whh_off: u32,
+    /// Offset of b_hh in the flat parameters.
+    pub bhh_off: u32,
+    /// bit 0 SAVE, bit 1 HAS_BIAS, bit 2 RELU.
+    pub flags: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
+}
+
+/// Mirror of WGSL `StepBackParams` (offsets in elements).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StepBackParams {
+    /// Batch rows B.
+    pub batch: u32,
+    /// Hidden units H.
+    pub hidden: u32,
+    /// Offset of dy[t, 0, d*H].
+    pub dy_off: u32,
+    /// Row stride of dy (`D*H`).
+    pub dy_stride: u32,
+    /// Offset of dg[t] written by this step.
+    pub dg_off: u32,
+    /// Offset of the gate gradient of the step processed before (valid with HAS_NEXT).
+    pub dgn_off: u32,
+    /// Offset of acts[t].
+    pub act_off: u32,
+    /// Offset of h_prev in hs.
+    pub hprev_off: u32,
+    /// Offset of h_t in hs.
+    pub hout_off: u32,
+    /// Offset of c_prev in cs.
+    pub cprev_off: u32,
+    /// Offset of c_t in cs.
+    pub cout_off: u32,
+    /// Offset of W_hh in the flat parameters.
+    pub whh_off: u32,
+    /// Offset of this (layer, direction)'s rows in carry_h / carry_c.
+    pub carry_off: u32,
+    /// bit 0 HAS_NEXT, bit 2 RELU.
+    pub flags: u32,
+    /// Padding.
+    pub _pad: [u32; 2],
+}
+
+/// Flag bits shared by both structs.
+pub mod flags {
+    /// Forward: keep activations for backward.
+    pub const SAVE: u32 = 1;
+    /// Backward: the previous step's gate gradient is valid.
+    pub const HAS_NEXT: u32 = 1;
+    /// Forward: add b_hh.
+    pub const HAS_BIAS: u32 = 2;
+    /// RNN: relu instead of tanh.
+    pub const RELU: u32 = 4;
+}
+
+/// Buffers one forward (layer, direction) binds.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardBuffers<'a> {
+    /// Flat parameters.
+    pub params: &'a wgpu::Buffer,
+    /// Input projection `[T, B, G*H]`.
+    pub gx: &'a wgpu::Buffer,
+    /// Hidden states.
+    pub hs: &'a wgpu::Buffer,
+    /// Cell states (LSTM).
+    pub cs: Option<&'a wgpu::Buffer>,
+    /// Layer output `[T, B, D*H]`.
+    pub y: &'a wgpu::Buffer,
+    /// Saved activations (LSTM, GRU).
+    pub acts: Option<&'a wgpu::Buffer>,
+}
+
+/// Buffers one backward (layer, direction) binds.
+#[derive(Clone, Copy, Debug)]
+pub struct BackwardBuffers<'a> {
+    /// Flat parameters.
+    pub params: &'a wgpu::Buffer,
+    /// Gradient of the layer output `[T, B, D*H]`.
+    pub dy: &'a wgpu::Buffer,
+    /// Saved activations (LSTM, GRU).
+    pub acts: Option<&'a wgpu::Buffer>,
+    /// Hidden states (RNN, GRU).
+    pub hs: &'a wgpu::Buffer,
+    /// Cell states (LSTM).
+    pub cs: Option<&'a wgpu::Buffer>,
+    /// Input-side gate gradients `[T, B, G*H]` (all gates for RNN/LSTM).
+    pub dgx: &'a wgpu::Buffer,
+    /// Hidden-side gate gradients (GRU only).
+    pub dgh: Option<&'a wgpu::Buffer>,
+    /// dh carried between steps.
+    pub carry_h: &'a wgpu::Buffer,
+    /// dc carried between steps (LSTM).
+    pub carry_c: Option<&'a wgpu::Buffer>,
+}
+
+fn forward_desc(cell: CellKind) -> &'static KernelDesc {
+    match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => &super::rnn::STEP_FORWARD,
+        CellKind::Lstm => &super::lstm::STEP_FORWARD,
+        CellKind::Gru => &super::gru::STEP_FORWARD,
+    }
+}
+
+fn backward_desc(cell: CellKind) -> &'static KernelDesc {
+    match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => &super::rnn::STEP_BACKWARD,
+        CellKind::Lstm => &super::lstm::STEP_BACKWARD,
+        CellKind::Gru => &super::gru::STEP_BACKWARD,
+    }
+}
+
+/// Keeps the buffers the kernel declares (`Some` in its bindings), in binding order.
+fn select<'a>(desc: &KernelDesc, all: &[Option<&'a wgpu::Buffer>]) -> Result<Vec<&'a wgpu::Buffer>> {
+    let mut out = Vec::new();
+    for (i, access) in desc.bindings.iter().enumerate() {
+        if access.is_some() {
+            let b = all.get(i).copied().flatten().ok_or_else(|| {
+                crate::Error::Gpu(format!("{}: binding {} has no buffer", desc.entry, desc.base as usize + 1 + i))
+            })?;
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+/// Bind group for the forward step kernel of `cell`.
+pub fn bind_step_forward(rec: &mut Recorder, cell: CellKind, b: &ForwardBuffers) -> Result<BindId> {
+    let desc = forward_desc(cell);
+    let bufs = select(
+        desc,
+        &[Some(b.params), Some(b.gx), Some(b.hs), b.cs, Some(b.y), b.acts],
+    )?;
+    rec.bind(desc, &bufs)
+}
+
+/// Bind group for the backward step kernel of `cell`.
+pub fn bind_step_backward(rec: &mut Recorder, cell: CellKind, b: &BackwardBuffers) -> Result<BindId> {
+    let desc = backward_desc(cell);
+    let state = if cell == CellKind::Lstm { b.cs } else { Some(b.hs) };
+    let last = if cell == CellKind::Lstm { b.carry_c } else { b.dgh };
+    let bufs = select(
+        desc,
+        &[Some(b.params), Some(b.dy), b.acts, state, Some(b.dgx), Some(b.carry_h), last],
+    )?;
+    rec.bind(desc, &bufs)
+}
+
+/// Records one forward step: a `ceil(H/16) x ceil(B/16)` grid.
+pub fn encode_step_forward(rec: &mut Recorder, bind: BindId, p: &StepParams) -> Result<()> {
+    let g = [
+        groups(p.hidden as usize, TILE)?,
+        groups(p.batch as usize, TILE)?,
+        1,
+    ];
+    rec.dispatch(bind, p, g)
+}
+
+/// Records one backward step: a `ceil(H/16) x ceil(B/16)` grid.
+pub fn encode_step_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
+    let g = [
+        groups(p.hidden as usize, TILE)?,
+        groups(p.batch as usize, TILE)?,
+        1,
+    ];
+    rec.dispatch(bind, p, g)
+}

@@ -1,0 +1,19 @@
+//! recur: recurrent neural networks (vanilla RNN, LSTM, GRU) forward and backward on any GPU
+//! that wgpu reaches, with fused hand-written WGSL kernels.
+//!
+//! Layers, top to bottom: [`rnn`] (the sequence plan), [`kernels`] (one Rust file per WGSL
+//! file), [`gpu`] (context, tensors, pipeline cache), [`reference`] (the f64 CPU oracle),
+//! [`io`] (safetensors and `.npy`).
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod io;
+pub mod reference;
+pub mod rng;
+pub mod rnn;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, Recorder, Tensor};
+pub use rnn::{CellKind, ParamLayout, RnnConfig};

@@ -1,0 +1,102 @@
+//! The shape of an RNN stack: cell, sizes, layers, directions, bias, layout.
+
+use super::cell::CellKind;
+use crate::error::{Error, Result};
+
+/// Everything that fixes the parameter shapes and the data layout of an RNN stack,
+/// with PyTorch's `nn.RNN` / `nn.LSTM` / `nn.GRU` meanings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RnnConfig {
+    /// The cell of every layer.
+    pub cell: CellKind,
+    /// Features of the input `x` (`I`).
+    pub input_size: usize,
+    /// Features of the hidden state (`H`).
+    pub hidden_size: usize,
+    /// Stacked layers (`L`); layer k>0 reads the `D*H` features layer k-1 writes.
+    pub num_layers: usize,
+    /// Two directions (`D = 2`) whose outputs are concatenated on the feature axis.
+    pub bidirectional: bool,
+    /// Whether `bias_ih_l{k}` and `bias_hh_l{k}` exist.
+    pub bias: bool,
+    /// Input and output are `(B, T, F)` instead of `(T, B, F)`.
+    pub batch_first: bool,
+}
+
+impl RnnConfig {
+    /// A one-layer, unidirectional, biased, time-first stack.
+    pub fn new(cell: CellKind, input_size: usize, hidden_size: usize) -> Self {
+        RnnConfig {
+            cell,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bidirectional: false,
+            bias: true,
+            batch_first: false,
+        }
+    }
+
+    /// Sets the number of layers.
+    pub fn layers(mut self, n: usize) -> Self {
+        self.num_layers = n;
+        self
+    }
+
+    /// Sets bidirectional.
+    pub fn bidirectional(mut self, yes: bool) -> Self {
+        self.bidirectional = yes;
+        self
+    }
+
+    /// Sets whether the layers have biases.
+    pub fn bias(mut self, yes: bool) -> Self {
+        self.bias = yes;
+        self
+    }
+
+    /// Sets batch-first layout.
+    pub fn batch_first(mut self, yes: bool) -> Self {
+        self.batch_first = yes;
+        self
+    }
+
+    /// Number of directions, `D`.
+    pub fn num_directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Width of layer `layer`'s input: `I` for layer 0, `D*H` above it.
+    pub fn layer_input_size(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.num_directions() * self.hidden_size
+        }
+    }
+
+    /// Width of the output `y`: `D*H`.
+    pub fn output_size(&self) -> usize {
+        self.num_directions() * self.hidden_size
+    }
+
+    /// Rows of the gate matrices: `gates * H`.
+    pub fn gate_rows(&self) -> usize {
+        self.cell.gates() * self.hidden_size
+    }
+
+    /// Checks that every size is positive.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_size == 0 || self.hidden_size == 0 || self.num_layers == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "input_size, hidden_size and num_layers must be positive (got {}, {}, {})",
+                self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,545 @@
+//! The GPU RNN stack and the scheduler that records a whole sequence — every layer, both
+//! directions, forward and (for training) backward — into one [`Recorder`], so it reaches the
+//! queue as one submission with no readback inside.
+//!
+//! Plan for one (layer, direction), sequence length T, batch B, gates G:
+//! - forward: `gx = X·W_ihᵀ + b_ih` for all T·B rows (one GEMM), then T fused step
+//!   dispatches; direction 1 walks t = T-1..0.
+//! - backward: T fused step dispatches in the opposite order, each taking the previous
+//!   step's gate gradient through W_hh; then `dh0 += dG_first·W_hh`, `dW_ih += dGxᵀ·X`,
+//!   `dW_hh += dGhᵀ·H_prev`, `db += Σ dG`, `dX (+)= dGx·W_ih`: large GEMMs, no atomics.
+//!
+//! Hidden states (`hs`) are kept per time step only when training, in T+1 slots of `[B, H]`
+//! ordered by time: forward keeps h0 in slot 0 and h_t in slot t+1, reverse keeps h0 in slot
+//! T and h_t in slot t, so `H_prev` for all steps is one contiguous `[T·B, H]` block (slots
+//! 0..T forward, 1..T+1 reverse) and `dW_hh` is one GEMM. Inference keeps two slots and
+//! alternates. The cell state of the LSTM follows the same scheme.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::kernels::step::{self, flags, BackwardBuffers, ForwardBuffers, StepBackParams, StepParams};
+use crate::kernels::u32_of;
+use crate::kernels::util::{encode_sum_rows, encode_transpose01};
+
+use super::{CellKind, ParamKind, ParamLayout, RnnConfig};
+
+/// An RNN stack on the GPU: its config, layout, and the flat parameter and gradient buffers.
+#[derive(Debug)]
+pub struct Rnn {
+    /// Shape of the stack.
+    pub cfg: RnnConfig,
+    /// Where each tensor lives in `params` and `grads`.
+    pub layout: ParamLayout,
+    /// All parameters, flat, in state_dict order.
+    pub params: Tensor,
+    /// Gradients, same layout as `params`.
+    pub grads: Tensor,
+}
+
+/// What a forward pass returns.
+#[derive(Debug)]
+pub struct RnnOutput {
+    /// `(T, B, D*H)`, or `(B, T, D*H)` with batch_first.
+    pub y: Tensor,
+    /// `(L*D, B, H)`.
+    pub hn: Tensor,
+    /// `(L*D, B, H)`, LSTM only.
+    pub cn: Option<Tensor>,
+}
+
+/// Gradients of the inputs of a forward pass (parameter gradients are in [`Rnn::grads`]).
+#[derive(Debug)]
+pub struct InputGrads {
+    /// Same shape as the input.
+    pub dx: Tensor,
+    /// `(L*D, B, H)`.
+    pub dh0: Tensor,
+    /// `(L*D, B, H)`, LSTM only.
+    pub dc0: Option<Tensor>,
+}
+
+/// Per (layer, direction) tensors kept for backward.
+#[derive(Debug)]
+struct SavedDir {
+    hs: Tensor,
+    cs: Option<Tensor>,
+    acts: Option<Tensor>,
+}
+
+/// Activations a training forward keeps for [`Rnn::record_backward`].
+#[derive(Debug)]
+pub struct Saved {
+    seq: usize,
+    batch: usize,
+    /// Layer 0 input, time-major.
+    x: Tensor,
+    /// Output of every layer, time-major.
+    ys: Vec<Tensor>,
+    dirs: Vec<SavedDir>,
+}
+
+/// Sequence length and batch of an input, from its shape and the layout.
+fn seq_batch(cfg: &RnnConfig, x: &Tensor) -> Result<(usize, usize)> {
+    if x.shape.len() != 3 || x.shape[2] != cfg.input_size {
+        return Err(Error::Shape {
+            what: format!(
+                "input {} (0 = any)",
+                if cfg.batch_first { "(B, T, I)" } else { "(T, B, I)" }
+            ),
+            expected: vec![0, 0, cfg.input_size],
+            got: x.shape.clone(),
+        });
+    }
+    let (t, b) = if cfg.batch_first {
+        (x.shape[1], x.shape[0])
+    } else {
+        (x.shape[0], x.shape[1])
+    };
+    if t == 0 || b == 0 {
+        return Err(Error::Shape {
+            what: "input: sequence length and batch must be positive".into(),
+            expected: vec![],
+            got: x.shape.clone(),
+        });
+    }
+    Ok((t, b))
+}
+
+fn check_shape(what: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
+    if t.shape != expected {
+        return Err(Error::Shape {
+            what: what.to_string(),
+            expected: expected.to_vec(),
+            got: t.shape.clone(),
+        });
+    }
+    Ok(())
+}
+
+impl Rnn {
+    /// Uploads a stack with parameters `flat` (in [`ParamLayout`] order).
+    pub fn new(gpu: &Gpu, cfg: RnnConfig, flat: &[f32]) -> Result<Rnn> {
+        cfg.validate()?;
+        let layout = ParamLayout::new(&cfg);
+        if flat.len() != layout.total {
+            return Err(Error::Shape {
+                what: "flat parameters".into(),
+                expected: vec![layout.total],
+                got: vec![flat.len()],
+            });
+        }
+        let params = gpu.tensor("rnn.params", &[layout.total], flat)?;
+        let grads = gpu.zeros("rnn.grads", &[layout.total])?;
+        Ok(Rnn {
+            cfg,
+            layout,
+            params,
+            grads,
+        })
+    }
+
+    fn offset(&self, layer: usize, dir: usize, kind: ParamKind) -> Option<usize> {
+        self.layout.find(layer, dir, kind).map(|e| e.offset)
+    }
+
+    fn weight_offset(&self, layer: usize, dir: usize, kind: ParamKind) -> Result<usize> {
+        self.offset(layer, dir, kind)
+            .ok_or_else(|| Error::InvalidConfig(format!("no {kind:?} for layer {layer} direction {dir}")))
+    }
+
+    fn state_shape(&self, batch: usize) -> [usize; 3] {
+        [
+            self.cfg.num_layers * self.cfg.num_directions(),
+            batch,
+            self.cfg.hidden_size,
+        ]
+    }
+
+    /// Runs the stack forward (inference: nothing is kept for backward) in one submission.
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<RnnOutput> {
+        let mut rec = Recorder::new(gpu);
+        let (out, _) = self.record_forward(&mut rec, x, h0, c0, false)?;
+        rec.run()?;
+        Ok(out)
+    }
+
+    /// Forward, then backward of `L = sum(y*dy) + sum(hn*dhn) + sum(cn*dcn)`, in one
+    /// submission. Parameter gradients are written to [`Rnn::grads`] (overwritten).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_backward(
+        &self,
+        gpu: &Gpu,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        dy: &Tensor,
+        dhn: Option<&Tensor>,
+        dcn: Option<&Tensor>,
+    ) -> Result<(RnnOutput, InputGrads)> {
+        let mut rec = Recorder::new(gpu);
+        let (out, saved) = self.record_forward(&mut rec, x, h0, c0, true)?;
+        let saved = saved.ok_or_else(|| Error::Gpu("training forward kept nothing".into()))?;
+        let grads = self.record_backward(&mut rec, &saved, dy, dhn, dcn, false)?;
+        rec.run()?;
+        Ok((out, grads))
+    }
+
+    /// Records the forward pass. With `train`, keeps what backward needs and returns it.
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(RnnOutput, Option<Saved>)> {
+        let gpu = rec.gpu();
+        let cfg = &self.cfg;
+        let (seq, batch) = seq_batch(cfg, x)?;
+        let state = self.state_shape(batch);
+        if let Some(h0) = h0 {
+            check_shape("h0", h0, &state)?;
+        }
+        if let Some(c0) = c0 {
+            if cfg.cell != CellKind::Lstm {
+                return Err(Error::InvalidConfig(format!("c0 given to a {} stack", cfg.cell)));
+            }
+            check_shape("c0", c0, &state)?;
+        }
+        let (h, d_n, gh) = (cfg.hidden_size, cfg.num_directions(), cfg.gate_rows());
+        let dh = d_n * h;
+        let bh = batch * h;
+        let lstm = cfg.cell == CellKind::Lstm;
+        let saves_acts = train && matches!(cfg.cell, CellKind::Lstm | CellKind::Gru);
+
+        // Time-major input.
+        let xt = if cfg.batch_first {
+            let xt = gpu.zeros("rnn.x_tm", &[seq, batch, cfg.input_size])?;
+            encode_transpose01(rec, &x.buffer, &xt.buffer, batch, seq, cfg.input_size)?;
+            xt
+        } else {
+            x.clone()
+        };
+        let hn = gpu.zeros("rnn.hn", &state)?;
+        let cn = if lstm { Some(gpu.zeros("rnn.cn", &state)?) } else { None };
+        let gx = gpu.zeros("rnn.gx", &[seq * batch, gh])?;
+        let slots = if train { seq + 1 } else { 2 };
+        let mut ys: Vec<Tensor> = Vec::with_capacity(cfg.num_layers);
+        let mut dirs = Vec::new();
+        let relu = if cfg.cell == CellKind::RnnRelu { flags::RELU } else { 0 };
+        let has_bias = if cfg.bias { flags::HAS_BIAS } else { 0 };
+        let save = if saves_acts { flags::SAVE } else { 0 };
+
+        for layer in 0..cfg.num_layers {
+            let input = if layer == 0 { &xt } else { &ys[layer - 1] };
+            let in_w = cfg.layer_input_size(layer);
+            let y = gpu.zeros("rnn.y", &[seq, batch, dh])?;
+            for dir in 0..d_n {
+                let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
+                let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
+                let b_ih = self.offset(layer, dir, ParamKind::BiasIh);
+                let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: seq * batch,
+                        n: gh,
+                        k: in_w,
+                        a: MatRef { buffer: &input.buffer, offset: 0, ld: in_w },
+                        trans_a: false,
+                        b: MatRef { buffer: &self.params.buffer, offset: w_ih, ld: in_w },
+                        trans_b: true,
+                        bias: b_ih.map(|o| (&self.params.buffer, o)),
+                        c: MatRef { buffer: &gx.buffer, offset: 0, ld: gh },
+                        accumulate: false,
+                    },
+                )?;
+                let hs = gpu.zeros("rnn.hs", &[slots, batch, h])?;
+                let cs = if lstm { Some(gpu.zeros("rnn.cs", &[slots, batch, h])?) } else { None };
+                let acts = if saves_acts {
+                    Some(gpu.zeros("rnn.acts", &[seq, batch, 4 * h])?)
+                } else {
+                    None
+                };
+                // Slot of h0 and of the state after processing step s (time t).
+                let first_slot = if train && dir == 1 { seq } else { 0 };
+                let sd = (layer * d_n + dir) * bh;
+                if let Some(h0) = h0 {
+                    rec.copy(&h0.buffer, sd, &hs.buffer, first_slot * bh, bh);
+                }
+                if let (Some(c0), Some(cs)) = (c0, &cs) {
+                    rec.copy(&c0.buffer, sd, &cs.buffer, first_slot * bh, bh);
+                }
+                let bind = step::bind_step_forward(
+                    rec,
+                    cfg.cell,
+                    &ForwardBuffers {
+                        params: &self.params.buffer,
+                        gx: &gx.buffer,
+                        hs: &hs.buffer,
+                        cs: cs.as_ref().map(|c| &c.buffer),
+                        y: &y.buffer,
+                        acts: acts.as_ref().map(|a| &a.buffer),
+                    },
+                )?;
+                let mut last_slot = first_slot;
+                for s in 0..seq {
+                    let t = if dir == 0 { s } else { seq - 1 - s };
+                    let (prev, out) = match (train, dir) {
+                        (true, 0) => (t, t + 1),
+                        (true, _) => (t + 1, t),
+                        (false, _) => (s % 2, (s + 1) % 2),
+                    };
+                    last_slot = out;
+                    let p = StepParams {
+                        batch: u32_of("batch", batch)?,
+                        hidden: u32_of("hidden", h)?,
+                        gx_off: u32_of("gx offset", t * batch * gh)?,
+                        hprev_off: u32_of("hs offset", prev * bh)?,
+                        hout_off: u32_of("hs offset", out * bh)?,
+                        cprev_off: u32_of("cs offset", prev * bh)?,
+                        cout_off: u32_of("cs offset", out * bh)?,
+                        y_off: u32_of("y offset", t * batch * dh + dir * h)?,
+                        y_stride: u32_of("y stride", dh)?,
+                        act_off: u32_of("acts offset", t * batch * 4 * h)?,
+                        whh_off: u32_of("w_hh offset", w_hh)?,
+                        bhh_off: u32_of("b_hh offset", b_hh)?,
+                        flags: save | has_bias | relu,
+                        _pad: [0; 3],
+                    };
+                    step::encode_step_forward(rec, bind, &p)?;
+                }
+                rec.copy(&hs.buffer, last_slot * bh, &hn.buffer, sd, bh);
+                if let (Some(cs), Some(cn)) = (&cs, &cn) {
+                    rec.copy(&cs.buffer, last_slot * bh, &cn.buffer, sd, bh);
+                }
+                dirs.push(SavedDir { hs, cs, acts });
+            }
+            ys.push(y);
+        }
+        let top = ys.last().ok_or_else(|| Error::InvalidConfig("no layers".into()))?.clone();
+        let y = if cfg.batch_first {
+            let yb = gpu.zeros("rnn.y_bf", &[batch, seq, dh])?;
+            encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, dh)?;
+            yb
+        } else {
+            top
+        };
+        let out = RnnOutput { y, hn, cn };
+        let saved = train.then_some(Saved {
+            seq,
+            batch,
+            x: xt,
+            ys,
+            dirs,
+        });
+        Ok((out, saved))
+    }
+
+    /// Records backward of `L = sum(y*dy) + sum(hn*dhn) + sum(cn*dcn)` after a training
+    /// [`Rnn::record_forward`]. Parameter gradients go to [`Rnn::grads`]: added to what is
+    /// there with `accumulate`, else overwritten.
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        saved: &Saved,
+        dy: &Tensor,
+        dhn: Option<&Tensor>,
+        dcn: Option<&Tensor>,
+        accumulate: bool,
+    ) -> Result<InputGrads> {
+        let gpu = rec.gpu();
+        let cfg = &self.cfg;
+        let (seq, batch) = (saved.seq, saved.batch);
+        let (h, d_n, gh) = (cfg.hidden_size, cfg.num_directions(), cfg.gate_rows());
+        let dh = d_n * h;
+        let bh = batch * h;
+        let lstm = cfg.cell == CellKind::Lstm;
+        let gru = cfg.cell == CellKind::Gru;
+        let state = self.state_shape(batch);
+        let y_shape = if cfg.batch_first { [batch, seq, dh] } else { [seq, batch, dh] };
+        check_shape("grad_output", dy, &y_shape)?;
+        if let Some(t) = dhn {
+            check_shape("dhn", t, &state)?;
+        }
+        if let Some(t) = dcn {
+            check_shape("dcn", t, &state)?;
+        }
+        let dy_t = if cfg.batch_first {
+            let t = gpu.zeros("rnn.dy_tm", &[seq, batch, dh])?;
+            encode_transpose01(rec, &dy.buffer, &t.buffer, batch, seq, dh)?;
+            t
+        } else {
+            dy.clone()
+        };
+        if !accumulate {
+            rec.clear(&self.grads.buffer, 0, self.layout.total);
+        }
+        // dh0/dc0 start as dhn/dcn and are the carries of the step kernels.
+        let dh0 = gpu.zeros("rnn.dh0", &state)?;
+        match dhn {
+            Some(t) => rec.copy(&t.buffer, 0, &dh0.buffer, 0, t.numel()),
+            None => rec.clear(&dh0.buffer, 0, dh0.numel()),
+        }
+        let dc0 = if lstm {
+            let t = gpu.zeros("rnn.dc0", &state)?;
+            match dcn {
+                Some(s) => rec.copy(&s.buffer, 0, &t.buffer, 0, s.numel()),
+                None => rec.clear(&t.buffer, 0, t.numel()),
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let dgx = gpu.zeros("rnn.dgx", &[seq * batch, gh])?;
+        let dgh_own = if gru { Some(gpu.zeros("rnn.dgh", &[seq * batch, gh])?) } else { None };
+        let dgh = dgh_own.as_ref().unwrap_or(&dgx);
+        let relu = if cfg.cell == CellKind::RnnRelu { flags::RELU } else { 0 };
+
+        let mut d_out = dy_t;
+        let mut dx_tm = None;
+        for layer in (0..cfg.num_layers).rev() {
+            let input = if layer == 0 { &saved.x } else { &saved.ys[layer - 1] };
+            let in_w = cfg.layer_input_size(layer);
+            let d_in = gpu.zeros("rnn.dx", &[seq, batch, in_w])?;
+            for dir in 0..d_n {
+                let sd = &saved.dirs[layer * d_n + dir];
+                let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
+                let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
+                let carry = (layer * d_n + dir) * bh;
+                let bind = step::bind_step_backward(
+                    rec,
+                    cfg.cell,
+                    &BackwardBuffers {
+                        params: &self.params.buffer,
+                        dy: &d_out.buffer,
+                        acts: sd.acts.as_ref().map(|a| &a.buffer),
+                        hs: &sd.hs.buffer,
+                        cs: sd.cs.as_ref().map(|c| &c.buffer),
+                        dgx: &dgx.buffer,
+                        dgh: dgh_own.as_ref().map(|t| &t.buffer),
+                        carry_h: &dh0.buffer,
+                        carry_c: dc0.as_ref().map(|t| &t.buffer),
+                    },
+                )?;
+                let mut prev_t = 0;
+                for s in 0..seq {
+                    let t = if dir == 0 { seq - 1 - s } else { s };
+                    let (hp, ho) = if dir == 0 { (t, t + 1) } else { (t + 1, t) };
+                    let p = StepBackParams {
+                        batch: u32_of("batch", batch)?,
+                        hidden: u32_of("hidden", h)?,
+                        dy_off: u32_of("dy offset", t * batch * dh + dir * h)?,
+                        dy_stride: u32_of("dy stride", dh)?,
+                        dg_off: u32_of("dg offset", t * batch * gh)?,
+                        dgn_off: u32_of("dg offset", prev_t * batch * gh)?,
+                        act_off: u32_of("acts offset", t * batch * 4 * h)?,
+                        hprev_off: u32_of("hs offset", hp * bh)?,
+                        hout_off: u32_of("hs offset", ho * bh)?,
+                        cprev_off: u32_of("cs offset", hp * bh)?,
+                        cout_off: u32_of("cs offset", ho * bh)?,
+                        whh_off: u32_of("w_hh offset", w_hh)?,
+                        carry_off: u32_of("carry offset", carry)?,
+                        flags: if s > 0 { flags::HAS_NEXT } else { 0 } | relu,
+                        _pad: [0; 2],
+                    };
+                    step::encode_step_backward(rec, bind, &p)?;
+                    prev_t = t;
+                }
+                // dh0 += dG_h(first step) · W_hh
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: batch,
+                        n: h,
+                        k: gh,
+                        a: MatRef { buffer: &dgh.buffer, offset: prev_t * batch * gh, ld: gh },
+                        trans_a: false,
+                        b: MatRef { buffer: &self.params.buffer, offset: w_hh, ld: h },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef { buffer: &dh0.buffer, offset: carry, ld: h },
+                        accumulate: true,
+                    },
+                )?;
+                let dw_ih = w_ih;
+                let dw_hh = w_hh;
+                // dW_ih += dGxᵀ · X
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: gh,
+                        n: in_w,
+                        k: seq * batch,
+                        a: MatRef { buffer: &dgx.buffer, offset: 0, ld: gh },
+                        trans_a: true,
+                        b: MatRef { buffer: &input.buffer, offset: 0, ld: in_w },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef { buffer: &self.grads.buffer, offset: dw_ih, ld: in_w },
+                        accumulate: true,
+                    },
+                )?;
+                // dW_hh += dGhᵀ · H_prev (slots 0..T forward, 1..T+1 reverse)
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: gh,
+                        n: h,
+                        k: seq * batch,
+                        a: MatRef { buffer: &dgh.buffer, offset: 0, ld: gh },
+                        trans_a: true,
+                        b: MatRef { buffer: &sd.hs.buffer, offset: if dir == 0 { 0 } else { bh }, ld: h },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef { buffer: &self.grads.buffer, offset: dw_hh, ld: h },
+                        accumulate: true,
+                    },
+                )?;
+                if let Some(b_ih) = self.offset(layer, dir, ParamKind::BiasIh) {
+                    encode_sum_rows(rec, &dgx.buffer, 0, gh, seq * batch, gh, &self.grads.buffer, b_ih)?;
+                }
+                if let Some(b_hh) = self.offset(layer, dir, ParamKind::BiasHh) {
+                    encode_sum_rows(rec, &dgh.buffer, 0, gh, seq * batch, gh, &self.grads.buffer, b_hh)?;
+                }
+                // dX (+)= dGx · W_ih
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: seq * batch,
+                        n: in_w,
+                        k: gh,
+                        a: MatRef { buffer: &dgx.buffer, offset: 0, ld: gh },
+                        trans_a: false,
+                        b: MatRef { buffer: &self.params.buffer, offset: w_ih, ld: in_w },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef { buffer: &d_in.buffer, offset: 0, ld: in_w },
+                        accumulate: dir > 0,
+                    },
+                )?;
+            }
+            if layer == 0 {
+                dx_tm = Some(d_in);
+                break;
+            }
+            d_out = d_in;
+        }
+        let dx_tm = dx_tm.ok_or_else(|| Error::InvalidConfig("no layers".into()))?;
+        let dx = if cfg.batch_first {
+            let t = gpu.zeros("rnn.dx_bf", &[batch, seq, cfg.input_size])?;
+            encode_transpose01(rec, &dx_tm.buffer, &t.buffer, seq, batch, cfg.input_size)?;
+            t
+        } else {
+            dx_tm
+        };
+        Ok(InputGrads { dx, dh0, dc0 })
+    }
+}
