@@ -8,8 +8,8 @@
 
 pub mod error;
 pub mod gpu;
-pub mod kernels;
 pub mod io;
+pub mod kernels;
 pub mod reference;
 pub mod rng;
 pub mod rnn;

@@ -140,7 +140,7 @@ fn compare(
         let err = (a - n).abs();
         let bound = RTOL * a.abs().max(n.abs()) + ATOL;
         *worst = worst.max(err / (a.abs().max(n.abs()) + ATOL));
-        if !(err <= bound) {
+        if err.is_nan() || err > bound {
             fails.push(format!(
                 "{}: analytic {a:.12e}, numeric {n:.12e}, |diff| {err:.3e} > {bound:.3e}",
                 names(i)

@@ -5,14 +5,25 @@
 use recur::kernels::Shader;
 
 fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(shader.source())
-        .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(shader.source())));
+    let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
+        panic!(
+            "{}: {}",
+            shader.file_name(),
+            e.emit_to_string(shader.source())
+        )
+    });
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::empty(),
     )
     .validate(&module)
-    .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(shader.source())));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}: {}",
+            shader.file_name(),
+            e.emit_to_string(shader.source())
+        )
+    });
     (module, info)
 }
 
@@ -20,7 +31,11 @@ fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
 fn every_shader_validates_with_no_optional_capability() {
     for s in Shader::ALL {
         let (m, _) = module(s);
-        assert!(!m.entry_points.is_empty(), "{} has no entry point", s.file_name());
+        assert!(
+            !m.entry_points.is_empty(),
+            "{} has no entry point",
+            s.file_name()
+        );
     }
 }
 
@@ -30,7 +45,12 @@ fn every_shader_translates_to_spirv() {
         let (m, info) = module(s);
         let words = naga::back::spv::write_vec(&m, &info, &Default::default(), None)
             .unwrap_or_else(|e| panic!("{} -> SPIR-V: {e}", s.file_name()));
-        assert_eq!(words[0], 0x0723_0203, "{}: not a SPIR-V module", s.file_name());
+        assert_eq!(
+            words[0],
+            0x0723_0203,
+            "{}: not a SPIR-V module",
+            s.file_name()
+        );
     }
 }
 
@@ -38,10 +58,16 @@ fn every_shader_translates_to_spirv() {
 fn every_shader_translates_to_msl() {
     for s in Shader::ALL {
         let (m, info) = module(s);
-        let (src, _) = naga::back::msl::write_string(&m, &info, &Default::default(), &Default::default())
-            .unwrap_or_else(|e| panic!("{} -> MSL: {e}", s.file_name()));
+        let (src, _) =
+            naga::back::msl::write_string(&m, &info, &Default::default(), &Default::default())
+                .unwrap_or_else(|e| panic!("{} -> MSL: {e}", s.file_name()));
         for ep in &m.entry_points {
-            assert!(src.contains(&ep.name), "{}: MSL lacks {}", s.file_name(), ep.name);
+            assert!(
+                src.contains(&ep.name),
+                "{}: MSL lacks {}",
+                s.file_name(),
+                ep.name
+            );
         }
     }
 }
@@ -57,7 +83,12 @@ fn every_shader_translates_to_hlsl() {
             .write(&m, &info, None)
             .unwrap_or_else(|e| panic!("{} -> HLSL: {e}", s.file_name()));
         for ep in &m.entry_points {
-            assert!(src.contains(&ep.name), "{}: HLSL lacks {}", s.file_name(), ep.name);
+            assert!(
+                src.contains(&ep.name),
+                "{}: HLSL lacks {}",
+                s.file_name(),
+                ep.name
+            );
         }
     }
 }

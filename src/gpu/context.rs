@@ -107,8 +107,7 @@ pub fn list_adapters() -> Result<Vec<AdapterSummary>> {
 }
 
 fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    let mut adapters =
-        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     // Stable: among equal types, wgpu's order (which lists Vulkan before GL) is kept.
     adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
     adapters
@@ -127,7 +126,9 @@ impl Gpu {
     /// and opens a device with the optional features it has and the limits recur needs.
     pub fn new() -> Result<Gpu> {
         let backends = backends_from_env()?;
-        let filter = std::env::var("RECUR_ADAPTER").ok().filter(|s| !s.is_empty());
+        let filter = std::env::var("RECUR_ADAPTER")
+            .ok()
+            .filter(|s| !s.is_empty());
         let instance = new_instance(backends);
         let adapter = sorted_adapters(&instance)
             .into_iter()
@@ -185,7 +186,10 @@ impl Gpu {
 
     /// Returns the first error the device reported since the last check, if any.
     pub fn check(&self) -> Result<()> {
-        let mut v = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        let mut v = self
+            .errors
+            .lock()
+            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
         if v.is_empty() {
             Ok(())
         } else {

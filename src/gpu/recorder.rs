@@ -133,7 +133,8 @@ impl<'g> Recorder<'g> {
         self.uniforms.resize(offset + self.align, 0);
         self.ops.push(Op::Dispatch {
             bind: bind.0,
-            offset: u32::try_from(offset).map_err(|_| Error::Gpu("uniform arena over 4 GiB".into()))?,
+            offset: u32::try_from(offset)
+                .map_err(|_| Error::Gpu("uniform arena over 4 GiB".into()))?,
             groups,
         });
         self.dispatches += 1;
@@ -141,7 +142,14 @@ impl<'g> Recorder<'g> {
     }
 
     /// Records a copy of `len` f32 elements.
-    pub fn copy(&mut self, src: &wgpu::Buffer, src_off: usize, dst: &wgpu::Buffer, dst_off: usize, len: usize) {
+    pub fn copy(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_off: usize,
+        dst: &wgpu::Buffer,
+        dst_off: usize,
+        len: usize,
+    ) {
         if len > 0 {
             self.ops.push(Op::Copy {
                 src: src.clone(),

@@ -115,7 +115,12 @@ impl Gpu {
     }
 
     /// Copies `len` f32 elements starting at element `offset` of `buffer` back to the host.
-    pub fn read_buffer(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+    pub fn read_buffer(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>> {
         if len == 0 {
             return Ok(Vec::new());
         }

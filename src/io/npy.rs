@@ -201,8 +201,7 @@ mod tests {
     fn io_npy_bytes_round_trip() {
         for shape in [vec![], vec![5], vec![2, 3], vec![2, 0, 4], vec![1, 2, 3, 2]] {
             let n: usize = shape.iter().product();
-            let t = HostTensor::new(shape, (0..n).map(|i| i as f32 * 0.5 - 1.0).collect())
-                .unwrap();
+            let t = HostTensor::new(shape, (0..n).map(|i| i as f32 * 0.5 - 1.0).collect()).unwrap();
             let b = to_npy_bytes(&t).unwrap();
             assert_eq!(read_f32_bytes(&b).unwrap(), t);
         }

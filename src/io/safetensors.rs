@@ -209,7 +209,9 @@ mod tests {
             Err(Error::Shape { .. })
         ));
         let ok = HostTensor::new(vec![1], vec![1.0]).unwrap();
-        assert!(to_safetensors_bytes(&[("a".into(), ok.clone()), ("a".into(), ok)], &none).is_err());
+        assert!(
+            to_safetensors_bytes(&[("a".into(), ok.clone()), ("a".into(), ok)], &none).is_err()
+        );
         assert!(matches!(load_bytes(b"\x01"), Err(Error::Format { .. })));
         assert!(matches!(load_bytes(&[]), Err(Error::Format { .. })));
     }

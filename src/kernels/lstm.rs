@@ -8,7 +8,14 @@ pub const STEP_FORWARD: KernelDesc = KernelDesc {
     shader: Shader::Lstm,
     entry: "lstm_step_forward",
     base: 0,
-    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite)],
+    bindings: &[
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+    ],
 };
 
 /// Entry `lstm_step_backward` (bindings 8..15, see [`super::step`]).
@@ -16,5 +23,13 @@ pub const STEP_BACKWARD: KernelDesc = KernelDesc {
     shader: Shader::Lstm,
     entry: "lstm_step_backward",
     base: 8,
-    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), Some(Access::ReadWrite), Some(Access::ReadWrite)],
+    bindings: &[
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+    ],
 };

@@ -8,7 +8,13 @@ pub const STEP_FORWARD: KernelDesc = KernelDesc {
     shader: Shader::Rnn,
     entry: "rnn_step_forward",
     base: 0,
-    bindings: &[Some(Access::Read), Some(Access::Read), Some(Access::ReadWrite), None, Some(Access::ReadWrite)],
+    bindings: &[
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::ReadWrite),
+        None,
+        Some(Access::ReadWrite),
+    ],
 };
 
 /// Entry `rnn_step_backward` (bindings 8..15, see [`super::step`]).
@@ -16,5 +22,12 @@ pub const STEP_BACKWARD: KernelDesc = KernelDesc {
     shader: Shader::Rnn,
     entry: "rnn_step_backward",
     base: 8,
-    bindings: &[Some(Access::Read), Some(Access::Read), None, Some(Access::Read), Some(Access::ReadWrite), Some(Access::ReadWrite)],
+    bindings: &[
+        Some(Access::Read),
+        Some(Access::Read),
+        None,
+        Some(Access::Read),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+    ],
 };

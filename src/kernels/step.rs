@@ -156,12 +156,19 @@ fn backward_desc(cell: CellKind) -> &'static KernelDesc {
 }
 
 /// Keeps the buffers the kernel declares (`Some` in its bindings), in binding order.
-fn select<'a>(desc: &KernelDesc, all: &[Option<&'a wgpu::Buffer>]) -> Result<Vec<&'a wgpu::Buffer>> {
+fn select<'a>(
+    desc: &KernelDesc,
+    all: &[Option<&'a wgpu::Buffer>],
+) -> Result<Vec<&'a wgpu::Buffer>> {
     let mut out = Vec::new();
     for (i, access) in desc.bindings.iter().enumerate() {
         if access.is_some() {
             let b = all.get(i).copied().flatten().ok_or_else(|| {
-                crate::Error::Gpu(format!("{}: binding {} has no buffer", desc.entry, desc.base as usize + 1 + i))
+                crate::Error::Gpu(format!(
+                    "{}: binding {} has no buffer",
+                    desc.entry,
+                    desc.base as usize + 1 + i
+                ))
             })?;
             out.push(b);
         }
@@ -174,19 +181,46 @@ pub fn bind_step_forward(rec: &mut Recorder, cell: CellKind, b: &ForwardBuffers)
     let desc = forward_desc(cell);
     let bufs = select(
         desc,
-        &[Some(b.params), Some(b.gx), Some(b.hs), b.cs, Some(b.y), b.acts],
+        &[
+            Some(b.params),
+            Some(b.gx),
+            Some(b.hs),
+            b.cs,
+            Some(b.y),
+            b.acts,
+        ],
     )?;
     rec.bind(desc, &bufs)
 }
 
 /// Bind group for the backward step kernel of `cell`.
-pub fn bind_step_backward(rec: &mut Recorder, cell: CellKind, b: &BackwardBuffers) -> Result<BindId> {
+pub fn bind_step_backward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    b: &BackwardBuffers,
+) -> Result<BindId> {
     let desc = backward_desc(cell);
-    let state = if cell == CellKind::Lstm { b.cs } else { Some(b.hs) };
-    let last = if cell == CellKind::Lstm { b.carry_c } else { b.dgh };
+    let state = if cell == CellKind::Lstm {
+        b.cs
+    } else {
+        Some(b.hs)
+    };
+    let last = if cell == CellKind::Lstm {
+        b.carry_c
+    } else {
+        b.dgh
+    };
     let bufs = select(
         desc,
-        &[Some(b.params), Some(b.dy), b.acts, state, Some(b.dgx), Some(b.carry_h), last],
+        &[
+            Some(b.params),
+            Some(b.dy),
+            b.acts,
+            state,
+            Some(b.dgx),
+            Some(b.carry_h),
+            last,
+        ],
     )?;
     rec.bind(desc, &bufs)
 }

@@ -297,7 +297,7 @@ pub fn gru_step_backward(
             dgx[row3 + 2 * hs + j] = dn_pre;
             dgh[row3 + j] = dr_pre;
             dgh[row3 + hs + j] = dz_pre;
-            dgh[row3 + 2 * hs + j] = dn_pre;
+            dgh[row3 + 2 * hs + j] = dn_pre * r;
         }
     }
     let mut dh_prev = recurrent_back(&dgh, w_hh, batch, hs);

@@ -18,7 +18,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
-use crate::kernels::step::{self, flags, BackwardBuffers, ForwardBuffers, StepBackParams, StepParams};
+use crate::kernels::step::{
+    self, flags, BackwardBuffers, ForwardBuffers, StepBackParams, StepParams,
+};
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_sum_rows, encode_transpose01};
 
@@ -85,7 +87,11 @@ fn seq_batch(cfg: &RnnConfig, x: &Tensor) -> Result<(usize, usize)> {
         return Err(Error::Shape {
             what: format!(
                 "input {} (0 = any)",
-                if cfg.batch_first { "(B, T, I)" } else { "(T, B, I)" }
+                if cfg.batch_first {
+                    "(B, T, I)"
+                } else {
+                    "(T, B, I)"
+                }
             ),
             expected: vec![0, 0, cfg.input_size],
             got: x.shape.clone(),
@@ -144,8 +150,9 @@ impl Rnn {
     }
 
     fn weight_offset(&self, layer: usize, dir: usize, kind: ParamKind) -> Result<usize> {
-        self.offset(layer, dir, kind)
-            .ok_or_else(|| Error::InvalidConfig(format!("no {kind:?} for layer {layer} direction {dir}")))
+        self.offset(layer, dir, kind).ok_or_else(|| {
+            Error::InvalidConfig(format!("no {kind:?} for layer {layer} direction {dir}"))
+        })
     }
 
     fn state_shape(&self, batch: usize) -> [usize; 3] {
@@ -209,7 +216,10 @@ impl Rnn {
         }
         if let Some(c0) = c0 {
             if cfg.cell != CellKind::Lstm {
-                return Err(Error::InvalidConfig(format!("c0 given to a {} stack", cfg.cell)));
+                return Err(Error::InvalidConfig(format!(
+                    "c0 given to a {} stack",
+                    cfg.cell
+                )));
             }
             check_shape("c0", c0, &state)?;
         }
@@ -228,12 +238,20 @@ impl Rnn {
             x.clone()
         };
         let hn = gpu.zeros("rnn.hn", &state)?;
-        let cn = if lstm { Some(gpu.zeros("rnn.cn", &state)?) } else { None };
+        let cn = if lstm {
+            Some(gpu.zeros("rnn.cn", &state)?)
+        } else {
+            None
+        };
         let gx = gpu.zeros("rnn.gx", &[seq * batch, gh])?;
         let slots = if train { seq + 1 } else { 2 };
         let mut ys: Vec<Tensor> = Vec::with_capacity(cfg.num_layers);
         let mut dirs = Vec::new();
-        let relu = if cfg.cell == CellKind::RnnRelu { flags::RELU } else { 0 };
+        let relu = if cfg.cell == CellKind::RnnRelu {
+            flags::RELU
+        } else {
+            0
+        };
         let has_bias = if cfg.bias { flags::HAS_BIAS } else { 0 };
         let save = if saves_acts { flags::SAVE } else { 0 };
 
@@ -252,19 +270,39 @@ impl Rnn {
                         m: seq * batch,
                         n: gh,
                         k: in_w,
-                        a: MatRef { buffer: &input.buffer, offset: 0, ld: in_w },
+                        a: MatRef {
+                            buffer: &input.buffer,
+                            offset: 0,
+                            ld: in_w,
+                        },
                         trans_a: false,
-                        b: MatRef { buffer: &self.params.buffer, offset: w_ih, ld: in_w },
+                        b: MatRef {
+                            buffer: &self.params.buffer,
+                            offset: w_ih,
+                            ld: in_w,
+                        },
                         trans_b: true,
                         bias: b_ih.map(|o| (&self.params.buffer, o)),
-                        c: MatRef { buffer: &gx.buffer, offset: 0, ld: gh },
+                        c: MatRef {
+                            buffer: &gx.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
                         accumulate: false,
                     },
                 )?;
                 let hs = gpu.zeros("rnn.hs", &[slots, batch, h])?;
-                let cs = if lstm { Some(gpu.zeros("rnn.cs", &[slots, batch, h])?) } else { None };
+                let cs = if lstm {
+                    Some(gpu.zeros("rnn.cs", &[slots, batch, h])?)
+                } else {
+                    None
+                };
+                // The LSTM/GRU kernels declare the activation buffer even when they do not
+                // save (SAVE off): inference binds a one-element placeholder.
                 let acts = if saves_acts {
                     Some(gpu.zeros("rnn.acts", &[seq, batch, 4 * h])?)
+                } else if matches!(cfg.cell, CellKind::Lstm | CellKind::Gru) {
+                    Some(gpu.zeros("rnn.acts.unused", &[1])?)
                 } else {
                     None
                 };
@@ -324,7 +362,10 @@ impl Rnn {
             }
             ys.push(y);
         }
-        let top = ys.last().ok_or_else(|| Error::InvalidConfig("no layers".into()))?.clone();
+        let top = ys
+            .last()
+            .ok_or_else(|| Error::InvalidConfig("no layers".into()))?
+            .clone();
         let y = if cfg.batch_first {
             let yb = gpu.zeros("rnn.y_bf", &[batch, seq, dh])?;
             encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, dh)?;
@@ -364,7 +405,11 @@ impl Rnn {
         let lstm = cfg.cell == CellKind::Lstm;
         let gru = cfg.cell == CellKind::Gru;
         let state = self.state_shape(batch);
-        let y_shape = if cfg.batch_first { [batch, seq, dh] } else { [seq, batch, dh] };
+        let y_shape = if cfg.batch_first {
+            [batch, seq, dh]
+        } else {
+            [seq, batch, dh]
+        };
         check_shape("grad_output", dy, &y_shape)?;
         if let Some(t) = dhn {
             check_shape("dhn", t, &state)?;
@@ -399,14 +444,26 @@ impl Rnn {
             None
         };
         let dgx = gpu.zeros("rnn.dgx", &[seq * batch, gh])?;
-        let dgh_own = if gru { Some(gpu.zeros("rnn.dgh", &[seq * batch, gh])?) } else { None };
+        let dgh_own = if gru {
+            Some(gpu.zeros("rnn.dgh", &[seq * batch, gh])?)
+        } else {
+            None
+        };
         let dgh = dgh_own.as_ref().unwrap_or(&dgx);
-        let relu = if cfg.cell == CellKind::RnnRelu { flags::RELU } else { 0 };
+        let relu = if cfg.cell == CellKind::RnnRelu {
+            flags::RELU
+        } else {
+            0
+        };
 
         let mut d_out = dy_t;
         let mut dx_tm = None;
         for layer in (0..cfg.num_layers).rev() {
-            let input = if layer == 0 { &saved.x } else { &saved.ys[layer - 1] };
+            let input = if layer == 0 {
+                &saved.x
+            } else {
+                &saved.ys[layer - 1]
+            };
             let in_w = cfg.layer_input_size(layer);
             let d_in = gpu.zeros("rnn.dx", &[seq, batch, in_w])?;
             for dir in 0..d_n {
@@ -460,12 +517,24 @@ impl Rnn {
                         m: batch,
                         n: h,
                         k: gh,
-                        a: MatRef { buffer: &dgh.buffer, offset: prev_t * batch * gh, ld: gh },
+                        a: MatRef {
+                            buffer: &dgh.buffer,
+                            offset: prev_t * batch * gh,
+                            ld: gh,
+                        },
                         trans_a: false,
-                        b: MatRef { buffer: &self.params.buffer, offset: w_hh, ld: h },
+                        b: MatRef {
+                            buffer: &self.params.buffer,
+                            offset: w_hh,
+                            ld: h,
+                        },
                         trans_b: false,
                         bias: None,
-                        c: MatRef { buffer: &dh0.buffer, offset: carry, ld: h },
+                        c: MatRef {
+                            buffer: &dh0.buffer,
+                            offset: carry,
+                            ld: h,
+                        },
                         accumulate: true,
                     },
                 )?;
@@ -478,12 +547,24 @@ impl Rnn {
                         m: gh,
                         n: in_w,
                         k: seq * batch,
-                        a: MatRef { buffer: &dgx.buffer, offset: 0, ld: gh },
+                        a: MatRef {
+                            buffer: &dgx.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
                         trans_a: true,
-                        b: MatRef { buffer: &input.buffer, offset: 0, ld: in_w },
+                        b: MatRef {
+                            buffer: &input.buffer,
+                            offset: 0,
+                            ld: in_w,
+                        },
                         trans_b: false,
                         bias: None,
-                        c: MatRef { buffer: &self.grads.buffer, offset: dw_ih, ld: in_w },
+                        c: MatRef {
+                            buffer: &self.grads.buffer,
+                            offset: dw_ih,
+                            ld: in_w,
+                        },
                         accumulate: true,
                     },
                 )?;
@@ -494,20 +575,50 @@ impl Rnn {
                         m: gh,
                         n: h,
                         k: seq * batch,
-                        a: MatRef { buffer: &dgh.buffer, offset: 0, ld: gh },
+                        a: MatRef {
+                            buffer: &dgh.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
                         trans_a: true,
-                        b: MatRef { buffer: &sd.hs.buffer, offset: if dir == 0 { 0 } else { bh }, ld: h },
+                        b: MatRef {
+                            buffer: &sd.hs.buffer,
+                            offset: if dir == 0 { 0 } else { bh },
+                            ld: h,
+                        },
                         trans_b: false,
                         bias: None,
-                        c: MatRef { buffer: &self.grads.buffer, offset: dw_hh, ld: h },
+                        c: MatRef {
+                            buffer: &self.grads.buffer,
+                            offset: dw_hh,
+                            ld: h,
+                        },
                         accumulate: true,
                     },
                 )?;
                 if let Some(b_ih) = self.offset(layer, dir, ParamKind::BiasIh) {
-                    encode_sum_rows(rec, &dgx.buffer, 0, gh, seq * batch, gh, &self.grads.buffer, b_ih)?;
+                    encode_sum_rows(
+                        rec,
+                        &dgx.buffer,
+                        0,
+                        gh,
+                        seq * batch,
+                        gh,
+                        &self.grads.buffer,
+                        b_ih,
+                    )?;
                 }
                 if let Some(b_hh) = self.offset(layer, dir, ParamKind::BiasHh) {
-                    encode_sum_rows(rec, &dgh.buffer, 0, gh, seq * batch, gh, &self.grads.buffer, b_hh)?;
+                    encode_sum_rows(
+                        rec,
+                        &dgh.buffer,
+                        0,
+                        gh,
+                        seq * batch,
+                        gh,
+                        &self.grads.buffer,
+                        b_hh,
+                    )?;
                 }
                 // dX (+)= dGx · W_ih
                 encode_matmul(
@@ -516,12 +627,24 @@ impl Rnn {
                         m: seq * batch,
                         n: in_w,
                         k: gh,
-                        a: MatRef { buffer: &dgx.buffer, offset: 0, ld: gh },
+                        a: MatRef {
+                            buffer: &dgx.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
                         trans_a: false,
-                        b: MatRef { buffer: &self.params.buffer, offset: w_ih, ld: in_w },
+                        b: MatRef {
+                            buffer: &self.params.buffer,
+                            offset: w_ih,
+                            ld: in_w,
+                        },
                         trans_b: false,
                         bias: None,
-                        c: MatRef { buffer: &d_in.buffer, offset: 0, ld: in_w },
+                        c: MatRef {
+                            buffer: &d_in.buffer,
+                            offset: 0,
+                            ld: in_w,
+                        },
                         accumulate: dir > 0,
                     },
                 )?;

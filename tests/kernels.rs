@@ -1,0 +1,202 @@
+//! Each kernel against the f64 CPU reference, on several shapes including sizes that are not
+//! multiples of the workgroup tile (16) or the GEMM tile (64).
+
+mod common;
+
+use common::{assert_close, f64s, gpu};
+use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use recur::kernels::util::{encode_sum_rows, encode_transpose01};
+use recur::rng::Rng;
+use recur::{reference, Recorder};
+
+#[test]
+fn matmul_should_match_reference_for_every_transpose_bias_and_accumulate() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(1);
+    // (m, n, k): one tile, a partial tile on each edge, several tiles, a skinny K, K = 1.
+    let shapes = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (64, 64, 16),
+        (65, 70, 33),
+        (130, 17, 100),
+        (7, 129, 1),
+    ];
+    for &(m, n, k) in &shapes {
+        for flags in 0..16u32 {
+            let (ta, tb, acc, bias) = (
+                flags & 1 != 0,
+                flags & 2 != 0,
+                flags & 4 != 0,
+                flags & 8 != 0,
+            );
+            let a = rng.vec_uniform_f32(m * k, -1.0, 1.0);
+            let b = rng.vec_uniform_f32(k * n, -1.0, 1.0);
+            let c0 = rng.vec_uniform_f32(m * n, -1.0, 1.0);
+            let bv = rng.vec_uniform_f32(n + 3, -1.0, 1.0);
+            let ta_buf = gpu.tensor("a", &[m * k], &a).unwrap();
+            let tb_buf = gpu.tensor("b", &[k * n], &b).unwrap();
+            let tbias = gpu.tensor("bias", &[n + 3], &bv).unwrap();
+            let tc = gpu.tensor("c", &[m * n], &c0).unwrap();
+            let mut rec = Recorder::new(&gpu);
+            encode_matmul(
+                &mut rec,
+                &Gemm {
+                    m,
+                    n,
+                    k,
+                    a: MatRef {
+                        buffer: &ta_buf.buffer,
+                        offset: 0,
+                        ld: if ta { m } else { k },
+                    },
+                    trans_a: ta,
+                    b: MatRef {
+                        buffer: &tb_buf.buffer,
+                        offset: 0,
+                        ld: if tb { k } else { n },
+                    },
+                    trans_b: tb,
+                    bias: bias.then_some((&tbias.buffer, 3)),
+                    c: MatRef {
+                        buffer: &tc.buffer,
+                        offset: 0,
+                        ld: n,
+                    },
+                    accumulate: acc,
+                },
+            )
+            .unwrap();
+            rec.run().unwrap();
+            let got = gpu.read(&tc).unwrap();
+            let bias64 = f64s(&bv[3..]);
+            let mut want = reference::matmul(
+                &f64s(&a),
+                &f64s(&b),
+                m,
+                n,
+                k,
+                ta,
+                tb,
+                bias.then_some(&bias64[..]),
+            );
+            if acc {
+                for (w, c) in want.iter_mut().zip(&c0) {
+                    *w += f64::from(*c);
+                }
+            }
+            assert_close(
+                &format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} acc={acc} bias={bias}"),
+                &got,
+                &want,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_should_honour_offsets_and_leading_dimensions() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(2);
+    // A 5x4 block at row 2, column 3 of a 9x11 matrix, times a 4x6 block inside a wider one.
+    let (m, n, k) = (5, 6, 4);
+    let big_a = rng.vec_uniform_f32(9 * 11, -1.0, 1.0);
+    let big_b = rng.vec_uniform_f32(4 * 10, -1.0, 1.0);
+    let ta = gpu.tensor("a", &[99], &big_a).unwrap();
+    let tb = gpu.tensor("b", &[40], &big_b).unwrap();
+    let tc = gpu.zeros("c", &[8 * 13]).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    encode_matmul(
+        &mut rec,
+        &Gemm {
+            m,
+            n,
+            k,
+            a: MatRef {
+                buffer: &ta.buffer,
+                offset: 2 * 11 + 3,
+                ld: 11,
+            },
+            trans_a: false,
+            b: MatRef {
+                buffer: &tb.buffer,
+                offset: 1,
+                ld: 10,
+            },
+            trans_b: false,
+            bias: None,
+            c: MatRef {
+                buffer: &tc.buffer,
+                offset: 13 + 2,
+                ld: 13,
+            },
+            accumulate: false,
+        },
+    )
+    .unwrap();
+    rec.run().unwrap();
+    let got = gpu.read(&tc).unwrap();
+    let a: Vec<f64> = (0..m)
+        .flat_map(|i| (0..k).map(move |j| (i, j)))
+        .map(|(i, j)| f64::from(big_a[(2 + i) * 11 + 3 + j]))
+        .collect();
+    let b: Vec<f64> = (0..k)
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
+        .map(|(i, j)| f64::from(big_b[1 + i * 10 + j]))
+        .collect();
+    let want = reference::matmul(&a, &b, m, n, k, false, false, None);
+    let mut full = vec![0.0; 8 * 13];
+    for i in 0..m {
+        for j in 0..n {
+            full[13 + 2 + i * 13 + j] = want[i * n + j];
+        }
+    }
+    assert_close("matmul with offsets", &got, &full, 1e-6);
+}
+
+#[test]
+fn sum_rows_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(3);
+    for &(rows, cols) in &[(1, 1), (7, 5), (33, 65), (200, 130)] {
+        let a = rng.vec_uniform_f32(rows * cols, -1.0, 1.0);
+        let init = rng.vec_uniform_f32(cols + 2, -1.0, 1.0);
+        let ta = gpu.tensor("a", &[rows * cols], &a).unwrap();
+        let out = gpu.tensor("out", &[cols + 2], &init).unwrap();
+        let mut rec = Recorder::new(&gpu);
+        encode_sum_rows(&mut rec, &ta.buffer, 0, cols, rows, cols, &out.buffer, 2).unwrap();
+        rec.run().unwrap();
+        let got = gpu.read(&out).unwrap();
+        let sums = reference::sum_rows(&f64s(&a), rows, cols);
+        let mut want = f64s(&init);
+        for j in 0..cols {
+            want[2 + j] += sums[j];
+        }
+        assert_close(&format!("sum_rows {rows}x{cols}"), &got, &want, 1e-6);
+    }
+}
+
+#[test]
+fn transpose01_should_swap_the_leading_axes() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(4);
+    for &(d0, d1, inner) in &[(1, 1, 1), (3, 5, 7), (17, 2, 33)] {
+        let a = rng.vec_uniform_f32(d0 * d1 * inner, -1.0, 1.0);
+        let ta = gpu.tensor("a", &[d0, d1, inner], &a).unwrap();
+        let out = gpu.zeros("out", &[d1, d0, inner]).unwrap();
+        let mut rec = Recorder::new(&gpu);
+        encode_transpose01(&mut rec, &ta.buffer, &out.buffer, d0, d1, inner).unwrap();
+        rec.run().unwrap();
+        let got = gpu.read(&out).unwrap();
+        let mut want = vec![0.0; a.len()];
+        for i in 0..d0 {
+            for j in 0..d1 {
+                for f in 0..inner {
+                    want[(j * d0 + i) * inner + f] = f64::from(a[(i * d1 + j) * inner + f]);
+                }
+            }
+        }
+        assert_close("transpose01", &got, &want, 0.0);
+    }
+}

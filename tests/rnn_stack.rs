@@ -1,0 +1,244 @@
+//! Whole stacks on the GPU (the fused step kernels inside the sequence scheduler) against the
+//! f64 CPU reference: forward outputs and final states, and every gradient, for each cell
+//! kind, stacked, bidirectional, batch-first, with and without bias and initial states.
+
+mod common;
+
+use common::{assert_close, f64s, gpu};
+use recur::rng::Rng;
+use recur::rnn::Rnn;
+use recur::{reference, CellKind, Gpu, ParamLayout, RnnConfig};
+
+/// `[d0, d1, f]` -> `[d1, d0, f]` on the host.
+fn swap01(v: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
+    let mut out = vec![0.0; v.len()];
+    for i in 0..d0 {
+        for j in 0..d1 {
+            out[(j * d0 + i) * f..(j * d0 + i + 1) * f]
+                .copy_from_slice(&v[(i * d1 + j) * f..(i * d1 + j + 1) * f]);
+        }
+    }
+    out
+}
+
+struct Case {
+    cfg: RnnConfig,
+    seq: usize,
+    batch: usize,
+    with_state: bool,
+}
+
+fn check(gpu: &Gpu, case: &Case, seed: u64) {
+    let Case {
+        cfg,
+        seq,
+        batch,
+        with_state,
+    } = case;
+    let (seq, batch) = (*seq, *batch);
+    let name = format!("{:?} T={seq} B={batch} state={with_state}", cfg);
+    let mut rng = Rng::new(seed);
+    let layout = ParamLayout::new(cfg);
+    let k = 1.0 / (cfg.hidden_size as f32).sqrt();
+    let params = rng.vec_uniform_f32(layout.total, -k, k);
+    let (h, d) = (cfg.hidden_size, cfg.num_directions());
+    let state = [cfg.num_layers * d, batch, h];
+    let n_state = state.iter().product();
+    let x_tm = rng.vec_uniform_f32(seq * batch * cfg.input_size, -1.0, 1.0);
+    let h0 = rng.vec_uniform_f32(n_state, -0.5, 0.5);
+    let c0 = rng.vec_uniform_f32(n_state, -0.5, 0.5);
+    let dy_tm = rng.vec_uniform_f32(seq * batch * d * h, -1.0, 1.0);
+    let dhn = rng.vec_uniform_f32(n_state, -1.0, 1.0);
+    let dcn = rng.vec_uniform_f32(n_state, -1.0, 1.0);
+    let lstm = cfg.cell == CellKind::Lstm;
+
+    let rnn = Rnn::new(gpu, cfg.clone(), &params).unwrap();
+    let (x_in, x_shape, dy_in, y_shape) = if cfg.batch_first {
+        (
+            swap01(&x_tm, seq, batch, cfg.input_size),
+            [batch, seq, cfg.input_size],
+            swap01(&dy_tm, seq, batch, d * h),
+            [batch, seq, d * h],
+        )
+    } else {
+        (
+            x_tm.clone(),
+            [seq, batch, cfg.input_size],
+            dy_tm.clone(),
+            [seq, batch, d * h],
+        )
+    };
+    let x = gpu.tensor("x", &x_shape, &x_in).unwrap();
+    let dy = gpu.tensor("dy", &y_shape, &dy_in).unwrap();
+    let th0 = gpu.tensor("h0", &state, &h0).unwrap();
+    let tc0 = gpu.tensor("c0", &state, &c0).unwrap();
+    let tdhn = gpu.tensor("dhn", &state, &dhn).unwrap();
+    let tdcn = gpu.tensor("dcn", &state, &dcn).unwrap();
+    let h0_opt = with_state.then_some(&th0);
+    let c0_opt = (*with_state && lstm).then_some(&tc0);
+
+    let r_h0 = with_state.then(|| f64s(&h0));
+    let r_c0 = (*with_state && lstm).then(|| f64s(&c0));
+    let p64 = f64s(&params);
+    let x64 = f64s(&x_tm);
+    let fwd = reference::rnn_forward(
+        cfg,
+        &p64,
+        &x64,
+        seq,
+        batch,
+        r_h0.as_deref(),
+        r_c0.as_deref(),
+    );
+
+    // Inference path.
+    let out = rnn.forward(gpu, &x, h0_opt, c0_opt).unwrap();
+    let mut y = gpu.read(&out.y).unwrap();
+    if cfg.batch_first {
+        y = swap01(&y, batch, seq, d * h);
+    }
+    assert_close(&format!("{name}: y (inference)"), &y, &fwd.y, 1e-5);
+    assert_close(
+        &format!("{name}: hn (inference)"),
+        &gpu.read(&out.hn).unwrap(),
+        &fwd.hn,
+        1e-5,
+    );
+    if let (Some(cn), Some(want)) = (&out.cn, &fwd.cn) {
+        assert_close(
+            &format!("{name}: cn (inference)"),
+            &gpu.read(cn).unwrap(),
+            want,
+            1e-5,
+        );
+    }
+
+    // Training path: forward + backward in one submission.
+    let dcn_opt = lstm.then_some(&tdcn);
+    let (out, grads) = rnn
+        .forward_backward(gpu, &x, h0_opt, c0_opt, &dy, Some(&tdhn), dcn_opt)
+        .unwrap();
+    let mut y = gpu.read(&out.y).unwrap();
+    if cfg.batch_first {
+        y = swap01(&y, batch, seq, d * h);
+    }
+    assert_close(&format!("{name}: y (train)"), &y, &fwd.y, 1e-5);
+    assert_close(
+        &format!("{name}: hn (train)"),
+        &gpu.read(&out.hn).unwrap(),
+        &fwd.hn,
+        1e-5,
+    );
+    let r_dcn = lstm.then(|| f64s(&dcn));
+    let g = reference::rnn_backward(
+        cfg,
+        &p64,
+        &x64,
+        seq,
+        batch,
+        r_h0.as_deref(),
+        r_c0.as_deref(),
+        &fwd,
+        &f64s(&dy_tm),
+        Some(&f64s(&dhn)),
+        r_dcn.as_deref(),
+    );
+    let dparams = gpu.read(&rnn.grads).unwrap();
+    for e in &layout.entries {
+        assert_close(
+            &format!("{name}: grad {}", e.name),
+            &dparams[e.range()],
+            &g.dparams[e.range()],
+            1e-4,
+        );
+    }
+    let mut dx = gpu.read(&grads.dx).unwrap();
+    if cfg.batch_first {
+        dx = swap01(&dx, batch, seq, cfg.input_size);
+    }
+    assert_close(&format!("{name}: dx"), &dx, &g.dx, 1e-4);
+    assert_close(
+        &format!("{name}: dh0"),
+        &gpu.read(&grads.dh0).unwrap(),
+        &g.dh0,
+        1e-4,
+    );
+    if let (Some(dc0), Some(want)) = (&grads.dc0, &g.dc0) {
+        assert_close(&format!("{name}: dc0"), &gpu.read(dc0).unwrap(), want, 1e-4);
+    }
+}
+
+fn cases(cell: CellKind) -> Vec<Case> {
+    vec![
+        // One step, one unit: the smallest shape.
+        Case {
+            cfg: RnnConfig::new(cell, 1, 1),
+            seq: 1,
+            batch: 1,
+            with_state: true,
+        },
+        // Odd sizes below one tile.
+        Case {
+            cfg: RnnConfig::new(cell, 5, 7),
+            seq: 6,
+            batch: 3,
+            with_state: true,
+        },
+        // Two layers, bidirectional, no initial state.
+        Case {
+            cfg: RnnConfig::new(cell, 4, 5).layers(2).bidirectional(true),
+            seq: 5,
+            batch: 2,
+            with_state: false,
+        },
+        // Batch-first, no bias, with state.
+        Case {
+            cfg: RnnConfig::new(cell, 3, 6).batch_first(true).bias(false),
+            seq: 4,
+            batch: 5,
+            with_state: true,
+        },
+        // Hidden and batch past one 16-wide tile, bidirectional batch-first stack.
+        Case {
+            cfg: RnnConfig::new(cell, 9, 19)
+                .layers(2)
+                .bidirectional(true)
+                .batch_first(true),
+            seq: 3,
+            batch: 17,
+            with_state: true,
+        },
+    ]
+}
+
+#[test]
+fn rnn_tanh_stack_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (i, c) in cases(CellKind::RnnTanh).iter().enumerate() {
+        check(&gpu, c, 100 + i as u64);
+    }
+}
+
+#[test]
+fn rnn_relu_stack_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (i, c) in cases(CellKind::RnnRelu).iter().enumerate() {
+        check(&gpu, c, 200 + i as u64);
+    }
+}
+
+#[test]
+fn lstm_stack_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (i, c) in cases(CellKind::Lstm).iter().enumerate() {
+        check(&gpu, c, 300 + i as u64);
+    }
+}
+
+#[test]
+fn gru_stack_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (i, c) in cases(CellKind::Gru).iter().enumerate() {
+        check(&gpu, c, 400 + i as u64);
+    }
+}
