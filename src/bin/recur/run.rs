@@ -1,0 +1,174 @@
+//! `recur run`: the port checker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use recur::io::{self, HostTensor};
+use recur::rnn::state_dict::config_from_state_dict;
+use recur::rnn::Rnn;
+use recur::{CellKind, Gpu};
+
+/// Arguments of `recur run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// safetensors file with the RNN's state_dict (f32, f16 or bf16).
+    #[arg(long)]
+    model: PathBuf,
+    /// Input .npy (float32): (T, B, I), or (B, T, I) with --batch-first.
+    #[arg(long)]
+    input: PathBuf,
+    /// Initial hidden state .npy, (D*L, B, H).
+    #[arg(long)]
+    h0: Option<PathBuf>,
+    /// Initial cell state .npy (LSTM), (D*L, B, H).
+    #[arg(long)]
+    c0: Option<PathBuf>,
+    /// Input and output are batch-first.
+    #[arg(long)]
+    batch_first: bool,
+    /// Nonlinearity of a vanilla RNN (else the file's `nonlinearity` metadata, else tanh).
+    #[arg(long, value_parser = ["tanh", "relu"])]
+    nonlinearity: Option<String>,
+    /// Prefix of the RNN's tensors inside a larger state_dict (for example `lstm.`).
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// Where to write the output Y (.npy).
+    #[arg(long)]
+    output: PathBuf,
+    /// Where to write the final hidden state (.npy).
+    #[arg(long)]
+    hn: Option<PathBuf>,
+    /// Where to write the final cell state (.npy, LSTM).
+    #[arg(long)]
+    cn: Option<PathBuf>,
+    /// dL/dY (.npy) for L = sum(Y * DY): runs backward too.
+    #[arg(long, requires = "grads")]
+    grad_output: Option<PathBuf>,
+    /// Where to write the gradients (safetensors): every parameter under its state_dict name,
+    /// plus `input`, `h0` and (LSTM) `c0`.
+    #[arg(long, requires = "grad_output")]
+    grads: Option<PathBuf>,
+}
+
+fn read_npy(path: &Path) -> anyhow::Result<HostTensor> {
+    Ok(io::read_f32(path)?)
+}
+
+pub fn run(a: &RunArgs) -> anyhow::Result<()> {
+    let (tensors, meta) = io::load(&a.model)?;
+    let nonlinearity = a.nonlinearity.as_deref().and_then(CellKind::parse);
+    let (mut cfg, flat) = config_from_state_dict(&tensors, &a.prefix, nonlinearity, &meta)
+        .with_context(|| format!("{}", a.model.display()))?;
+    cfg.batch_first = a.batch_first;
+    if a.cn.is_some() && cfg.cell != CellKind::Lstm {
+        bail!(
+            "--cn given but the model is a {}, which has no cell state",
+            cfg.cell
+        );
+    }
+    if a.c0.is_some() && cfg.cell != CellKind::Lstm {
+        bail!(
+            "--c0 given but the model is a {}, which has no cell state",
+            cfg.cell
+        );
+    }
+    let x = read_npy(&a.input)?;
+    let h0 = a.h0.as_deref().map(read_npy).transpose()?;
+    let c0 = a.c0.as_deref().map(read_npy).transpose()?;
+    let dy = a.grad_output.as_deref().map(read_npy).transpose()?;
+    for (name, t) in [
+        ("input", Some(&x)),
+        ("h0", h0.as_ref()),
+        ("c0", c0.as_ref()),
+        ("grad-output", dy.as_ref()),
+    ] {
+        if let Some(t) = t {
+            if t.data.iter().any(|v| !v.is_finite()) {
+                bail!("--{name} holds NaN or infinite values");
+            }
+        }
+    }
+
+    let gpu = Gpu::new()?;
+    let rnn = Rnn::new(&gpu, cfg.clone(), &flat)?;
+    let up = |name: &str, t: &HostTensor| gpu.tensor(name, &t.shape, &t.data);
+    let tx = up("input", &x).context("--input")?;
+    let th0 = h0.as_ref().map(|t| up("h0", t)).transpose()?;
+    let tc0 = c0.as_ref().map(|t| up("c0", t)).transpose()?;
+    let (out, grads) = match &dy {
+        None => (
+            rnn.forward(&gpu, &tx, th0.as_ref(), tc0.as_ref())
+                .context("forward")?,
+            None,
+        ),
+        Some(dy) => {
+            let tdy = up("grad_output", dy).context("--grad-output")?;
+            let (o, g) = rnn
+                .forward_backward(&gpu, &tx, th0.as_ref(), tc0.as_ref(), &tdy, None, None)
+                .context("forward + backward")?;
+            (o, Some(g))
+        }
+    };
+    let read = |t: &recur::Tensor| -> anyhow::Result<HostTensor> {
+        Ok(HostTensor::new(t.shape.clone(), gpu.read(t)?)?)
+    };
+    io::write_f32(&a.output, &read(&out.y)?)?;
+    if let Some(p) = &a.hn {
+        io::write_f32(p, &read(&out.hn)?)?;
+    }
+    if let (Some(p), Some(cn)) = (&a.cn, &out.cn) {
+        io::write_f32(p, &read(cn)?)?;
+    }
+    if let (Some(path), Some(g)) = (&a.grads, grads) {
+        let dparams = gpu.read(&rnn.grads)?;
+        let mut named: Vec<(String, HostTensor)> = rnn
+            .layout
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    format!("{}{}", a.prefix, e.name),
+                    HostTensor {
+                        shape: e.shape.clone(),
+                        data: dparams[e.range()].to_vec(),
+                    },
+                )
+            })
+            .collect();
+        named.push(("input".into(), read(&g.dx)?));
+        named.push(("h0".into(), read(&g.dh0)?));
+        if let Some(dc0) = &g.dc0 {
+            named.push(("c0".into(), read(dc0)?));
+        }
+        io::save(path, &named, &BTreeMap::new())?;
+    }
+    let (t, b) = if cfg.batch_first {
+        (x.shape.get(1), x.shape.first())
+    } else {
+        (x.shape.first(), x.shape.get(1))
+    };
+    eprintln!(
+        "{} x{} layers{} H={} I={} T={} B={} on {} ({:?}){}",
+        cfg.cell,
+        cfg.num_layers,
+        if cfg.bidirectional {
+            " bidirectional"
+        } else {
+            ""
+        },
+        cfg.hidden_size,
+        cfg.input_size,
+        t.copied().unwrap_or(0),
+        b.copied().unwrap_or(0),
+        gpu.info.name,
+        gpu.info.backend,
+        if a.grads.is_some() {
+            ", with backward"
+        } else {
+            ""
+        },
+    );
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The `recur` binary end to end: `recur run` on a PyTorch fixture reproduces torch's outputs
+//! and gradients, and bad input ends with a one-line error and a non-zero exit, never a panic.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_close, f64s};
+use recur::io::{self, HostTensor};
+
+fn fixture(case: &str) -> (BTreeMap<String, HostTensor>, BTreeMap<String, String>) {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{case}.safetensors"));
+    io::load(&p).unwrap()
+}
+
+fn recur(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_recur"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn has_gpu() -> bool {
+    common::gpu().is_some()
+}
+
+/// A model file whose RNN tensors sit under `prefix` beside an unrelated tensor, plus the
+/// input, h0, c0 and grad_output as .npy files.
+fn export(dir: &Path, case: &str, prefix: &str) -> BTreeMap<String, HostTensor> {
+    let (t, meta) = fixture(case);
+    let mut model: Vec<(String, HostTensor)> = t
+        .iter()
+        .filter(|(k, _)| k.starts_with("weight_") || k.starts_with("bias_"))
+        .map(|(k, v)| (format!("{prefix}{k}"), v.clone()))
+        .collect();
+    model.push((
+        "fc.weight".into(),
+        HostTensor::new(vec![2, 2], vec![1.0; 4]).unwrap(),
+    ));
+    io::save(&dir.join("model.safetensors"), &model, &meta).unwrap();
+    for name in ["input", "h0", "c0", "grad_output"] {
+        if let Some(v) = t.get(name) {
+            io::write_f32(&dir.join(format!("{name}.npy")), v).unwrap();
+        }
+    }
+    t
+}
+
+fn s(p: PathBuf) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn run_should_reproduce_pytorch_outputs_and_gradients() {
+    if !has_gpu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = export(d, "lstm_2layer_bidir", "lstm.");
+    let out = recur(&[
+        "run",
+        "--model",
+        &s(d.join("model.safetensors")),
+        "--prefix",
+        "lstm.",
+        "--input",
+        &s(d.join("input.npy")),
+        "--h0",
+        &s(d.join("h0.npy")),
+        "--c0",
+        &s(d.join("c0.npy")),
+        "--output",
+        &s(d.join("y.npy")),
+        "--hn",
+        &s(d.join("hn.npy")),
+        "--cn",
+        &s(d.join("cn.npy")),
+        "--grad-output",
+        &s(d.join("grad_output.npy")),
+        "--grads",
+        &s(d.join("grads.safetensors")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (file, key) in [("y.npy", "output"), ("hn.npy", "hn"), ("cn.npy", "cn")] {
+        let got = io::read_f32(&d.join(file)).unwrap();
+        assert_eq!(got.shape, t[key].shape, "{file}");
+        assert_close(file, &got.data, &f64s(&t[key].data), 1e-5);
+    }
+    let (g, _) = io::load(&d.join("grads.safetensors")).unwrap();
+    for (k, v) in &t {
+        if let Some(name) = k.strip_prefix("grad.") {
+            let key = if name.starts_with("weight_") || name.starts_with("bias_") {
+                format!("lstm.{name}")
+            } else {
+                name.to_string()
+            };
+            let got = g.get(&key).unwrap_or_else(|| panic!("grads lack {key}"));
+            assert_eq!(got.shape, v.shape, "{key}");
+            assert_close(&key, &got.data, &f64s(&v.data), 1e-4);
+        }
+    }
+}
+
+#[test]
+fn run_should_take_batch_first_and_the_nonlinearity_from_metadata() {
+    if !has_gpu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = export(d, "rnn_relu", "");
+    let out = recur(&[
+        "run",
+        "--model",
+        &s(d.join("model.safetensors")),
+        "--input",
+        &s(d.join("input.npy")),
+        "--output",
+        &s(d.join("y.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = io::read_f32(&d.join("y.npy")).unwrap();
+    assert_close(
+        "relu from metadata",
+        &got.data,
+        &f64s(&t["output"].data),
+        1e-5,
+    );
+    // The flag wins over the metadata: tanh gives something else.
+    let out = recur(&[
+        "run",
+        "--model",
+        &s(d.join("model.safetensors")),
+        "--nonlinearity",
+        "tanh",
+        "--input",
+        &s(d.join("input.npy")),
+        "--output",
+        &s(d.join("y2.npy")),
+    ]);
+    assert!(out.status.success());
+    let got2 = io::read_f32(&d.join("y2.npy")).unwrap();
+    assert!(common::rel_err(&got2.data, &f64s(&t["output"].data)) > 1e-3);
+
+    let t = export(d, "gru_2layer_bidir_batch_first", "");
+    let out = recur(&[
+        "run",
+        "--model",
+        &s(d.join("model.safetensors")),
+        "--batch-first",
+        "--input",
+        &s(d.join("input.npy")),
+        "--h0",
+        &s(d.join("h0.npy")),
+        "--output",
+        &s(d.join("y.npy")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = io::read_f32(&d.join("y.npy")).unwrap();
+    assert_eq!(got.shape, t["output"].shape);
+    assert_close("batch-first gru", &got.data, &f64s(&t["output"].data), 1e-5);
+}
+
+/// Runs `recur` expecting failure: non-zero exit, one line on stderr naming `needle`, no panic.
+fn expect_error(args: &[&str], needle: &str) {
+    let out = recur(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Mesa's lavapipe prints "error: XDG_RUNTIME_DIR is invalid ..." on its own; not ours.
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("error") && !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: expected {needle:?} in {:?}",
+        lines[0]
+    );
+}
+
+#[test]
+fn run_should_fail_cleanly_on_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    export(d, "lstm_1layer", "");
+    let model = s(d.join("model.safetensors"));
+    let input = s(d.join("input.npy"));
+    let y = s(d.join("y.npy"));
+    // Missing files.
+    expect_error(
+        &[
+            "run",
+            "--model",
+            "/nonexistent/m.safetensors",
+            "--input",
+            &input,
+            "--output",
+            &y,
+        ],
+        "nonexistent",
+    );
+    expect_error(
+        &[
+            "run",
+            "--model",
+            &model,
+            "--input",
+            "/nonexistent/x.npy",
+            "--output",
+            &y,
+        ],
+        "nonexistent",
+    );
+    // A corrupt model file.
+    std::fs::write(
+        d.join("bad.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+    )
+    .unwrap();
+    expect_error(
+        &[
+            "run",
+            "--model",
+            &s(d.join("bad.safetensors")),
+            "--input",
+            &input,
+            "--output",
+            &y,
+        ],
+        "bad.safetensors",
+    );
+    // A prefix that selects nothing.
+    expect_error(
+        &[
+            "run", "--model", &model, "--prefix", "gru.", "--input", &input, "--output", &y,
+        ],
+        "gru.",
+    );
+    // A missing tensor.
+    let (t, meta) = fixture("lstm_1layer");
+    let partial: Vec<(String, HostTensor)> = t
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() == "weight_ih_l0" || k.as_str() == "bias_ih_l0" || k.as_str() == "bias_hh_l0"
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    io::save(&d.join("partial.safetensors"), &partial, &meta).unwrap();
+    expect_error(
+        &[
+            "run",
+            "--model",
+            &s(d.join("partial.safetensors")),
+            "--input",
+            &input,
+            "--output",
+            &y,
+        ],
+        "weight_hh_l0",
+    );
+    // An input of the wrong width, an h0 of the wrong shape.
+    io::write_f32(
+        &d.join("wide.npy"),
+        &HostTensor::new(vec![2, 3, 9], vec![0.0; 54]).unwrap(),
+    )
+    .unwrap();
+    if has_gpu() {
+        expect_error(
+            &[
+                "run",
+                "--model",
+                &model,
+                "--input",
+                &s(d.join("wide.npy")),
+                "--output",
+                &y,
+            ],
+            "shape",
+        );
+        expect_error(
+            &[
+                "run",
+                "--model",
+                &model,
+                "--input",
+                &input,
+                "--h0",
+                &s(d.join("wide.npy")),
+                "--output",
+                &y,
+            ],
+            "h0",
+        );
+    }
+    // A .npy of another dtype (int32).
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header = "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend_from_slice(&[0u8; 8]);
+    std::fs::write(d.join("int.npy"), npy).unwrap();
+    expect_error(
+        &[
+            "run",
+            "--model",
+            &model,
+            "--input",
+            &s(d.join("int.npy")),
+            "--output",
+            &y,
+        ],
+        "i4",
+    );
+    // c0 for a GRU.
+    export(d, "gru_1layer", "");
+    expect_error(
+        &[
+            "run", "--model", &model, "--input", &input, "--c0", &input, "--output", &y,
+        ],
+        "cell state",
+    );
+}
