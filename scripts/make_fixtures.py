@@ -56,10 +56,12 @@ CASES = [
     ("rnn_tanh_bidir_nobias", "rnn_tanh", 7, 9, 1, True, False, False, 3, 1, False, 8),
     ("lstm_larger", "lstm", 19, 37, 1, False, True, False, 9, 5, True, 9),
     ("gru_larger", "gru", 21, 35, 2, False, True, False, 8, 3, False, 10),
+    # LSTM with proj_size (last field): h = W_hr (o * tanh(c)), weight_hr_l{k} [P, H]
+    ("lstm_proj_2layer_bidir", "lstm", 5, 7, 2, True, True, False, 4, 3, True, 11, 3),
 ]
 
 
-def build(cell, I, H, L, bidir, bias, batch_first):
+def build(cell, I, H, L, bidir, bias, batch_first, proj=0):
     kw = dict(
         input_size=I,
         hidden_size=H,
@@ -69,7 +71,7 @@ def build(cell, I, H, L, bidir, bias, batch_first):
         bidirectional=bidir,
     )
     if cell == "lstm":
-        return torch.nn.LSTM(**kw)
+        return torch.nn.LSTM(proj_size=proj, **kw)
     if cell == "gru":
         return torch.nn.GRU(**kw)
     if cell == "rnn_tanh":
@@ -83,9 +85,9 @@ def f32(t):
     return t.detach().to(torch.float32).contiguous().clone()
 
 
-def make_case(name, cell, I, H, L, bidir, bias, batch_first, T, B, with_state, seed):
+def make_case(name, cell, I, H, L, bidir, bias, batch_first, T, B, with_state, seed, proj=0):
     torch.manual_seed(seed)
-    mod = build(cell, I, H, L, bidir, bias, batch_first).float()
+    mod = build(cell, I, H, L, bidir, bias, batch_first, proj).float()
     D = 2 if bidir else 1
 
     x_shape = (B, T, I) if batch_first else (T, B, I)
@@ -93,7 +95,7 @@ def make_case(name, cell, I, H, L, bidir, bias, batch_first, T, B, with_state, s
 
     h0 = c0 = None
     if with_state:
-        h0 = torch.randn(D * L, B, H, dtype=torch.float32, requires_grad=True)
+        h0 = torch.randn(D * L, B, proj or H, dtype=torch.float32, requires_grad=True)
         if cell == "lstm":
             c0 = torch.randn(D * L, B, H, dtype=torch.float32, requires_grad=True)
 
@@ -138,6 +140,8 @@ def make_case(name, cell, I, H, L, bidir, bias, batch_first, T, B, with_state, s
     }
     if cell.startswith("rnn_"):
         meta["nonlinearity"] = cell[len("rnn_"):]
+    if proj:
+        meta["proj_size"] = str(proj)
 
     path = os.path.join(OUT_DIR, name + ".safetensors")
     save_file(tensors, path, metadata=meta)
@@ -182,7 +186,7 @@ def verify(path):
         print(f"  {k:32s} {tuple(t.shape)}")
 
     # Consistency: final hidden state of the last layer matches output.
-    H = int(meta["hidden_size"])
+    H = int(meta.get("proj_size", meta["hidden_size"]))
     D = 2 if meta["bidirectional"] == "1" else 1
     out = loaded["output"]
     if meta["batch_first"] == "1":

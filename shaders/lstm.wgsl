@@ -31,11 +31,12 @@ struct StepParams {
     act_off: u32,
     whh_off: u32,
     bhh_off: u32,
-    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only)
+    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only), bit 3: PROJ (lstm only)
     flags: u32,
+    // width of h_prev and of W_hh's rows: H, or P for an LSTM with a projection
+    state: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 struct StepBackParams {
@@ -52,10 +53,11 @@ struct StepBackParams {
     cout_off: u32,
     whh_off: u32,
     carry_off: u32,
-    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only)
+    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only), bit 3: PROJ (lstm only)
     flags: u32,
+    // lstm PROJ: rows of the recurrent product (P)
+    grows: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 const G: u32 = 4u;
@@ -95,23 +97,24 @@ fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     let b0 = wid.y * T16;
     let j = j0 + lid.x;
     let b = b0 + lid.y;
+    let S = p.state;
     var acc: array<f32, 4>;
     for (var g = 0u; g < G; g++) {
         acc[g] = 0.0;
     }
-    for (var k0 = 0u; k0 < H; k0 += T16) {
+    for (var k0 = 0u; k0 < S; k0 += T16) {
         let kk = k0 + lid.x;
         let hb = b0 + lid.y;
         var hv = 0.0;
-        if hb < B && kk < H {
-            hv = hs[p.hprev_off + hb * H + kk];
+        if hb < B && kk < S {
+            hv = hs[p.hprev_off + hb * S + kk];
         }
         h_tile[lid.y * 17u + lid.x] = hv;
         let row = j0 + lid.y;
         for (var g = 0u; g < G; g++) {
             var wv = 0.0;
-            if row < H && kk < H {
-                wv = params[p.whh_off + (g * H + row) * H + kk];
+            if row < H && kk < S {
+                wv = params[p.whh_off + (g * H + row) * S + kk];
             }
             w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
         }
@@ -144,7 +147,11 @@ fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     let c = f * cs[p.cprev_off + b * H + j] + i * gg;
     let h = o * tanh_c(c);
     cs[p.cout_off + b * H + j] = c;
-    hs[p.hout_off + b * H + j] = h;
+    // With PROJ, h here is the unprojected o * tanh(c): it goes to y (bound to the r buffer)
+    // and a GEMM with W_hr writes the P-wide state into hs.
+    if (p.flags & 8u) == 0u {
+        hs[p.hout_off + b * H + j] = h;
+    }
     y[p.y_off + b * p.y_stride + j] = h;
     if (p.flags & 1u) != 0u {
         let a = p.act_off + b * GH + j;
@@ -180,18 +187,31 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     let b0 = wid.y * T16;
     let k = k0 + lid.x;
     let b = b0 + lid.y;
+    // Rows of the recurrent product: dg_next (4H of them) through W_hh, or with PROJ the
+    // step's dh (P of them, from the dy binding) through W_hr; both matrices are H wide.
+    let proj = (q.flags & 8u) != 0u;
+    var rows = 0u;
+    if proj {
+        rows = q.grows;
+    } else if (q.flags & 1u) != 0u {
+        rows = GH;
+    }
     var acc = 0.0;
-    if (q.flags & 1u) != 0u {
-        for (var r0 = 0u; r0 < GH; r0 += T16) {
+    if rows > 0u {
+        for (var r0 = 0u; r0 < rows; r0 += T16) {
             let rr = r0 + lid.x;
             var dv = 0.0;
-            if b < B && rr < GH {
-                dv = dg[q.dgn_off + b * GH + rr];
+            if b < B && rr < rows {
+                if proj {
+                    dv = dy[q.dy_off + b * q.dy_stride + rr];
+                } else {
+                    dv = dg[q.dgn_off + b * GH + rr];
+                }
             }
             dg_tile[lid.y * 17u + lid.x] = dv;
             let wr = r0 + lid.y;
             var wv = 0.0;
-            if wr < GH && k < H {
+            if wr < rows && k < H {
                 wv = bparams[q.whh_off + wr * H + k];
             }
             wb_tile[lid.y * 17u + lid.x] = wv;
@@ -206,7 +226,10 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
         return;
     }
     let ci = q.carry_off + b * H + k;
-    let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
+    var dh = acc;
+    if !proj {
+        dh += dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
+    }
     let a = q.act_off + b * GH + k;
     let i = bacts[a];
     let f = bacts[a + H];
@@ -222,5 +245,64 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     dg[d + 2u * H] = dc * i * (1.0 - gg * gg);
     dg[d + 3u * H] = dh * tc * o * (1.0 - o);
     carry_c[ci] = dc * f;
-    carry_h[ci] = 0.0;
+    if !proj {
+        carry_h[ci] = 0.0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// backward, first half of a step with a projection (bindings 16..21). Thread (x, y) owns
+// unit p < P of batch row b:
+//   dh[t, b, p] = dy[t, b, p] + carry_h[b, p] + sum_r dg_next[b, r] * W_hh[r, p]  (r < 4H)
+// written to dhs at dg_off; then lstm_step_backward (PROJ) turns dh into dr = dh · W_hr and
+// the gate gradients.
+
+@group(0) @binding(16) var<uniform> u: StepBackParams;
+@group(0) @binding(17) var<storage, read> pparams: array<f32>;
+@group(0) @binding(18) var<storage, read> pdy: array<f32>;
+@group(0) @binding(19) var<storage, read> pdg: array<f32>;
+@group(0) @binding(20) var<storage, read_write> pcarry_h: array<f32>;
+@group(0) @binding(21) var<storage, read_write> dhs: array<f32>;
+
+var<workgroup> pdg_tile: array<f32, 272>;
+var<workgroup> pw_tile: array<f32, 272>;
+
+@compute @workgroup_size(16, 16, 1)
+fn lstm_proj_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = u.hidden;
+    let P = u.grows;
+    let B = u.batch;
+    let GH = G * H;
+    let p0 = wid.x * T16;
+    let b0 = wid.y * T16;
+    let pp = p0 + lid.x;
+    let b = b0 + lid.y;
+    var acc = 0.0;
+    if (u.flags & 1u) != 0u {
+        for (var r0 = 0u; r0 < GH; r0 += T16) {
+            let rr = r0 + lid.x;
+            var dv = 0.0;
+            if b < B && rr < GH {
+                dv = pdg[u.dgn_off + b * GH + rr];
+            }
+            pdg_tile[lid.y * 17u + lid.x] = dv;
+            let wr = r0 + lid.y;
+            var wv = 0.0;
+            if wr < GH && pp < P {
+                wv = pparams[u.whh_off + wr * P + pp];
+            }
+            pw_tile[lid.y * 17u + lid.x] = wv;
+            workgroupBarrier();
+            for (var s = 0u; s < T16; s++) {
+                acc = fma(pdg_tile[lid.y * 17u + s], pw_tile[s * 17u + lid.x], acc);
+            }
+            workgroupBarrier();
+        }
+    }
+    if b >= B || pp >= P {
+        return;
+    }
+    let ci = u.carry_off + b * P + pp;
+    dhs[u.dg_off + b * P + pp] = acc + pdy[u.dy_off + b * u.dy_stride + pp] + pcarry_h[ci];
+    pcarry_h[ci] = 0.0;
 }

@@ -20,11 +20,12 @@ struct StepParams {
     act_off: u32,
     whh_off: u32,
     bhh_off: u32,
-    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only)
+    // bit 0: SAVE activations, bit 1: HAS_BIAS, bit 2: RELU (rnn only), bit 3: PROJ (lstm only)
     flags: u32,
+    // width of h_prev and of W_hh's rows: H, or P for an LSTM with a projection
+    state: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 struct StepBackParams {
@@ -41,10 +42,11 @@ struct StepBackParams {
     cout_off: u32,
     whh_off: u32,
     carry_off: u32,
-    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only)
+    // bit 0: HAS_NEXT (dg_next is valid), bit 2: RELU (rnn only), bit 3: PROJ (lstm only)
     flags: u32,
+    // lstm PROJ: rows of the recurrent product (P)
+    grows: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 const G: u32 = 1u;

@@ -3,6 +3,7 @@
 struct UtilParams {
     // sum_rows: rows, cols, in_off, in_ld, out_off
     // transpose01: d0, d1, inner (out[j, i, :] = in[i, j, :])
+    // copy_rows: rows, cols, src_off, src_ld, dst_off, dst_ld
     a: u32,
     b: u32,
     c: u32,
@@ -50,4 +51,19 @@ fn transpose01(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let j = ij % d1;
     let i = ij / d1;
     dst[(j * d0 + i) * inner + f] = src[idx];
+}
+
+// dst[dst_off + r * dst_ld + j] = src[src_off + r * src_ld + j], r < rows, j < cols: moves a
+// block of rows between strided layouts (an LSTM projection's states into the output).
+@compute @workgroup_size(64, 1, 1)
+fn copy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let rows = p.a;
+    let cols = p.b;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= rows * cols {
+        return;
+    }
+    let r = idx / cols;
+    let j = idx % cols;
+    dst[p.e + r * p.f + j] = src[p.c + r * p.d + j];
 }

@@ -88,6 +88,24 @@ pub enum Error {
     /// A value is NaN or infinite where that is not allowed.
     #[error("non-finite value in {0}")]
     NonFinite(String),
+    /// A token id is not below the vocabulary size.
+    #[error("token id {id} at position {index} is out of range for a vocabulary of {vocab}")]
+    TokenRange {
+        /// Position of the id in the sequence given.
+        index: usize,
+        /// The id.
+        id: u32,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+    /// A checkpoint does not fit the model or optimizer it is restored into.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file (or `<memory>`).
+        path: String,
+        /// What does not fit.
+        reason: String,
+    },
 }
 
 /// `Result` with recur's [`Error`].

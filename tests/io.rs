@@ -243,7 +243,7 @@ fn safetensors_corrupt_files_never_panic() {
 /// boundary, ending in `\n`.
 fn npy_v1(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut text = dict.as_bytes().to_vec();
-    while (10 + text.len() + 1) % 64 != 0 {
+    while !(10 + text.len() + 1).is_multiple_of(64) {
         text.push(b' ');
     }
     text.push(b'\n');
@@ -716,15 +716,29 @@ fn state_dict_unexpected_tensor() {
 }
 
 #[test]
-fn state_dict_proj_size_is_refused() {
-    let cfg = RnnConfig::new(CellKind::Lstm, 3, 4);
-    let (mut sd, _) = state_dict(&cfg, "");
+fn state_dict_infers_lstm_projection() {
+    // weight_hr_l{k} [P, H] makes weight_hh [4H, P] and layer k>0 input D*P.
+    let cfg = RnnConfig::new(CellKind::Lstm, 3, 5)
+        .layers(2)
+        .bidirectional(true)
+        .proj_size(2);
+    let (sd, flat) = state_dict(&cfg, "");
+    assert_eq!(sd["weight_hh_l0"].shape, vec![20, 2]);
+    assert_eq!(sd["weight_ih_l1"].shape, vec![20, 4]);
+    assert_eq!(sd["weight_hr_l1_reverse"].shape, vec![2, 5]);
+    let (got, got_flat) = infer(&sd, "", None).unwrap();
+    assert_eq!(got, cfg);
+    assert_eq!(got_flat, flat);
+
+    // A weight_hr beside a weight_hh that is [4H, H] is a shape error, not a silent misread.
+    let plain = RnnConfig::new(CellKind::Lstm, 3, 4);
+    let (mut sd, _) = state_dict(&plain, "");
     sd.insert(
         "weight_hr_l0".into(),
         HostTensor::new(vec![2, 4], vec![0.0; 8]).unwrap(),
     );
     match infer(&sd, "", None) {
-        Err(Error::InvalidConfig(msg)) => assert!(msg.contains("proj_size"), "{msg}"),
+        Err(Error::Shape { what, .. }) => assert!(what.contains("weight_hh_l0"), "{what}"),
         other => panic!("{other:?}"),
     }
 }

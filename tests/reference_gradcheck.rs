@@ -47,14 +47,16 @@ fn make_data(case: &Case) -> Data {
     let k = 1.5 / (cfg.hidden_size as f64).sqrt();
     let params: Vec<f64> = (0..layout.total).map(|_| rng.uniform(-k, k)).collect();
     let (t, b) = (case.seq_len, case.batch);
-    let state = cfg.num_layers * cfg.num_directions() * b * cfg.hidden_size;
+    // h is P wide with an LSTM projection, c is always H wide.
+    let state = cfg.num_layers * cfg.num_directions() * b * cfg.out_hidden();
+    let cstate = cfg.num_layers * cfg.num_directions() * b * cfg.hidden_size;
     let lstm = cfg.cell == CellKind::Lstm;
     let x = normals(&mut rng, t * b * cfg.input_size, 1.0);
     let h0 = case.with_h0.then(|| normals(&mut rng, state, 0.5));
-    let c0 = (case.with_h0 && lstm).then(|| normals(&mut rng, state, 0.5));
+    let c0 = (case.with_h0 && lstm).then(|| normals(&mut rng, cstate, 0.5));
     let dy = normals(&mut rng, t * b * cfg.output_size(), 1.0);
     let dhn = normals(&mut rng, state, 1.0);
-    let dcn = lstm.then(|| normals(&mut rng, state, 1.0));
+    let dcn = lstm.then(|| normals(&mut rng, cstate, 1.0));
     Data {
         params,
         x,
@@ -327,5 +329,21 @@ fn gru_three_layers_unidirectional_zero_state() {
         batch: 3,
         with_h0: false,
         seed: 10,
+    });
+}
+
+/// LSTM with a projection (proj_size P < H): h = W_hr · (o * tanh(c)), two layers,
+/// bidirectional, so layer 1 reads D*P features.
+#[test]
+fn lstm_projection_bidirectional() {
+    check(Case {
+        cfg: RnnConfig::new(CellKind::Lstm, 3, 5)
+            .layers(2)
+            .bidirectional(true)
+            .proj_size(3),
+        seq_len: 4,
+        batch: 2,
+        with_h0: true,
+        seed: 11,
     });
 }

@@ -41,15 +41,18 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
     let layout = ParamLayout::new(cfg);
     let k = 1.0 / (cfg.hidden_size as f32).sqrt();
     let params = rng.vec_uniform_f32(layout.total, -k, k);
-    let (h, d) = (cfg.hidden_size, cfg.num_directions());
+    // h is P wide with an LSTM projection (out_hidden), c is H wide.
+    let (h, d) = (cfg.out_hidden(), cfg.num_directions());
     let state = [cfg.num_layers * d, batch, h];
+    let c_state = [cfg.num_layers * d, batch, cfg.hidden_size];
     let n_state = state.iter().product();
+    let n_cstate = c_state.iter().product();
     let x_tm = rng.vec_uniform_f32(seq * batch * cfg.input_size, -1.0, 1.0);
     let h0 = rng.vec_uniform_f32(n_state, -0.5, 0.5);
-    let c0 = rng.vec_uniform_f32(n_state, -0.5, 0.5);
+    let c0 = rng.vec_uniform_f32(n_cstate, -0.5, 0.5);
     let dy_tm = rng.vec_uniform_f32(seq * batch * d * h, -1.0, 1.0);
     let dhn = rng.vec_uniform_f32(n_state, -1.0, 1.0);
-    let dcn = rng.vec_uniform_f32(n_state, -1.0, 1.0);
+    let dcn = rng.vec_uniform_f32(n_cstate, -1.0, 1.0);
     let lstm = cfg.cell == CellKind::Lstm;
 
     let rnn = Rnn::new(gpu, cfg.clone(), &params).unwrap();
@@ -71,9 +74,9 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
     let x = gpu.tensor("x", &x_shape, &x_in).unwrap();
     let dy = gpu.tensor("dy", &y_shape, &dy_in).unwrap();
     let th0 = gpu.tensor("h0", &state, &h0).unwrap();
-    let tc0 = gpu.tensor("c0", &state, &c0).unwrap();
+    let tc0 = gpu.tensor("c0", &c_state, &c0).unwrap();
     let tdhn = gpu.tensor("dhn", &state, &dhn).unwrap();
-    let tdcn = gpu.tensor("dcn", &state, &dcn).unwrap();
+    let tdcn = gpu.tensor("dcn", &c_state, &dcn).unwrap();
     let h0_opt = with_state.then_some(&th0);
     let c0_opt = (*with_state && lstm).then_some(&tc0);
 
@@ -232,6 +235,43 @@ fn lstm_stack_should_match_reference() {
     let Some(gpu) = gpu() else { return };
     for (i, c) in cases(CellKind::Lstm).iter().enumerate() {
         check(&gpu, c, 300 + i as u64);
+    }
+}
+
+#[test]
+fn lstm_with_projection_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    let cases = [
+        // P = 1 of H = 2, one step.
+        Case {
+            cfg: RnnConfig::new(CellKind::Lstm, 3, 2).proj_size(1),
+            seq: 1,
+            batch: 1,
+            with_state: true,
+        },
+        // Stacked, bidirectional: layer 1 reads D*P features.
+        Case {
+            cfg: RnnConfig::new(CellKind::Lstm, 4, 7)
+                .proj_size(3)
+                .layers(2)
+                .bidirectional(true),
+            seq: 5,
+            batch: 3,
+            with_state: true,
+        },
+        // Past one tile in H, P and B; batch-first, no bias, zero state.
+        Case {
+            cfg: RnnConfig::new(CellKind::Lstm, 5, 21)
+                .proj_size(17)
+                .batch_first(true)
+                .bias(false),
+            seq: 4,
+            batch: 18,
+            with_state: false,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        check(&gpu, c, 500 + i as u64);
     }
 }
 

@@ -17,7 +17,7 @@ use recur::rnn::state_dict::config_from_state_dict;
 use recur::rnn::Rnn;
 use recur::Gpu;
 
-const CASES: [&str; 10] = [
+const CASES: [&str; 11] = [
     "rnn_tanh_2layer",
     "rnn_relu",
     "lstm_1layer",
@@ -28,6 +28,7 @@ const CASES: [&str; 10] = [
     "rnn_tanh_bidir_nobias",
     "lstm_larger",
     "gru_larger",
+    "lstm_proj_2layer_bidir",
 ];
 
 fn get<'a>(t: &'a BTreeMap<String, HostTensor>, name: &str) -> &'a HostTensor {

@@ -33,3 +33,17 @@ pub const STEP_BACKWARD: KernelDesc = KernelDesc {
         Some(Access::ReadWrite),
     ],
 };
+
+/// Entry `lstm_proj_backward` (bindings 16..21): dh of a step with a projection.
+pub const PROJ_BACKWARD: KernelDesc = KernelDesc {
+    shader: Shader::Lstm,
+    entry: "lstm_proj_backward",
+    base: 16,
+    bindings: &[
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::Read),
+        Some(Access::ReadWrite),
+        Some(Access::ReadWrite),
+    ],
+};

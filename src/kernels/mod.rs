@@ -2,9 +2,13 @@
 //! parameter structs that mirror the WGSL ones and the `encode_*` functions that record
 //! dispatches.
 
+pub mod clip;
+pub mod embedding;
 pub mod gru;
+pub mod loss;
 pub mod lstm;
 pub mod matmul;
+pub mod optim;
 pub mod rnn;
 pub mod step;
 pub mod util;
@@ -24,16 +28,28 @@ pub enum Shader {
     Lstm,
     /// `shaders/gru.wgsl`
     Gru,
+    /// `shaders/embedding.wgsl`
+    Embedding,
+    /// `shaders/loss.wgsl`
+    Loss,
+    /// `shaders/optim.wgsl`
+    Optim,
+    /// `shaders/clip.wgsl`
+    Clip,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 5] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Matmul,
         Shader::Util,
         Shader::Rnn,
         Shader::Lstm,
         Shader::Gru,
+        Shader::Embedding,
+        Shader::Loss,
+        Shader::Optim,
+        Shader::Clip,
     ];
 
     /// The WGSL source.
@@ -44,6 +60,10 @@ impl Shader {
             Shader::Rnn => include_str!("../../shaders/rnn.wgsl"),
             Shader::Lstm => include_str!("../../shaders/lstm.wgsl"),
             Shader::Gru => include_str!("../../shaders/gru.wgsl"),
+            Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
+            Shader::Loss => include_str!("../../shaders/loss.wgsl"),
+            Shader::Optim => include_str!("../../shaders/optim.wgsl"),
+            Shader::Clip => include_str!("../../shaders/clip.wgsl"),
         }
     }
 
@@ -55,6 +75,10 @@ impl Shader {
             Shader::Rnn => "rnn.wgsl",
             Shader::Lstm => "lstm.wgsl",
             Shader::Gru => "gru.wgsl",
+            Shader::Embedding => "embedding.wgsl",
+            Shader::Loss => "loss.wgsl",
+            Shader::Optim => "optim.wgsl",
+            Shader::Clip => "clip.wgsl",
         }
     }
 }
@@ -96,4 +120,15 @@ pub(crate) fn u32_of(what: &str, x: usize) -> Result<u32> {
 /// Workgroups needed to cover `n` items with `per` items each.
 pub(crate) fn groups(n: usize, per: usize) -> Result<u32> {
     u32_of("workgroup count", n.div_ceil(per))
+}
+
+/// Workgroups in x and y covering `count` workgroups in all: x stays under WebGPU's 65535
+/// per-dimension limit and the kernel folds `(x, y)` back into one index with
+/// `num_workgroups` (`idx = x + y * num_workgroups.x`, or times the workgroup size for a
+/// thread index). Some threads of the last row may see an index past the end: kernels check.
+pub(crate) fn grid(count: usize) -> Result<[u32; 3]> {
+    const MAX_X: usize = 65535;
+    let x = count.clamp(1, MAX_X);
+    let y = count.div_ceil(x);
+    Ok([u32_of("workgroups", x)?, u32_of("workgroups", y)?, 1])
 }

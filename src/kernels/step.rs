@@ -45,10 +45,12 @@ pub struct StepParams {
     pub whh_off: u32,
     /// Offset of b_hh in the flat parameters.
     pub bhh_off: u32,
-    /// bit 0 SAVE, bit 1 HAS_BIAS, bit 2 RELU.
+    /// bit 0 SAVE, bit 1 HAS_BIAS, bit 2 RELU, bit 3 PROJ.
     pub flags: u32,
+    /// Width of h_prev and of W_hh's rows: H, or P for an LSTM with a projection.
+    pub state: u32,
     /// Padding.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// Mirror of WGSL `StepBackParams` (offsets in elements).
@@ -81,10 +83,12 @@ pub struct StepBackParams {
     pub whh_off: u32,
     /// Offset of this (layer, direction)'s rows in carry_h / carry_c.
     pub carry_off: u32,
-    /// bit 0 HAS_NEXT, bit 2 RELU.
+    /// bit 0 HAS_NEXT, bit 2 RELU, bit 3 PROJ.
     pub flags: u32,
+    /// LSTM with a projection: P (rows of the product through W_hr, or of dh).
+    pub grows: u32,
     /// Padding.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 /// Flag bits shared by both structs.
@@ -97,6 +101,9 @@ pub mod flags {
     pub const HAS_BIAS: u32 = 2;
     /// RNN: relu instead of tanh.
     pub const RELU: u32 = 4;
+    /// LSTM with a projection: forward writes `o*tanh(c)` to `y` only; backward takes its
+    /// product from the step's `dh` (bound as `dy`) through `W_hr`.
+    pub const PROJ: u32 = 8;
 }
 
 /// Buffers one forward (layer, direction) binds.
@@ -239,6 +246,39 @@ pub fn encode_step_forward(rec: &mut Recorder, bind: BindId, p: &StepParams) -> 
 pub fn encode_step_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
     let g = [
         groups(p.hidden as usize, TILE)?,
+        groups(p.batch as usize, TILE)?,
+        1,
+    ];
+    rec.dispatch(bind, p, g)
+}
+
+/// Buffers of the first half of an LSTM-with-projection backward step.
+#[derive(Clone, Copy, Debug)]
+pub struct ProjBackwardBuffers<'a> {
+    /// Flat parameters.
+    pub params: &'a wgpu::Buffer,
+    /// Gradient of the layer output.
+    pub dy: &'a wgpu::Buffer,
+    /// Gate gradients (read: the previous step's).
+    pub dg: &'a wgpu::Buffer,
+    /// dh carried between steps (`P` wide).
+    pub carry_h: &'a wgpu::Buffer,
+    /// Per-step dh, `[T, B, P]`.
+    pub dhs: &'a wgpu::Buffer,
+}
+
+/// Bind group for `lstm_proj_backward`.
+pub fn bind_proj_backward(rec: &mut Recorder, b: &ProjBackwardBuffers) -> Result<BindId> {
+    rec.bind(
+        &super::lstm::PROJ_BACKWARD,
+        &[b.params, b.dy, b.dg, b.carry_h, b.dhs],
+    )
+}
+
+/// Records `lstm_proj_backward`: a `ceil(P/16) x ceil(B/16)` grid (`p.grows` = P).
+pub fn encode_proj_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
+    let g = [
+        groups(p.grows as usize, TILE)?,
         groups(p.batch as usize, TILE)?,
         1,
     ];

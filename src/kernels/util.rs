@@ -22,6 +22,14 @@ pub const TRANSPOSE01: KernelDesc = KernelDesc {
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
+/// Entry `copy_rows`.
+pub const COPY_ROWS: KernelDesc = KernelDesc {
+    shader: Shader::Util,
+    entry: "copy_rows",
+    base: 0,
+    bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
+};
+
 /// Mirror of WGSL `UtilParams` (fields are per entry; see the shader).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -86,6 +94,36 @@ pub fn encode_transpose01(
     let wg = total.div_ceil(64);
     // Spread over y when x would pass the 65535 per-dimension limit; the shader folds
     // (x, y) back into one index with num_workgroups.
+    let x = wg.min(65535);
+    let y = wg.div_ceil(x.max(1));
+    rec.dispatch(bind, &p, [u32_of("groups", x)?, u32_of("groups", y)?, 1])
+}
+
+/// A strided block copy: `dst[dst_off + r*dst_ld + j] = src[src_off + r*src_ld + j]` for
+/// `r < rows`, `j < cols`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_copy_rows(
+    rec: &mut Recorder,
+    src: &wgpu::Buffer,
+    src_off: usize,
+    src_ld: usize,
+    dst: &wgpu::Buffer,
+    dst_off: usize,
+    dst_ld: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    let bind = rec.bind(&COPY_ROWS, &[src, dst])?;
+    let p = UtilParams {
+        a: u32_of("rows", rows)?,
+        b: u32_of("cols", cols)?,
+        c: u32_of("offset", src_off)?,
+        d: u32_of("ld", src_ld)?,
+        e: u32_of("offset", dst_off)?,
+        f: u32_of("ld", dst_ld)?,
+        ..Default::default()
+    };
+    let wg = (rows * cols).div_ceil(64);
     let x = wg.min(65535);
     let y = wg.div_ceil(x.max(1));
     rec.dispatch(bind, &p, [u32_of("groups", x)?, u32_of("groups", y)?, 1])

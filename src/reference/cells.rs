@@ -44,22 +44,25 @@ pub struct StepGrads {
     pub dc_prev: Option<Vec<f64>>,
 }
 
-/// `gh = h_prev · W_hhᵀ + b_hh`, `[B, G*H]`.
+/// `gh = h_prev · W_hhᵀ + b_hh`, `[B, G*H]`. `h_prev` is `[B, K]` with `K = H`, or `P` for an
+/// LSTM with a projection (`W_hh` is then `[4H, P]`).
 fn recurrent(
     h_prev: &[f64],
     w_hh: &[f64],
     b_hh: Option<&[f64]>,
     batch: usize,
-    hidden: usize,
+    _hidden: usize,
 ) -> Vec<f64> {
-    let gh_rows = w_hh.len() / hidden;
-    matmul(h_prev, w_hh, batch, gh_rows, hidden, false, true, b_hh)
+    let k = h_prev.len() / batch;
+    let gh_rows = w_hh.len() / k;
+    matmul(h_prev, w_hh, batch, gh_rows, k, false, true, b_hh)
 }
 
-/// `dgh · W_hh`, `[B, H]`: the gradient reaching `h_prev` through the recurrent matrix.
-fn recurrent_back(dgh: &[f64], w_hh: &[f64], batch: usize, hidden: usize) -> Vec<f64> {
-    let gh_rows = w_hh.len() / hidden;
-    matmul(dgh, w_hh, batch, hidden, gh_rows, false, false, None)
+/// `dgh · W_hh`, `[B, K]`: the gradient reaching `h_prev` through the recurrent matrix.
+fn recurrent_back(dgh: &[f64], w_hh: &[f64], batch: usize, _hidden: usize) -> Vec<f64> {
+    let gh_rows = dgh.len() / batch;
+    let k = w_hh.len() / gh_rows;
+    matmul(dgh, w_hh, batch, k, gh_rows, false, false, None)
 }
 
 /// One step of the Elman RNN: `h = act(gx + h_prev · W_hhᵀ + b_hh)`, `act` = relu when
@@ -132,7 +135,9 @@ pub fn rnn_step_backward(
 /// One LSTM step. Gates `[i | f | g | o]` of `gx + h_prev · W_hhᵀ + b_hh`; `i, f, o` sigmoid,
 /// `g` tanh; `c = f*c_prev + i*g`, `h = o*tanh(c)`.
 ///
-/// Shapes: `gx` `[B, 4H]`, `h_prev`, `c_prev` `[B, H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`.
+/// Shapes: `gx` `[B, 4H]`, `h_prev`, `c_prev` `[B, H]`, `w_hh` `[4H, H]`, `b_hh` `[4H]`. With a
+/// projection `h_prev` is `[B, P]` and `w_hh` `[4H, P]`; the returned `h` is then the
+/// unprojected `o * tanh(c)` (`[B, H]`), which the caller multiplies by `W_hrᵀ`.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_step_forward(
     gx: &[f64],

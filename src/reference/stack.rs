@@ -11,8 +11,10 @@ use crate::rnn::{CellKind, ParamKind, ParamLayout, RnnConfig};
 /// order the direction visits the steps).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DirCache {
-    /// `h_t` after step `t`, `(T, B, H)`.
+    /// `h_t` after step `t`, `(T, B, H)` (`(T, B, P)` with a projection).
     pub h: Vec<f64>,
+    /// The unprojected `o * tanh(c_t)`, `(T, B, H)`; empty unless the LSTM has a projection.
+    pub r: Vec<f64>,
     /// `c_t` after step `t`, `(T, B, H)`; empty unless LSTM.
     pub c: Vec<f64>,
     /// The step's `gates` (see [`StepOut::gates`]), `(T, B, K)`.
@@ -54,6 +56,7 @@ struct DirParams<'a> {
     w_hh: &'a [f64],
     b_ih: Option<&'a [f64]>,
     b_hh: Option<&'a [f64]>,
+    w_hr: Option<&'a [f64]>,
 }
 
 fn dir_params<'a>(
@@ -68,6 +71,7 @@ fn dir_params<'a>(
         w_hh: get(ParamKind::WeightHh).expect("weight_hh"),
         b_ih: get(ParamKind::BiasIh),
         b_hh: get(ParamKind::BiasHh),
+        w_hr: get(ParamKind::WeightHr),
     }
 }
 
@@ -106,22 +110,26 @@ pub fn rnn_forward(
     assert_eq!(params.len(), layout.total, "params length");
     assert_eq!(x.len(), seq_len * batch * cfg.input_size, "x length");
     let (hs, nd, nl) = (cfg.hidden_size, cfg.num_directions(), cfg.num_layers);
-    let state_len = nl * nd * batch * hs;
+    // h is `oh` wide (P with a projection, else H); c is always H wide.
+    let oh = cfg.out_hidden();
+    let state_len = nl * nd * batch * oh;
+    let cstate_len = nl * nd * batch * hs;
     if let Some(h0) = h0 {
         assert_eq!(h0.len(), state_len, "h0 length");
     }
     if let Some(c0) = c0 {
-        assert_eq!(c0.len(), state_len, "c0 length");
+        assert_eq!(c0.len(), cstate_len, "c0 length");
     }
     let lstm = cfg.cell == CellKind::Lstm;
     let gr = cfg.gate_rows();
     let kw = cache_width(cfg.cell, hs);
-    let out_w = nd * hs;
+    let out_w = nd * oh;
     let rows = seq_len * batch;
     let bh = batch * hs;
+    let bo = batch * oh;
 
     let mut hn = vec![0.0; state_len];
-    let mut cn = vec![0.0; state_len];
+    let mut cn = vec![0.0; cstate_len];
     let mut layer_inputs = Vec::with_capacity(nl);
     let mut dirs = Vec::with_capacity(nl * nd);
     let mut input = x.to_vec();
@@ -130,13 +138,20 @@ pub fn rnn_forward(
         let mut y = vec![0.0; rows * out_w];
         for dir in 0..nd {
             let p = dir_params(&layout, params, layer, dir);
-            let s = (layer * nd + dir) * bh; // this direction's slot in h0/hn
-                                             // Gx = X · W_ihᵀ + b_ih for all T*B rows at once
+            // this direction's slot in h0/hn (so) and c0/cn (s)
+            let so = (layer * nd + dir) * bo;
+            let s = (layer * nd + dir) * bh;
+            // Gx = X · W_ihᵀ + b_ih for all T*B rows at once
             let gx = matmul(&input, p.w_ih, rows, gr, in_w, false, true, p.b_ih);
-            let mut h = h0.map_or(vec![0.0; bh], |h0| h0[s..s + bh].to_vec());
+            let mut h = h0.map_or(vec![0.0; bo], |h0| h0[so..so + bo].to_vec());
             let mut c = c0.map_or(vec![0.0; bh], |c0| c0[s..s + bh].to_vec());
             let mut cache = DirCache {
-                h: vec![0.0; rows * hs],
+                h: vec![0.0; rows * oh],
+                r: if p.w_hr.is_some() {
+                    vec![0.0; rows * hs]
+                } else {
+                    Vec::new()
+                },
                 c: if lstm {
                     vec![0.0; rows * hs]
                 } else {
@@ -159,19 +174,26 @@ pub fn rnn_forward(
                     CellKind::Lstm => lstm_step_forward(gx_t, &h, &c, p.w_hh, p.b_hh, batch, hs),
                     CellKind::Gru => gru_step_forward(gx_t, &h, p.w_hh, p.b_hh, batch, hs),
                 };
-                h = out.h;
-                cache.h[t * bh..(t + 1) * bh].copy_from_slice(&h);
+                h = match p.w_hr {
+                    // h = W_hr · (o * tanh(c))
+                    Some(w_hr) => {
+                        cache.r[t * bh..(t + 1) * bh].copy_from_slice(&out.h);
+                        matmul(&out.h, w_hr, batch, oh, hs, false, true, None)
+                    }
+                    None => out.h,
+                };
+                cache.h[t * bo..(t + 1) * bo].copy_from_slice(&h);
                 cache.gates[t * batch * kw..(t + 1) * batch * kw].copy_from_slice(&out.gates);
                 if let Some(cv) = out.c {
                     c = cv;
                     cache.c[t * bh..(t + 1) * bh].copy_from_slice(&c);
                 }
                 for b in 0..batch {
-                    let dst = (t * batch + b) * out_w + dir * hs;
-                    y[dst..dst + hs].copy_from_slice(&h[b * hs..(b + 1) * hs]);
+                    let dst = (t * batch + b) * out_w + dir * oh;
+                    y[dst..dst + oh].copy_from_slice(&h[b * oh..(b + 1) * oh]);
                 }
             }
-            hn[s..s + bh].copy_from_slice(&h);
+            hn[so..so + bo].copy_from_slice(&h);
             cn[s..s + bh].copy_from_slice(&c);
             dirs.push(cache);
         }
@@ -210,16 +232,19 @@ pub fn rnn_backward(
     assert_eq!(params.len(), layout.total, "params length");
     assert_eq!(x.len(), seq_len * batch * cfg.input_size, "x length");
     let (hs, nd, nl) = (cfg.hidden_size, cfg.num_directions(), cfg.num_layers);
-    let out_w = nd * hs;
+    let oh = cfg.out_hidden();
+    let out_w = nd * oh;
     let rows = seq_len * batch;
     let bh = batch * hs;
-    let state_len = nl * nd * bh;
+    let bo = batch * oh;
+    let state_len = nl * nd * bo;
+    let cstate_len = nl * nd * bh;
     assert_eq!(dy.len(), rows * out_w, "dy length");
     if let Some(d) = dhn {
         assert_eq!(d.len(), state_len, "dhn length");
     }
     if let Some(d) = dcn {
-        assert_eq!(d.len(), state_len, "dcn length");
+        assert_eq!(d.len(), cstate_len, "dcn length");
     }
     let lstm = cfg.cell == CellKind::Lstm;
     let gr = cfg.gate_rows();
@@ -227,7 +252,7 @@ pub fn rnn_backward(
 
     let mut dparams = vec![0.0; layout.total];
     let mut dh0 = vec![0.0; state_len];
-    let mut dc0 = vec![0.0; state_len];
+    let mut dc0 = vec![0.0; cstate_len];
     // gradient of the current layer's output y, (T, B, D*H); starts as dy at the top
     let mut dout = dy.to_vec();
     for layer in (0..nl).rev() {
@@ -241,8 +266,9 @@ pub fn rnn_backward(
         for dir in 0..nd {
             let p = dir_params(&layout, params, layer, dir);
             let s = (layer * nd + dir) * bh;
+            let so = (layer * nd + dir) * bo;
             let cache = &fwd.dirs[layer * nd + dir];
-            let h_init = h0.map_or(vec![0.0; bh], |h0| h0[s..s + bh].to_vec());
+            let h_init = h0.map_or(vec![0.0; bo], |h0| h0[so..so + bo].to_vec());
             let c_init = c0.map_or(vec![0.0; bh], |c0| c0[s..s + bh].to_vec());
             // the step before step t in this direction's order: t-1 forward, t+1 reverse
             let prev = |t: usize| -> Option<usize> {
@@ -256,7 +282,7 @@ pub fn rnn_backward(
             };
             let h_prev_of = |t: usize| -> &[f64] {
                 match prev(t) {
-                    Some(u) => &cache.h[u * bh..(u + 1) * bh],
+                    Some(u) => &cache.h[u * bo..(u + 1) * bo],
                     None => &h_init,
                 }
             };
@@ -270,17 +296,30 @@ pub fn rnn_backward(
             let mut dgx_all = vec![0.0; rows * gr];
             let mut dgh_all = vec![0.0; rows * gr];
             // h_prev of each step, laid out by t, for dW_hh = Σ_t dGh_tᵀ · h_prev_t
-            let mut hprev_all = vec![0.0; rows * hs];
-            let mut dh = dhn.map_or(vec![0.0; bh], |d| d[s..s + bh].to_vec());
+            let mut hprev_all = vec![0.0; rows * oh];
+            let mut dw_hr = vec![0.0; oh * hs];
+            let mut dh = dhn.map_or(vec![0.0; bo], |d| d[so..so + bo].to_vec());
             let mut dc = dcn.map_or(vec![0.0; bh], |d| d[s..s + bh].to_vec());
             for t in step_order(dir, seq_len).into_iter().rev() {
                 // dh_t = dy[t] (this direction's slice) + what step t+1 carried back
                 for b in 0..batch {
-                    let src = (t * batch + b) * out_w + dir * hs;
-                    for j in 0..hs {
-                        dh[b * hs + j] += dout[src + j];
+                    let src = (t * batch + b) * out_w + dir * oh;
+                    for j in 0..oh {
+                        dh[b * oh + j] += dout[src + j];
                     }
                 }
+                // Through the projection: dr = dh · W_hr, dW_hr += dhᵀ · r.
+                let dh_cell = match p.w_hr {
+                    Some(w_hr) => {
+                        let r = &cache.r[t * bh..(t + 1) * bh];
+                        let g = matmul(&dh, r, oh, hs, batch, true, false, None);
+                        for (a, v) in dw_hr.iter_mut().zip(&g) {
+                            *a += v;
+                        }
+                        matmul(&dh, w_hr, batch, hs, oh, false, false, None)
+                    }
+                    None => dh.clone(),
+                };
                 let gates = &cache.gates[t * batch * kw..(t + 1) * batch * kw];
                 let h_prev = h_prev_of(t);
                 let g: StepGrads = match cfg.cell {
@@ -297,7 +336,7 @@ pub fn rnn_backward(
                         c_prev_of(t),
                         &cache.c[t * bh..(t + 1) * bh],
                         p.w_hh,
-                        &dh,
+                        &dh_cell,
                         &dc,
                         batch,
                         hs,
@@ -306,13 +345,13 @@ pub fn rnn_backward(
                 };
                 dgx_all[t * batch * gr..(t + 1) * batch * gr].copy_from_slice(&g.dgx);
                 dgh_all[t * batch * gr..(t + 1) * batch * gr].copy_from_slice(&g.dgh);
-                hprev_all[t * bh..(t + 1) * bh].copy_from_slice(h_prev);
+                hprev_all[t * bo..(t + 1) * bo].copy_from_slice(h_prev);
                 dh = g.dh_prev;
                 if let Some(d) = g.dc_prev {
                     dc = d;
                 }
             }
-            dh0[s..s + bh].copy_from_slice(&dh);
+            dh0[so..so + bo].copy_from_slice(&dh);
             dc0[s..s + bh].copy_from_slice(&dc);
 
             // weight gradients over all steps at once
@@ -328,8 +367,11 @@ pub fn rnn_backward(
             // dW_hh = dGhᵀ · H_prev  ([G*H, H])
             put(
                 ParamKind::WeightHh,
-                matmul(&dgh_all, &hprev_all, gr, hs, rows, true, false, None),
+                matmul(&dgh_all, &hprev_all, gr, oh, rows, true, false, None),
             );
+            if p.w_hr.is_some() {
+                put(ParamKind::WeightHr, dw_hr);
+            }
             if cfg.bias {
                 put(ParamKind::BiasIh, sum_rows(&dgx_all, rows, gr));
                 put(ParamKind::BiasHh, sum_rows(&dgh_all, rows, gr));

@@ -21,6 +21,9 @@ pub struct RnnConfig {
     pub bias: bool,
     /// Input and output are `(B, T, F)` instead of `(T, B, F)`.
     pub batch_first: bool,
+    /// LSTM only: when non-zero, `h = W_hr · (o * tanh(c))` has this many features (`P < H`)
+    /// and `weight_hr_l{k}` (`[P, H]`) exists, as PyTorch's `proj_size`.
+    pub proj_size: usize,
 }
 
 impl RnnConfig {
@@ -34,6 +37,7 @@ impl RnnConfig {
             bidirectional: false,
             bias: true,
             batch_first: false,
+            proj_size: 0,
         }
     }
 
@@ -61,6 +65,22 @@ impl RnnConfig {
         self
     }
 
+    /// Sets the LSTM projection size (`0` = none).
+    pub fn proj_size(mut self, p: usize) -> Self {
+        self.proj_size = p;
+        self
+    }
+
+    /// Width of the hidden state `h` and of each direction's output: `P` with a projection,
+    /// else `H`. (The LSTM cell state `c` is always `H` wide.)
+    pub fn out_hidden(&self) -> usize {
+        if self.proj_size > 0 {
+            self.proj_size
+        } else {
+            self.hidden_size
+        }
+    }
+
     /// Number of directions, `D`.
     pub fn num_directions(&self) -> usize {
         if self.bidirectional {
@@ -70,18 +90,18 @@ impl RnnConfig {
         }
     }
 
-    /// Width of layer `layer`'s input: `I` for layer 0, `D*H` above it.
+    /// Width of layer `layer`'s input: `I` for layer 0, `D*H` (or `D*P`) above it.
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
             self.input_size
         } else {
-            self.num_directions() * self.hidden_size
+            self.output_size()
         }
     }
 
-    /// Width of the output `y`: `D*H`.
+    /// Width of the output `y`: `D*H` (or `D*P` with a projection).
     pub fn output_size(&self) -> usize {
-        self.num_directions() * self.hidden_size
+        self.num_directions() * self.out_hidden()
     }
 
     /// Rows of the gate matrices: `gates * H`.
@@ -95,6 +115,18 @@ impl RnnConfig {
             return Err(Error::InvalidConfig(format!(
                 "input_size, hidden_size and num_layers must be positive (got {}, {}, {})",
                 self.input_size, self.hidden_size, self.num_layers
+            )));
+        }
+        if self.proj_size > 0 && self.cell != CellKind::Lstm {
+            return Err(Error::InvalidConfig(format!(
+                "proj_size is an LSTM option (cell is {})",
+                self.cell
+            )));
+        }
+        if self.proj_size >= self.hidden_size && self.proj_size > 0 {
+            return Err(Error::InvalidConfig(format!(
+                "proj_size ({}) must be smaller than hidden_size ({})",
+                self.proj_size, self.hidden_size
             )));
         }
         Ok(())

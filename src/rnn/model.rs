@@ -14,15 +14,21 @@
 //! T and h_t in slot t, so `H_prev` for all steps is one contiguous `[T·B, H]` block (slots
 //! 0..T forward, 1..T+1 reverse) and `dW_hh` is one GEMM. Inference keeps two slots and
 //! alternates. The cell state of the LSTM follows the same scheme.
+//!
+//! An LSTM with a projection (`proj_size` P) keeps P-wide states: each forward step is the
+//! fused cell kernel (writing `r = o*tanh(c)`) plus a `[B, H]·W_hrᵀ` GEMM into the state slot,
+//! and the states are gathered into `y` after the loop; each backward step is
+//! `lstm_proj_backward` (dh through W_hh) plus the cell kernel taking `dr = dh·W_hr`, and
+//! `dW_hr` is one more GEMM over all steps.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{
-    self, flags, BackwardBuffers, ForwardBuffers, StepBackParams, StepParams,
+    self, flags, BackwardBuffers, ForwardBuffers, ProjBackwardBuffers, StepBackParams, StepParams,
 };
 use crate::kernels::u32_of;
-use crate::kernels::util::{encode_sum_rows, encode_transpose01};
+use crate::kernels::util::{encode_copy_rows, encode_sum_rows, encode_transpose01};
 
 use super::{CellKind, ParamKind, ParamLayout, RnnConfig};
 
@@ -67,6 +73,8 @@ struct SavedDir {
     hs: Tensor,
     cs: Option<Tensor>,
     acts: Option<Tensor>,
+    /// `o * tanh(c)` per step, LSTM with a projection only.
+    rs: Option<Tensor>,
 }
 
 /// Activations a training forward keeps for [`Rnn::record_backward`].
@@ -155,12 +163,13 @@ impl Rnn {
         })
     }
 
-    fn state_shape(&self, batch: usize) -> [usize; 3] {
-        [
-            self.cfg.num_layers * self.cfg.num_directions(),
-            batch,
-            self.cfg.hidden_size,
-        ]
+    /// Shapes of h0/hn (`(L*D, B, P or H)`) and c0/cn (`(L*D, B, H)`).
+    fn state_shapes(&self, batch: usize) -> ([usize; 3], [usize; 3]) {
+        let ld = self.cfg.num_layers * self.cfg.num_directions();
+        (
+            [ld, batch, self.cfg.out_hidden()],
+            [ld, batch, self.cfg.hidden_size],
+        )
     }
 
     /// Runs the stack forward (inference: nothing is kept for backward) in one submission.
@@ -210,9 +219,9 @@ impl Rnn {
         let gpu = rec.gpu();
         let cfg = &self.cfg;
         let (seq, batch) = seq_batch(cfg, x)?;
-        let state = self.state_shape(batch);
+        let (h_state, c_state) = self.state_shapes(batch);
         if let Some(h0) = h0 {
-            check_shape("h0", h0, &state)?;
+            check_shape("h0", h0, &h_state)?;
         }
         if let Some(c0) = c0 {
             if cfg.cell != CellKind::Lstm {
@@ -221,15 +230,23 @@ impl Rnn {
                     cfg.cell
                 )));
             }
-            check_shape("c0", c0, &state)?;
+            check_shape("c0", c0, &c_state)?;
         }
-        let (h, d_n, gh) = (cfg.hidden_size, cfg.num_directions(), cfg.gate_rows());
-        let dh = d_n * h;
-        let bh = batch * h;
+        let (h, oh, d_n, gh) = (
+            cfg.hidden_size,
+            cfg.out_hidden(),
+            cfg.num_directions(),
+            cfg.gate_rows(),
+        );
+        let ow = d_n * oh;
+        let (bh, bo) = (batch * h, batch * oh);
         let lstm = cfg.cell == CellKind::Lstm;
+        let proj = cfg.proj_size > 0;
         let saves_acts = train && matches!(cfg.cell, CellKind::Lstm | CellKind::Gru);
+        // States by time (see the module comment) when backward needs them, or when a
+        // projection's states are gathered into y after the loop; else two alternating slots.
+        let by_time = train || proj;
 
-        // Time-major input.
         let xt = if cfg.batch_first {
             let xt = gpu.zeros("rnn.x_tm", &[seq, batch, cfg.input_size])?;
             encode_transpose01(rec, &x.buffer, &xt.buffer, batch, seq, cfg.input_size)?;
@@ -237,14 +254,14 @@ impl Rnn {
         } else {
             x.clone()
         };
-        let hn = gpu.zeros("rnn.hn", &state)?;
+        let hn = gpu.zeros("rnn.hn", &h_state)?;
         let cn = if lstm {
-            Some(gpu.zeros("rnn.cn", &state)?)
+            Some(gpu.zeros("rnn.cn", &c_state)?)
         } else {
             None
         };
         let gx = gpu.zeros("rnn.gx", &[seq * batch, gh])?;
-        let slots = if train { seq + 1 } else { 2 };
+        let slots = if by_time { seq + 1 } else { 2 };
         let mut ys: Vec<Tensor> = Vec::with_capacity(cfg.num_layers);
         let mut dirs = Vec::new();
         let relu = if cfg.cell == CellKind::RnnRelu {
@@ -254,16 +271,18 @@ impl Rnn {
         };
         let has_bias = if cfg.bias { flags::HAS_BIAS } else { 0 };
         let save = if saves_acts { flags::SAVE } else { 0 };
+        let proj_flag = if proj { flags::PROJ } else { 0 };
 
         for layer in 0..cfg.num_layers {
             let input = if layer == 0 { &xt } else { &ys[layer - 1] };
             let in_w = cfg.layer_input_size(layer);
-            let y = gpu.zeros("rnn.y", &[seq, batch, dh])?;
+            let y = gpu.zeros("rnn.y", &[seq, batch, ow])?;
             for dir in 0..d_n {
                 let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
                 let b_ih = self.offset(layer, dir, ParamKind::BiasIh);
                 let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
+                let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 encode_matmul(
                     rec,
                     &Gemm {
@@ -291,7 +310,7 @@ impl Rnn {
                         accumulate: false,
                     },
                 )?;
-                let hs = gpu.zeros("rnn.hs", &[slots, batch, h])?;
+                let hs = gpu.zeros("rnn.hs", &[slots, batch, oh])?;
                 let cs = if lstm {
                     Some(gpu.zeros("rnn.cs", &[slots, batch, h])?)
                 } else {
@@ -306,14 +325,19 @@ impl Rnn {
                 } else {
                     None
                 };
-                // Slot of h0 and of the state after processing step s (time t).
-                let first_slot = if train && dir == 1 { seq } else { 0 };
-                let sd = (layer * d_n + dir) * bh;
+                // o * tanh(c) before the projection: every step for backward, else one slot.
+                let rs = if proj {
+                    Some(gpu.zeros("rnn.r", &[if train { seq } else { 1 }, batch, h])?)
+                } else {
+                    None
+                };
+                let first_slot = if by_time && dir == 1 { seq } else { 0 };
+                let (sd_h, sd_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
                 if let Some(h0) = h0 {
-                    rec.copy(&h0.buffer, sd, &hs.buffer, first_slot * bh, bh);
+                    rec.copy(&h0.buffer, sd_h, &hs.buffer, first_slot * bo, bo);
                 }
                 if let (Some(c0), Some(cs)) = (c0, &cs) {
-                    rec.copy(&c0.buffer, sd, &cs.buffer, first_slot * bh, bh);
+                    rec.copy(&c0.buffer, sd_c, &cs.buffer, first_slot * bh, bh);
                 }
                 let bind = step::bind_step_forward(
                     rec,
@@ -323,42 +347,94 @@ impl Rnn {
                         gx: &gx.buffer,
                         hs: &hs.buffer,
                         cs: cs.as_ref().map(|c| &c.buffer),
-                        y: &y.buffer,
+                        y: rs.as_ref().map_or(&y.buffer, |r| &r.buffer),
                         acts: acts.as_ref().map(|a| &a.buffer),
                     },
                 )?;
                 let mut last_slot = first_slot;
                 for s in 0..seq {
                     let t = if dir == 0 { s } else { seq - 1 - s };
-                    let (prev, out) = match (train, dir) {
+                    let (prev, out) = match (by_time, dir) {
                         (true, 0) => (t, t + 1),
                         (true, _) => (t + 1, t),
                         (false, _) => (s % 2, (s + 1) % 2),
                     };
                     last_slot = out;
+                    let r_off = if train { t * bh } else { 0 };
+                    let (y_off, y_stride) = if proj {
+                        (r_off, h)
+                    } else {
+                        (t * batch * ow + dir * oh, ow)
+                    };
                     let p = StepParams {
                         batch: u32_of("batch", batch)?,
                         hidden: u32_of("hidden", h)?,
                         gx_off: u32_of("gx offset", t * batch * gh)?,
-                        hprev_off: u32_of("hs offset", prev * bh)?,
-                        hout_off: u32_of("hs offset", out * bh)?,
+                        hprev_off: u32_of("hs offset", prev * bo)?,
+                        hout_off: u32_of("hs offset", out * bo)?,
                         cprev_off: u32_of("cs offset", prev * bh)?,
                         cout_off: u32_of("cs offset", out * bh)?,
-                        y_off: u32_of("y offset", t * batch * dh + dir * h)?,
-                        y_stride: u32_of("y stride", dh)?,
+                        y_off: u32_of("y offset", y_off)?,
+                        y_stride: u32_of("y stride", y_stride)?,
                         act_off: u32_of("acts offset", t * batch * 4 * h)?,
                         whh_off: u32_of("w_hh offset", w_hh)?,
                         bhh_off: u32_of("b_hh offset", b_hh)?,
-                        flags: save | has_bias | relu,
-                        _pad: [0; 3],
+                        flags: save | has_bias | relu | proj_flag,
+                        state: u32_of("state width", oh)?,
+                        _pad: [0; 2],
                     };
                     step::encode_step_forward(rec, bind, &p)?;
+                    if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
+                        // h_t = r_t · W_hrᵀ into its state slot.
+                        encode_matmul(
+                            rec,
+                            &Gemm {
+                                m: batch,
+                                n: oh,
+                                k: h,
+                                a: MatRef {
+                                    buffer: &rs.buffer,
+                                    offset: r_off,
+                                    ld: h,
+                                },
+                                trans_a: false,
+                                b: MatRef {
+                                    buffer: &self.params.buffer,
+                                    offset: w_hr,
+                                    ld: h,
+                                },
+                                trans_b: true,
+                                bias: None,
+                                c: MatRef {
+                                    buffer: &hs.buffer,
+                                    offset: out * bo,
+                                    ld: oh,
+                                },
+                                accumulate: false,
+                            },
+                        )?;
+                    }
                 }
-                rec.copy(&hs.buffer, last_slot * bh, &hn.buffer, sd, bh);
+                if proj {
+                    // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.
+                    let src = if dir == 0 { bo } else { 0 };
+                    encode_copy_rows(
+                        rec,
+                        &hs.buffer,
+                        src,
+                        oh,
+                        &y.buffer,
+                        dir * oh,
+                        ow,
+                        seq * batch,
+                        oh,
+                    )?;
+                }
+                rec.copy(&hs.buffer, last_slot * bo, &hn.buffer, sd_h, bo);
                 if let (Some(cs), Some(cn)) = (&cs, &cn) {
-                    rec.copy(&cs.buffer, last_slot * bh, &cn.buffer, sd, bh);
+                    rec.copy(&cs.buffer, last_slot * bh, &cn.buffer, sd_c, bh);
                 }
-                dirs.push(SavedDir { hs, cs, acts });
+                dirs.push(SavedDir { hs, cs, acts, rs });
             }
             ys.push(y);
         }
@@ -367,8 +443,8 @@ impl Rnn {
             .ok_or_else(|| Error::InvalidConfig("no layers".into()))?
             .clone();
         let y = if cfg.batch_first {
-            let yb = gpu.zeros("rnn.y_bf", &[batch, seq, dh])?;
-            encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, dh)?;
+            let yb = gpu.zeros("rnn.y_bf", &[batch, seq, ow])?;
+            encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, ow)?;
             yb
         } else {
             top
@@ -399,27 +475,33 @@ impl Rnn {
         let gpu = rec.gpu();
         let cfg = &self.cfg;
         let (seq, batch) = (saved.seq, saved.batch);
-        let (h, d_n, gh) = (cfg.hidden_size, cfg.num_directions(), cfg.gate_rows());
-        let dh = d_n * h;
-        let bh = batch * h;
+        let (h, oh, d_n, gh) = (
+            cfg.hidden_size,
+            cfg.out_hidden(),
+            cfg.num_directions(),
+            cfg.gate_rows(),
+        );
+        let ow = d_n * oh;
+        let (bh, bo) = (batch * h, batch * oh);
         let lstm = cfg.cell == CellKind::Lstm;
         let gru = cfg.cell == CellKind::Gru;
-        let state = self.state_shape(batch);
+        let proj = cfg.proj_size > 0;
+        let (h_state, c_state) = self.state_shapes(batch);
         let y_shape = if cfg.batch_first {
-            [batch, seq, dh]
+            [batch, seq, ow]
         } else {
-            [seq, batch, dh]
+            [seq, batch, ow]
         };
         check_shape("grad_output", dy, &y_shape)?;
         if let Some(t) = dhn {
-            check_shape("dhn", t, &state)?;
+            check_shape("dhn", t, &h_state)?;
         }
         if let Some(t) = dcn {
-            check_shape("dcn", t, &state)?;
+            check_shape("dcn", t, &c_state)?;
         }
         let dy_t = if cfg.batch_first {
-            let t = gpu.zeros("rnn.dy_tm", &[seq, batch, dh])?;
-            encode_transpose01(rec, &dy.buffer, &t.buffer, batch, seq, dh)?;
+            let t = gpu.zeros("rnn.dy_tm", &[seq, batch, ow])?;
+            encode_transpose01(rec, &dy.buffer, &t.buffer, batch, seq, ow)?;
             t
         } else {
             dy.clone()
@@ -428,13 +510,13 @@ impl Rnn {
             rec.clear(&self.grads.buffer, 0, self.layout.total);
         }
         // dh0/dc0 start as dhn/dcn and are the carries of the step kernels.
-        let dh0 = gpu.zeros("rnn.dh0", &state)?;
+        let dh0 = gpu.zeros("rnn.dh0", &h_state)?;
         match dhn {
             Some(t) => rec.copy(&t.buffer, 0, &dh0.buffer, 0, t.numel()),
             None => rec.clear(&dh0.buffer, 0, dh0.numel()),
         }
         let dc0 = if lstm {
-            let t = gpu.zeros("rnn.dc0", &state)?;
+            let t = gpu.zeros("rnn.dc0", &c_state)?;
             match dcn {
                 Some(s) => rec.copy(&s.buffer, 0, &t.buffer, 0, s.numel()),
                 None => rec.clear(&t.buffer, 0, t.numel()),
@@ -450,6 +532,12 @@ impl Rnn {
             None
         };
         let dgh = dgh_own.as_ref().unwrap_or(&dgx);
+        // With a projection, each step's dh (P wide) is kept for dW_hr.
+        let dhs = if proj {
+            Some(gpu.zeros("rnn.dhs", &[seq, batch, oh])?)
+        } else {
+            None
+        };
         let relu = if cfg.cell == CellKind::RnnRelu {
             flags::RELU
         } else {
@@ -470,13 +558,14 @@ impl Rnn {
                 let sd = &saved.dirs[layer * d_n + dir];
                 let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
-                let carry = (layer * d_n + dir) * bh;
+                let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
+                let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
                 let bind = step::bind_step_backward(
                     rec,
                     cfg.cell,
                     &BackwardBuffers {
                         params: &self.params.buffer,
-                        dy: &d_out.buffer,
+                        dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
                         acts: sd.acts.as_ref().map(|a| &a.buffer),
                         hs: &sd.hs.buffer,
                         cs: sd.cs.as_ref().map(|c| &c.buffer),
@@ -486,27 +575,56 @@ impl Rnn {
                         carry_c: dc0.as_ref().map(|t| &t.buffer),
                     },
                 )?;
+                let proj_bind = match &dhs {
+                    Some(dhs) => Some(step::bind_proj_backward(
+                        rec,
+                        &ProjBackwardBuffers {
+                            params: &self.params.buffer,
+                            dy: &d_out.buffer,
+                            dg: &dgx.buffer,
+                            carry_h: &dh0.buffer,
+                            dhs: &dhs.buffer,
+                        },
+                    )?),
+                    None => None,
+                };
                 let mut prev_t = 0;
                 for s in 0..seq {
                     let t = if dir == 0 { seq - 1 - s } else { s };
                     let (hp, ho) = if dir == 0 { (t, t + 1) } else { (t + 1, t) };
-                    let p = StepBackParams {
+                    let has_next = if s > 0 { flags::HAS_NEXT } else { 0 };
+                    let mut p = StepBackParams {
                         batch: u32_of("batch", batch)?,
                         hidden: u32_of("hidden", h)?,
-                        dy_off: u32_of("dy offset", t * batch * dh + dir * h)?,
-                        dy_stride: u32_of("dy stride", dh)?,
+                        dy_off: u32_of("dy offset", t * batch * ow + dir * oh)?,
+                        dy_stride: u32_of("dy stride", ow)?,
                         dg_off: u32_of("dg offset", t * batch * gh)?,
                         dgn_off: u32_of("dg offset", prev_t * batch * gh)?,
                         act_off: u32_of("acts offset", t * batch * 4 * h)?,
-                        hprev_off: u32_of("hs offset", hp * bh)?,
-                        hout_off: u32_of("hs offset", ho * bh)?,
+                        hprev_off: u32_of("hs offset", hp * bo)?,
+                        hout_off: u32_of("hs offset", ho * bo)?,
                         cprev_off: u32_of("cs offset", hp * bh)?,
                         cout_off: u32_of("cs offset", ho * bh)?,
                         whh_off: u32_of("w_hh offset", w_hh)?,
-                        carry_off: u32_of("carry offset", carry)?,
-                        flags: if s > 0 { flags::HAS_NEXT } else { 0 } | relu,
-                        _pad: [0; 2],
+                        carry_off: u32_of("carry offset", carry_h)?,
+                        flags: has_next | relu,
+                        grows: u32_of("proj size", oh)?,
+                        _pad: 0,
                     };
+                    if let (Some(pb), Some(w_hr)) = (proj_bind, w_hr) {
+                        // dh_t = dy + carry + dG_next · W_hh into dhs[t] ...
+                        let q = StepBackParams {
+                            dg_off: u32_of("dhs offset", t * bo)?,
+                            ..p
+                        };
+                        step::encode_proj_backward(rec, pb, &q)?;
+                        // ... then the cell takes dr = dh_t · W_hr.
+                        p.dy_off = u32_of("dhs offset", t * bo)?;
+                        p.dy_stride = u32_of("dhs stride", oh)?;
+                        p.whh_off = u32_of("w_hr offset", w_hr)?;
+                        p.carry_off = u32_of("carry offset", carry_c)?;
+                        p.flags = flags::PROJ;
+                    }
                     step::encode_step_backward(rec, bind, &p)?;
                     prev_t = t;
                 }
@@ -515,7 +633,7 @@ impl Rnn {
                     rec,
                     &Gemm {
                         m: batch,
-                        n: h,
+                        n: oh,
                         k: gh,
                         a: MatRef {
                             buffer: &dgh.buffer,
@@ -526,20 +644,18 @@ impl Rnn {
                         b: MatRef {
                             buffer: &self.params.buffer,
                             offset: w_hh,
-                            ld: h,
+                            ld: oh,
                         },
                         trans_b: false,
                         bias: None,
                         c: MatRef {
                             buffer: &dh0.buffer,
-                            offset: carry,
-                            ld: h,
+                            offset: carry_h,
+                            ld: oh,
                         },
                         accumulate: true,
                     },
                 )?;
-                let dw_ih = w_ih;
-                let dw_hh = w_hh;
                 // dW_ih += dGxᵀ · X
                 encode_matmul(
                     rec,
@@ -562,7 +678,7 @@ impl Rnn {
                         bias: None,
                         c: MatRef {
                             buffer: &self.grads.buffer,
-                            offset: dw_ih,
+                            offset: w_ih,
                             ld: in_w,
                         },
                         accumulate: true,
@@ -573,7 +689,7 @@ impl Rnn {
                     rec,
                     &Gemm {
                         m: gh,
-                        n: h,
+                        n: oh,
                         k: seq * batch,
                         a: MatRef {
                             buffer: &dgh.buffer,
@@ -583,19 +699,49 @@ impl Rnn {
                         trans_a: true,
                         b: MatRef {
                             buffer: &sd.hs.buffer,
-                            offset: if dir == 0 { 0 } else { bh },
-                            ld: h,
+                            offset: if dir == 0 { 0 } else { bo },
+                            ld: oh,
                         },
                         trans_b: false,
                         bias: None,
                         c: MatRef {
                             buffer: &self.grads.buffer,
-                            offset: dw_hh,
-                            ld: h,
+                            offset: w_hh,
+                            ld: oh,
                         },
                         accumulate: true,
                     },
                 )?;
+                if let (Some(dhs), Some(rs), Some(w_hr)) = (&dhs, &sd.rs, w_hr) {
+                    // dW_hr += dHᵀ · R over all steps
+                    encode_matmul(
+                        rec,
+                        &Gemm {
+                            m: oh,
+                            n: h,
+                            k: seq * batch,
+                            a: MatRef {
+                                buffer: &dhs.buffer,
+                                offset: 0,
+                                ld: oh,
+                            },
+                            trans_a: true,
+                            b: MatRef {
+                                buffer: &rs.buffer,
+                                offset: 0,
+                                ld: h,
+                            },
+                            trans_b: false,
+                            bias: None,
+                            c: MatRef {
+                                buffer: &self.grads.buffer,
+                                offset: w_hr,
+                                ld: h,
+                            },
+                            accumulate: true,
+                        },
+                    )?;
+                }
                 if let Some(b_ih) = self.offset(layer, dir, ParamKind::BiasIh) {
                     encode_sum_rows(
                         rec,

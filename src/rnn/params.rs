@@ -14,6 +14,8 @@ pub enum ParamKind {
     BiasIh,
     /// `bias_hh_l{k}`: `[G*H]`.
     BiasHh,
+    /// `weight_hr_l{k}`: `[P, H]` (LSTM with `proj_size`).
+    WeightHr,
 }
 
 /// One tensor inside the flat parameter buffer.
@@ -54,7 +56,7 @@ impl ParamEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamLayout {
     /// Tensors in state_dict order: for each layer, for each direction,
-    /// `weight_ih, weight_hh, bias_ih, bias_hh`.
+    /// `weight_ih, weight_hh, bias_ih, bias_hh` and, with a projection, `weight_hr`.
     pub entries: Vec<ParamEntry>,
     /// Total elements.
     pub total: usize,
@@ -87,10 +89,13 @@ impl ParamLayout {
                     "weight_ih",
                     vec![gh, cfg.layer_input_size(layer)],
                 );
-                push(ParamKind::WeightHh, "weight_hh", vec![gh, h]);
+                push(ParamKind::WeightHh, "weight_hh", vec![gh, cfg.out_hidden()]);
                 if cfg.bias {
                     push(ParamKind::BiasIh, "bias_ih", vec![gh]);
                     push(ParamKind::BiasHh, "bias_hh", vec![gh]);
+                }
+                if cfg.proj_size > 0 {
+                    push(ParamKind::WeightHr, "weight_hr", vec![cfg.proj_size, h]);
                 }
             }
         }

@@ -98,14 +98,16 @@ pub fn config_from_state_dict(
     if rnn.is_empty() {
         return Err(no_rnn_tensors(tensors, prefix));
     }
-    if let Some(name) = rnn.keys().find(|n| n.starts_with("weight_hr_l")) {
-        return Err(Error::InvalidConfig(format!(
-            "{prefix}{name} means an LSTM with proj_size, which is not supported yet"
-        )));
-    }
-
     let (_, rows, input_size) = matrix_shape(&rnn, prefix, "weight_ih_l0")?;
-    let (_, _, hidden_size) = matrix_shape(&rnn, prefix, "weight_hh_l0")?;
+    // With an LSTM projection (`weight_hr_l0`, [P, H]), weight_hh is [4H, P]: H comes from
+    // weight_hr's columns instead.
+    let (hidden_size, proj_size) = if rnn.contains_key("weight_hr_l0") {
+        let (_, p, h) = matrix_shape(&rnn, prefix, "weight_hr_l0")?;
+        (h, p)
+    } else {
+        let (_, _, h) = matrix_shape(&rnn, prefix, "weight_hh_l0")?;
+        (h, 0)
+    };
     if hidden_size == 0 || input_size == 0 {
         return Err(Error::InvalidConfig(format!(
             "{prefix}weight_ih_l0 / weight_hh_l0 give input_size {input_size} and hidden_size \
@@ -157,6 +159,7 @@ pub fn config_from_state_dict(
         bidirectional,
         bias,
         batch_first: false,
+        proj_size,
     };
     cfg.validate()?;
 

@@ -43,7 +43,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
         want.len()
     );
     let err = rel_err(got, want);
-    if !(err <= tol) {
+    if err.is_nan() || err > tol {
         let (i, g, w) = got
             .iter()
             .zip(want)

@@ -20,7 +20,7 @@ enum Command {
     /// List the adapters wgpu sees, mark the one recur picks, show its features and limits.
     Info,
     /// Run a PyTorch-exported RNN/LSTM/GRU on a .npy input, optionally with backward.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 fn main() {

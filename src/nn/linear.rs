@@ -1,0 +1,254 @@
+//! `Linear`: `y = x·Wᵀ + b` (torch's `nn.Linear`) with `dW`, `db` and `dx`, all on the
+//! crate's one GEMM ([`encode_matmul`]) and the bias row sum ([`encode_sum_rows`]).
+
+use super::{init, Module, NamedSlice, ParamGroup};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::kernels::util::encode_sum_rows;
+use crate::rng::Rng;
+
+/// A linear layer. Flat parameters: `weight` `[out, in]` at 0, then `bias` `[out]` at
+/// `out * in` when it has one (state_dict order).
+#[derive(Debug)]
+pub struct Linear {
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+    /// Whether the layer has a bias.
+    pub bias: bool,
+    /// Weight then bias, flat.
+    pub params: Tensor,
+    /// Gradients, same layout.
+    pub grads: Tensor,
+}
+
+impl Linear {
+    /// Number of parameters of a layer of this shape.
+    pub fn param_count(in_features: usize, out_features: usize, bias: bool) -> usize {
+        out_features * in_features + if bias { out_features } else { 0 }
+    }
+
+    /// Uploads a layer with parameters `flat` (weight then bias).
+    pub fn new(
+        gpu: &Gpu,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        flat: &[f32],
+    ) -> Result<Self> {
+        if in_features == 0 || out_features == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "linear layer needs positive sizes, got {in_features} -> {out_features}"
+            )));
+        }
+        let n = Self::param_count(in_features, out_features, bias);
+        let params = gpu.tensor("linear.params", &[n], flat)?;
+        let grads = gpu.zeros("linear.grads", &[n])?;
+        Ok(Linear {
+            in_features,
+            out_features,
+            bias,
+            params,
+            grads,
+        })
+    }
+
+    /// A layer with torch's default initialisation drawn from `rng`.
+    pub fn init(
+        gpu: &Gpu,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let flat = init::linear_params(in_features, out_features, bias, rng);
+        Self::new(gpu, in_features, out_features, bias, &flat)
+    }
+
+    /// Element offset of the bias in the flat buffers.
+    pub fn bias_offset(&self) -> usize {
+        self.out_features * self.in_features
+    }
+
+    /// Rows of `x` (`numel / in`), or [`Error::Shape`] unless its last axis is `in`.
+    fn rows_of(&self, what: &str, x: &Tensor, width: usize) -> Result<usize> {
+        if x.shape.last() != Some(&width) || x.numel() == 0 {
+            return Err(Error::Shape {
+                what: format!("{what} (0 = any, last axis fixed)"),
+                expected: vec![0, width],
+                got: x.shape.clone(),
+            });
+        }
+        Ok(x.numel() / width)
+    }
+
+    /// Records `y = x·Wᵀ + b` for `x` of shape `[.., in]`: a new tensor `[.., out]`.
+    pub fn record_forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        let rows = self.rows_of("linear input", x, self.in_features)?;
+        let mut shape = x.shape.clone();
+        if let Some(last) = shape.last_mut() {
+            *last = self.out_features;
+        }
+        let y = rec.gpu().zeros("linear.out", &shape)?;
+        encode_matmul(
+            rec,
+            &Gemm {
+                m: rows,
+                n: self.out_features,
+                k: self.in_features,
+                a: MatRef {
+                    buffer: &x.buffer,
+                    offset: 0,
+                    ld: self.in_features,
+                },
+                trans_a: false,
+                b: MatRef {
+                    buffer: &self.params.buffer,
+                    offset: 0,
+                    ld: self.in_features,
+                },
+                trans_b: true,
+                bias: self
+                    .bias
+                    .then_some((&self.params.buffer, self.bias_offset())),
+                c: MatRef {
+                    buffer: &y.buffer,
+                    offset: 0,
+                    ld: self.out_features,
+                },
+                accumulate: false,
+            },
+        )?;
+        Ok(y)
+    }
+
+    /// Records the backward of [`Linear::record_forward`] for input `x` and output gradient
+    /// `dy`: `dW (+)= dyᵀ·x`, `db (+)= Σ_rows dy` into [`Linear::grads`] (added with
+    /// `accumulate`, else overwritten), and with `want_dx` returns `dx = dy·W` shaped like
+    /// `x`.
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        dy: &Tensor,
+        accumulate: bool,
+        want_dx: bool,
+    ) -> Result<Option<Tensor>> {
+        let rows = self.rows_of("linear input", x, self.in_features)?;
+        let dy_rows = self.rows_of("linear output gradient", dy, self.out_features)?;
+        if dy_rows != rows {
+            let mut expected = x.shape.clone();
+            if let Some(last) = expected.last_mut() {
+                *last = self.out_features;
+            }
+            return Err(Error::Shape {
+                what: "linear output gradient".into(),
+                expected,
+                got: dy.shape.clone(),
+            });
+        }
+        let (n_in, n_out) = (self.in_features, self.out_features);
+        encode_matmul(
+            rec,
+            &Gemm {
+                m: n_out,
+                n: n_in,
+                k: rows,
+                a: MatRef {
+                    buffer: &dy.buffer,
+                    offset: 0,
+                    ld: n_out,
+                },
+                trans_a: true,
+                b: MatRef {
+                    buffer: &x.buffer,
+                    offset: 0,
+                    ld: n_in,
+                },
+                trans_b: false,
+                bias: None,
+                c: MatRef {
+                    buffer: &self.grads.buffer,
+                    offset: 0,
+                    ld: n_in,
+                },
+                accumulate,
+            },
+        )?;
+        if self.bias {
+            // sum_rows always adds.
+            if !accumulate {
+                rec.clear(&self.grads.buffer, self.bias_offset(), n_out);
+            }
+            encode_sum_rows(
+                rec,
+                &dy.buffer,
+                0,
+                n_out,
+                rows,
+                n_out,
+                &self.grads.buffer,
+                self.bias_offset(),
+            )?;
+        }
+        if !want_dx {
+            return Ok(None);
+        }
+        let dx = rec.gpu().zeros("linear.dx", &x.shape)?;
+        encode_matmul(
+            rec,
+            &Gemm {
+                m: rows,
+                n: n_in,
+                k: n_out,
+                a: MatRef {
+                    buffer: &dy.buffer,
+                    offset: 0,
+                    ld: n_out,
+                },
+                trans_a: false,
+                b: MatRef {
+                    buffer: &self.params.buffer,
+                    offset: 0,
+                    ld: n_in,
+                },
+                trans_b: false,
+                bias: None,
+                c: MatRef {
+                    buffer: &dx.buffer,
+                    offset: 0,
+                    ld: n_in,
+                },
+                accumulate: false,
+            },
+        )?;
+        Ok(Some(dx))
+    }
+}
+
+impl Module for Linear {
+    fn group(&self) -> ParamGroup<'_> {
+        ParamGroup {
+            params: &self.params,
+            grads: &self.grads,
+        }
+    }
+
+    fn slices(&self) -> Vec<NamedSlice> {
+        let mut v = vec![NamedSlice {
+            name: "weight".into(),
+            shape: vec![self.out_features, self.in_features],
+            offset: 0,
+        }];
+        if self.bias {
+            v.push(NamedSlice {
+                name: "bias".into(),
+                shape: vec![self.out_features],
+                offset: self.bias_offset(),
+            });
+        }
+        v
+    }
+}
