@@ -8,8 +8,8 @@
 // dW = dGᵀ·X (TN, accumulated). Offsets are in elements, so one bound buffer can hold many
 // matrices (the flat parameter buffer, a time slice of a sequence).
 //
-// Tiling: a 16x16 workgroup computes a 64x64 tile of C; thread (x, y) owns rows y + 16i and
-// columns x + 16j (i, j < 4), so stores are coalesced along n. K advances 16 at a time
+// Tiling: a 16x16 workgroup computes a 64x64 tile of C; thread (x, y) owns rows y + 16i
+// (i < 4) and the four adjacent columns 4x..4x+3, accumulated as vec4s in registers. K advances 16 at a time
 // through workgroup memory; tile loads pick the thread-to-element map that reads memory
 // contiguously for each storage order.
 
@@ -39,9 +39,9 @@ const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
 
-// [TK][TM] and [TK][TN]
+// tile_a: [TK][TM] scalars; tile_b: [TK][TN/4] vec4s (four adjacent columns).
 var<workgroup> tile_a: array<f32, 1024>;
-var<workgroup> tile_b: array<f32, 1024>;
+var<workgroup> tile_b: array<vec4<f32>, 256>;
 
 @compute @workgroup_size(16, 16, 1)
 fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -50,10 +50,12 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let n0 = wid.x * TN;
     let trans_a = (p.flags & 1u) != 0u;
     let trans_b = (p.flags & 2u) != 0u;
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) {
-        acc[i] = 0.0;
-    }
+    // Thread (x, y) owns rows y + 16i (i < 4) and columns 4x .. 4x+3: four vec4
+    // accumulators that stay in registers.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
         for (var i = 0u; i < 4u; i++) {
             let e = tid + i * 256u;
@@ -98,45 +100,45 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
                     vb = b[p.b_off + gkb * p.ldb + gn];
                 }
             }
-            tile_b[kb * TN + nn] = vb;
+            tile_b[kb * 16u + nn / 4u][nn % 4u] = vb;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                av[i] = tile_a[kk * TM + lid.y + 16u * i];
-                bv[i] = tile_b[kk * TN + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-                }
-            }
+            let bv = tile_b[kk * 16u + lid.x];
+            let ab = kk * TM + lid.y;
+            acc0 = fma(vec4<f32>(tile_a[ab]), bv, acc0);
+            acc1 = fma(vec4<f32>(tile_a[ab + 16u]), bv, acc1);
+            acc2 = fma(vec4<f32>(tile_a[ab + 32u]), bv, acc2);
+            acc3 = fma(vec4<f32>(tile_a[ab + 48u]), bv, acc3);
         }
         workgroupBarrier();
     }
+    store_row(m0 + lid.y, n0 + 4u * lid.x, acc0);
+    store_row(m0 + lid.y + 16u, n0 + 4u * lid.x, acc1);
+    store_row(m0 + lid.y + 32u, n0 + 4u * lid.x, acc2);
+    store_row(m0 + lid.y + 48u, n0 + 4u * lid.x, acc3);
+}
+
+// Writes up to four adjacent elements of row gm from column gn, with bias and accumulate.
+fn store_row(gm: u32, gn: u32, v: vec4<f32>) {
+    if gm >= p.m {
+        return;
+    }
     let accumulate = (p.flags & 4u) != 0u;
     let has_bias = (p.flags & 8u) != 0u;
-    for (var i = 0u; i < 4u; i++) {
-        let gm = m0 + lid.y + 16u * i;
-        if gm >= p.m {
-            continue;
+    for (var j = 0u; j < 4u; j++) {
+        let n = gn + j;
+        if n >= p.n {
+            return;
         }
-        for (var j = 0u; j < 4u; j++) {
-            let gn = n0 + lid.x + 16u * j;
-            if gn >= p.n {
-                continue;
-            }
-            var v = acc[i * 4u + j];
-            if has_bias {
-                v += bias[p.bias_off + gn];
-            }
-            let idx = p.c_off + gm * p.ldc + gn;
-            if accumulate {
-                v += c[idx];
-            }
-            c[idx] = v;
+        var x = v[j];
+        if has_bias {
+            x += bias[p.bias_off + n];
         }
+        let idx = p.c_off + gm * p.ldc + n;
+        if accumulate {
+            x += c[idx];
+        }
+        c[idx] = x;
     }
 }

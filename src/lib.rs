@@ -6,13 +6,16 @@
 //! [`io`] (safetensors and `.npy`).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod io;
 pub mod kernels;
+pub mod nn;
 pub mod reference;
 pub mod rng;
 pub mod rnn;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, Recorder, Tensor};

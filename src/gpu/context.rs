@@ -44,6 +44,7 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub(crate) pipelines: PipelineCache,
     errors: Arc<Mutex<Vec<String>>>,
+    submissions: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -181,7 +182,21 @@ impl Gpu {
             limits,
             pipelines: PipelineCache::default(),
             errors,
+            submissions: Default::default(),
         })
+    }
+
+    /// Submits one command buffer (every recur submission goes through here, so
+    /// [`Gpu::submissions`] counts them).
+    pub fn submit(&self, cmd: wgpu::CommandBuffer) -> wgpu::SubmissionIndex {
+        self.submissions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.queue.submit([cmd])
+    }
+
+    /// Queue submissions made through recur on this device so far (readbacks included).
+    pub fn submissions(&self) -> u64 {
+        self.submissions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Returns the first error the device reported since the last check, if any.

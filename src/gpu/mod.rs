@@ -7,5 +7,5 @@ pub mod recorder;
 pub mod tensor;
 
 pub use context::{list_adapters, AdapterSummary, Gpu};
-pub use recorder::{BindId, Recorder};
+pub use recorder::{BindId, Profile, Recorder};
 pub use tensor::Tensor;

@@ -33,6 +33,7 @@ enum Op {
         bind: usize,
         offset: u32,
         groups: [u32; 3],
+        phase: &'static str,
     },
     Copy {
         src: wgpu::Buffer,
@@ -56,6 +57,23 @@ pub struct Recorder<'g> {
     binds: Vec<BindSpec>,
     ops: Vec<Op>,
     dispatches: usize,
+    phase: &'static str,
+    profile: bool,
+}
+
+/// GPU time per phase of one submission, from timestamp queries.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// `(phase, milliseconds)`, in order of first appearance; a phase's passes are summed.
+    pub phases: Vec<(&'static str, f64)>,
+    /// From the first pass's start to the last pass's end, in milliseconds.
+    pub total_ms: f64,
+}
+
+/// Timestamps of a profiled submission, to read after it completes.
+struct PendingProfile {
+    staging: wgpu::Buffer,
+    passes: Vec<&'static str>,
 }
 
 impl<'g> Recorder<'g> {
@@ -69,7 +87,21 @@ impl<'g> Recorder<'g> {
             binds: Vec::new(),
             ops: Vec::new(),
             dispatches: 0,
+            phase: "",
+            profile: false,
         }
+    }
+
+    /// Names the phase of the dispatches recorded from now on (`"input_gemm"`, `"steps"`...).
+    /// A new phase starts a new compute pass, so profiling can time it.
+    pub fn phase(&mut self, name: &'static str) {
+        self.phase = name;
+    }
+
+    /// Asks for GPU timestamps around every compute pass (when the device has
+    /// `TIMESTAMP_QUERY`); [`Recorder::run_profiled`] then returns the time per phase.
+    pub fn profile(&mut self) {
+        self.profile = self.gpu.has_timestamps();
     }
 
     /// The GPU this recording is for.
@@ -136,6 +168,7 @@ impl<'g> Recorder<'g> {
             offset: u32::try_from(offset)
                 .map_err(|_| Error::Gpu("uniform arena over 4 GiB".into()))?,
             groups,
+            phase: self.phase,
         });
         self.dispatches += 1;
         Ok(())
@@ -174,8 +207,8 @@ impl<'g> Recorder<'g> {
 
     /// Records everything into one command encoder and submits it once. Does not wait.
     pub fn submit(self) -> Result<wgpu::SubmissionIndex> {
-        let cmd = self.finish()?;
-        Ok(self.gpu.queue.submit([cmd]))
+        let (cmd, _) = self.finish()?;
+        Ok(self.gpu.submit(cmd))
     }
 
     /// Submits and waits; device errors come back as [`Error::Gpu`].
@@ -185,7 +218,70 @@ impl<'g> Recorder<'g> {
         gpu.wait()
     }
 
-    fn finish(&self) -> Result<wgpu::CommandBuffer> {
+    /// Submits, waits, and returns the GPU time of each phase (empty without timestamps;
+    /// call [`Recorder::profile`] first).
+    pub fn run_profiled(self) -> Result<Profile> {
+        let gpu = self.gpu;
+        let (cmd, pending) = self.finish()?;
+        gpu.submit(cmd);
+        gpu.wait()?;
+        let Some(pending) = pending else {
+            return Ok(Profile::default());
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        pending
+            .staging
+            .map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+        gpu.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("timestamp readback never completed".into()))?
+            .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
+        let ticks: Vec<u64> = {
+            let view = pending
+                .staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
+            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
+        };
+        pending.staging.unmap();
+        let ns = f64::from(gpu.queue.get_timestamp_period());
+        let mut profile = Profile::default();
+        for (i, phase) in pending.passes.iter().enumerate() {
+            let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * ns / 1e6;
+            match profile.phases.iter_mut().find(|(p, _)| p == phase) {
+                Some(e) => e.1 += ms,
+                None => profile.phases.push((phase, ms)),
+            }
+        }
+        if let (Some(first), Some(last)) = (ticks.first(), ticks.get(2 * pending.passes.len() - 1))
+        {
+            profile.total_ms = last.saturating_sub(*first) as f64 * ns / 1e6;
+        }
+        Ok(profile)
+    }
+
+    /// Compute passes: runs of consecutive dispatches of one phase, as `(first op, end op)`.
+    fn passes(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.ops.len() {
+            if let Op::Dispatch { phase, .. } = &self.ops[i] {
+                let start = i;
+                while matches!(&self.ops.get(i), Some(Op::Dispatch { phase: p, .. }) if p == phase)
+                {
+                    i += 1;
+                }
+                out.push((start, i));
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    fn finish(&self) -> Result<(wgpu::CommandBuffer, Option<PendingProfile>)> {
         let gpu = self.gpu;
         let device = &gpu.device;
         let mut arena = self.uniforms.clone();
@@ -220,28 +316,61 @@ impl<'g> Recorder<'g> {
                 })
             })
             .collect();
+        let passes = self.passes();
+        // Two timestamps a pass, within wgpu's cap on one query set.
+        let timed = if self.profile {
+            passes.len().min(wgpu::QUERY_SET_MAX_QUERIES as usize / 2)
+        } else {
+            0
+        };
+        let queries = (timed > 0).then(|| {
+            device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("recur.timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * timed as u32,
+            })
+        });
         let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("recur.sequence"),
         });
+        let mut next_pass = 0;
         let mut i = 0;
         while i < self.ops.len() {
             match &self.ops[i] {
-                Op::Dispatch { .. } => {
+                Op::Dispatch { phase, .. } => {
+                    let (start, end) = passes[next_pass];
+                    debug_assert_eq!(start, i);
+                    let timestamp_writes = match &queries {
+                        Some(q) if next_pass < timed => Some(wgpu::ComputePassTimestampWrites {
+                            query_set: q,
+                            beginning_of_pass_write_index: Some(2 * next_pass as u32),
+                            end_of_pass_write_index: Some(2 * next_pass as u32 + 1),
+                        }),
+                        _ => None,
+                    };
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("recur.pass"),
-                        timestamp_writes: None,
+                        label: Some(if phase.is_empty() {
+                            "recur.pass"
+                        } else {
+                            phase
+                        }),
+                        timestamp_writes,
                     });
-                    while let Some(Op::Dispatch {
-                        bind,
-                        offset,
-                        groups: g,
-                    }) = self.ops.get(i)
-                    {
-                        pass.set_pipeline(&self.binds[*bind].pipeline.pipeline);
-                        pass.set_bind_group(0, &groups[*bind], &[*offset]);
-                        pass.dispatch_workgroups(g[0], g[1], g[2]);
-                        i += 1;
+                    for op in &self.ops[start..end] {
+                        if let Op::Dispatch {
+                            bind,
+                            offset,
+                            groups: g,
+                            ..
+                        } = op
+                        {
+                            pass.set_pipeline(&self.binds[*bind].pipeline.pipeline);
+                            pass.set_bind_group(0, &groups[*bind], &[*offset]);
+                            pass.dispatch_workgroups(g[0], g[1], g[2]);
+                        }
                     }
+                    next_pass += 1;
+                    i = end;
                 }
                 Op::Copy {
                     src,
@@ -259,6 +388,37 @@ impl<'g> Recorder<'g> {
                 }
             }
         }
-        Ok(enc.finish())
+        let pending = match &queries {
+            Some(q) => {
+                let bytes = 16 * timed as u64;
+                let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("recur.timestamps.resolve"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let staging = device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("recur.timestamps.read"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                enc.resolve_query_set(q, 0..2 * timed as u32, &resolve, 0);
+                enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, bytes);
+                let names = passes[..timed]
+                    .iter()
+                    .map(|(start, _)| match &self.ops[*start] {
+                        Op::Dispatch { phase, .. } => *phase,
+                        _ => "",
+                    })
+                    .collect();
+                Some(PendingProfile {
+                    staging,
+                    passes: names,
+                })
+            }
+            None => None,
+        };
+        Ok((enc.finish(), pending))
     }
 }

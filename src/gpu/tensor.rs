@@ -137,7 +137,7 @@ impl Gpu {
                 label: Some("recur.readback"),
             });
         enc.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
-        self.queue.submit([enc.finish()]);
+        self.submit(enc.finish());
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);

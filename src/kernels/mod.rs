@@ -3,6 +3,7 @@
 //! dispatches.
 
 pub mod clip;
+pub mod eager;
 pub mod embedding;
 pub mod gru;
 pub mod loss;
@@ -36,11 +37,13 @@ pub enum Shader {
     Optim,
     /// `shaders/clip.wgsl`
     Clip,
+    /// `shaders/eager.wgsl` (the bench's host-loop baseline)
+    Eager,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::Util,
         Shader::Rnn,
@@ -50,6 +53,7 @@ impl Shader {
         Shader::Loss,
         Shader::Optim,
         Shader::Clip,
+        Shader::Eager,
     ];
 
     /// The WGSL source.
@@ -64,6 +68,7 @@ impl Shader {
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
             Shader::Clip => include_str!("../../shaders/clip.wgsl"),
+            Shader::Eager => include_str!("../../shaders/eager.wgsl"),
         }
     }
 
@@ -79,6 +84,7 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Clip => "clip.wgsl",
+            Shader::Eager => "eager.wgsl",
         }
     }
 }

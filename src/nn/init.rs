@@ -32,7 +32,12 @@ pub fn embedding_weight(num: usize, dim: usize, rng: &mut Rng) -> Vec<f32> {
 
 /// Flat parameters of a linear layer: weight `[out, in]` then (if `bias`) bias `[out]`,
 /// all `U(-1/√in, 1/√in)`.
-pub fn linear_params(in_features: usize, out_features: usize, bias: bool, rng: &mut Rng) -> Vec<f32> {
+pub fn linear_params(
+    in_features: usize,
+    out_features: usize,
+    bias: bool,
+    rng: &mut Rng,
+) -> Vec<f32> {
     let bound = 1.0 / (in_features.max(1) as f64).sqrt();
     let n = out_features * in_features + if bias { out_features } else { 0 };
     uniform(rng, n, bound)

@@ -33,11 +33,13 @@
 //! ```
 //!
 //! Files: [`mod@matmul`] (the one matrix product), [`cells`] (one step of each cell, forward and
-//! backward), [`stack`] (layers x directions over a sequence).
+//! backward), [`stack`] (layers x directions over a sequence), [`train`] (embedding, linear,
+//! losses, optimizers, clipping).
 
 pub mod cells;
 pub mod matmul;
 pub mod stack;
+pub mod train;
 
 pub use cells::{
     gru_step_backward, gru_step_forward, lstm_step_backward, lstm_step_forward, rnn_step_backward,

@@ -249,6 +249,7 @@ impl Rnn {
 
         let xt = if cfg.batch_first {
             let xt = gpu.zeros("rnn.x_tm", &[seq, batch, cfg.input_size])?;
+            rec.phase("layout");
             encode_transpose01(rec, &x.buffer, &xt.buffer, batch, seq, cfg.input_size)?;
             xt
         } else {
@@ -283,6 +284,7 @@ impl Rnn {
                 let b_ih = self.offset(layer, dir, ParamKind::BiasIh);
                 let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
+                rec.phase("input_gemm");
                 encode_matmul(
                     rec,
                     &Gemm {
@@ -352,6 +354,7 @@ impl Rnn {
                     },
                 )?;
                 let mut last_slot = first_slot;
+                rec.phase("steps");
                 for s in 0..seq {
                     let t = if dir == 0 { s } else { seq - 1 - s };
                     let (prev, out) = match (by_time, dir) {
@@ -418,6 +421,7 @@ impl Rnn {
                 if proj {
                     // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.
                     let src = if dir == 0 { bo } else { 0 };
+                    rec.phase("layout");
                     encode_copy_rows(
                         rec,
                         &hs.buffer,
@@ -444,6 +448,7 @@ impl Rnn {
             .clone();
         let y = if cfg.batch_first {
             let yb = gpu.zeros("rnn.y_bf", &[batch, seq, ow])?;
+            rec.phase("layout");
             encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, ow)?;
             yb
         } else {
@@ -501,6 +506,7 @@ impl Rnn {
         }
         let dy_t = if cfg.batch_first {
             let t = gpu.zeros("rnn.dy_tm", &[seq, batch, ow])?;
+            rec.phase("layout");
             encode_transpose01(rec, &dy.buffer, &t.buffer, batch, seq, ow)?;
             t
         } else {
@@ -589,6 +595,7 @@ impl Rnn {
                     None => None,
                 };
                 let mut prev_t = 0;
+                rec.phase("steps_backward");
                 for s in 0..seq {
                     let t = if dir == 0 { seq - 1 - s } else { s };
                     let (hp, ho) = if dir == 0 { (t, t + 1) } else { (t + 1, t) };
@@ -628,6 +635,7 @@ impl Rnn {
                     step::encode_step_backward(rec, bind, &p)?;
                     prev_t = t;
                 }
+                rec.phase("weight_grads");
                 // dh0 += dG_h(first step) · W_hh
                 encode_matmul(
                     rec,
@@ -804,6 +812,7 @@ impl Rnn {
         let dx_tm = dx_tm.ok_or_else(|| Error::InvalidConfig("no layers".into()))?;
         let dx = if cfg.batch_first {
             let t = gpu.zeros("rnn.dx_bf", &[batch, seq, cfg.input_size])?;
+            rec.phase("layout");
             encode_transpose01(rec, &dx_tm.buffer, &t.buffer, seq, batch, cfg.input_size)?;
             t
         } else {

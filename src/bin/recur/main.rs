@@ -2,6 +2,7 @@
 //! input), and more subcommands as the project grows. No GPU logic lives here: it parses
 //! arguments, calls the library and prints.
 
+mod bench;
 mod info;
 mod run;
 
@@ -21,6 +22,8 @@ enum Command {
     Info,
     /// Run a PyTorch-exported RNN/LSTM/GRU on a .npy input, optionally with backward.
     Run(Box<run::RunArgs>),
+    /// Time forward and training steps (suites shared with the PyTorch peer), scaling, matmul.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let result = match cli.command {
         Command::Info => info::info(),
         Command::Run(args) => run::run(&args),
+        Command::Bench(args) => bench::bench(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e));

@@ -1,0 +1,128 @@
+//! criterion benches: the matmul kernel and a whole LSTM sequence (forward, and training),
+//! each iteration synchronised with the device (`Recorder::run` waits) before the clock is
+//! read. Sizes are small enough for a software adapter; `recur bench` has the full suites.
+//!
+//!     cargo bench --bench kernels
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use recur::bench::{BenchShape, Mode};
+use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use recur::rng::Rng;
+use recur::rnn::Rnn;
+use recur::{Gpu, ParamLayout, Recorder};
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::new() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("SKIPPED: {e}");
+            None
+        }
+    }
+}
+
+fn matmul(c: &mut Criterion) {
+    let Some(gpu) = gpu() else { return };
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10);
+    let mut rng = Rng::new(1);
+    for n in [64usize, 128, 256] {
+        let a = gpu
+            .tensor("a", &[n * n], &rng.vec_normal_f32(n * n))
+            .unwrap();
+        let b = gpu
+            .tensor("b", &[n * n], &rng.vec_normal_f32(n * n))
+            .unwrap();
+        let out = gpu.zeros("c", &[n * n]).unwrap();
+        group.throughput(Throughput::Elements((2 * n * n * n) as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bch, &n| {
+            bch.iter(|| {
+                let mut rec = Recorder::new(&gpu);
+                encode_matmul(
+                    &mut rec,
+                    &Gemm {
+                        m: n,
+                        n,
+                        k: n,
+                        a: MatRef {
+                            buffer: &a.buffer,
+                            offset: 0,
+                            ld: n,
+                        },
+                        trans_a: false,
+                        b: MatRef {
+                            buffer: &b.buffer,
+                            offset: 0,
+                            ld: n,
+                        },
+                        trans_b: true,
+                        bias: None,
+                        c: MatRef {
+                            buffer: &out.buffer,
+                            offset: 0,
+                            ld: n,
+                        },
+                        accumulate: false,
+                    },
+                )
+                .unwrap();
+                rec.run().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn lstm_sequence(c: &mut Criterion) {
+    let Some(gpu) = gpu() else { return };
+    let mut group = c.benchmark_group("lstm_sequence");
+    group.sample_size(10);
+    for mode in [Mode::Forward, Mode::Train] {
+        let s = BenchShape {
+            cell: "lstm".into(),
+            input: 32,
+            hidden: 64,
+            layers: 1,
+            bidirectional: false,
+            seq: 32,
+            batch: 8,
+            mode,
+        };
+        let cfg = s.config().unwrap();
+        let mut rng = Rng::new(2);
+        let total = ParamLayout::new(&cfg).total;
+        let rnn = Rnn::new(&gpu, cfg, &rng.vec_uniform_f32(total, -0.1, 0.1)).unwrap();
+        let x = gpu
+            .tensor(
+                "x",
+                &[s.seq, s.batch, s.input],
+                &rng.vec_normal_f32(s.seq * s.batch * s.input),
+            )
+            .unwrap();
+        let dy = gpu
+            .tensor(
+                "dy",
+                &[s.seq, s.batch, s.hidden],
+                &rng.vec_normal_f32(s.seq * s.batch * s.hidden),
+            )
+            .unwrap();
+        group.throughput(Throughput::Elements((s.seq * s.batch) as u64));
+        group.bench_function(BenchmarkId::new(s.mode.name(), s.label()), |bch| {
+            bch.iter(|| {
+                let mut rec = Recorder::new(&gpu);
+                let (_, saved) = rnn
+                    .record_forward(&mut rec, &x, None, None, mode == Mode::Train)
+                    .unwrap();
+                if let Some(saved) = &saved {
+                    rnn.record_backward(&mut rec, saved, &dy, None, None, false)
+                        .unwrap();
+                }
+                rec.run().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, matmul, lstm_sequence);
+criterion_main!(benches);

@@ -1,0 +1,248 @@
+//! The benchmark harness behind `recur bench`: the shared suites, timing of forward and
+//! training steps (wall time around record + submit + wait, and GPU time per phase from
+//! timestamp queries), FLOP counts, the host-loop baseline, and the matmul ceiling.
+//!
+//! Wall time includes recording the sequence on the host (building the uniform arena and
+//! bind groups) because users pay it; every step is exactly one queue submission, which
+//! [`Timing::submissions`] checks.
+
+pub mod host_loop;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::rng::Rng;
+use crate::rnn::{CellKind, ParamLayout, Rnn, RnnConfig};
+
+/// `benches/suites.json`: the shapes shared with the PyTorch peer (`torch_rnn_bench.py`).
+pub const SUITES_JSON: &str = include_str!("../../benches/suites.json");
+
+/// What one benchmark line measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Inference: nothing kept for backward.
+    Forward,
+    /// Forward, then backward of `sum(y * dy)` with all weight gradients.
+    Train,
+}
+
+impl Mode {
+    /// `forward` or `train`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Forward => "forward",
+            Mode::Train => "train",
+        }
+    }
+}
+
+/// One shape of a suite (the schema of `suites.json`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct BenchShape {
+    /// `lstm`, `gru` or `rnn`.
+    pub cell: String,
+    /// Input features.
+    pub input: usize,
+    /// Hidden units.
+    pub hidden: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Two directions.
+    pub bidirectional: bool,
+    /// Sequence length T.
+    pub seq: usize,
+    /// Batch B.
+    pub batch: usize,
+    /// Forward or train.
+    pub mode: Mode,
+}
+
+impl BenchShape {
+    /// The RNN config of this shape (time-first, biased, tanh for `rnn`).
+    pub fn config(&self) -> Result<RnnConfig> {
+        let cell = CellKind::parse(&self.cell)
+            .ok_or_else(|| Error::InvalidConfig(format!("unknown cell {:?}", self.cell)))?;
+        Ok(RnnConfig::new(cell, self.input, self.hidden)
+            .layers(self.layers)
+            .bidirectional(self.bidirectional))
+    }
+
+    /// Floating-point operations of one call: the gate GEMMs (2·B·T·(in + H)·G·H a layer and
+    /// direction) forward, three times that for training (forward, dX/dh, dW).
+    pub fn flops(&self) -> Result<f64> {
+        let cfg = self.config()?;
+        let mut f = 0.0;
+        for l in 0..cfg.num_layers {
+            let k = (cfg.layer_input_size(l) + cfg.hidden_size) as f64;
+            f += 2.0 * (self.seq * self.batch) as f64 * k * cfg.gate_rows() as f64;
+        }
+        f *= cfg.num_directions() as f64;
+        Ok(match self.mode {
+            Mode::Forward => f,
+            Mode::Train => 3.0 * f,
+        })
+    }
+
+    /// A short label: `lstm I=64 H=128 L=1 T=32 B=16 train`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} I={} H={} L={}{} T={} B={} {}",
+            self.cell,
+            self.input,
+            self.hidden,
+            self.layers,
+            if self.bidirectional { " bi" } else { "" },
+            self.seq,
+            self.batch,
+            self.mode.name()
+        )
+    }
+}
+
+/// The shapes of suite `name` (`cpu` or `gpu`).
+pub fn suite(name: &str) -> Result<Vec<BenchShape>> {
+    let v: serde_json::Value = serde_json::from_str(SUITES_JSON)
+        .map_err(|e| Error::InvalidConfig(format!("suites.json: {e}")))?;
+    let list = v
+        .get(name)
+        .ok_or_else(|| Error::InvalidConfig(format!("no suite {name:?} (try cpu or gpu)")))?;
+    serde_json::from_value(list.clone())
+        .map_err(|e| Error::InvalidConfig(format!("suites.json, suite {name}: {e}")))
+}
+
+/// What timing one shape gives.
+#[derive(Clone, Debug, Default)]
+pub struct Timing {
+    /// Median wall time of one call, ms (record + submit + wait).
+    pub wall_ms: f64,
+    /// Median GPU time of one call (first pass start to last pass end), ms, when the
+    /// adapter has timestamp queries.
+    pub gpu_ms: Option<f64>,
+    /// GPU time by phase of the last call, ms.
+    pub phases: Vec<(&'static str, f64)>,
+    /// Queue submissions of one call.
+    pub submissions: u64,
+    /// Dispatches of one call.
+    pub dispatches: usize,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// Random inputs for a shape: the RNN, x and dy.
+fn setup(gpu: &Gpu, shape: &BenchShape) -> Result<(Rnn, Tensor, Tensor)> {
+    let cfg = shape.config()?;
+    let layout = ParamLayout::new(&cfg);
+    let mut rng = Rng::new(7);
+    let k = 1.0 / (cfg.hidden_size as f32).sqrt();
+    let rnn = Rnn::new(gpu, cfg.clone(), &rng.vec_uniform_f32(layout.total, -k, k))?;
+    let x = gpu.tensor(
+        "bench.x",
+        &[shape.seq, shape.batch, cfg.input_size],
+        &rng.vec_normal_f32(shape.seq * shape.batch * cfg.input_size),
+    )?;
+    let dy = gpu.tensor(
+        "bench.dy",
+        &[shape.seq, shape.batch, cfg.output_size()],
+        &rng.vec_normal_f32(shape.seq * shape.batch * cfg.output_size()),
+    )?;
+    Ok((rnn, x, dy))
+}
+
+/// Times `reps` calls of recur on `shape` after two warm-up calls.
+pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> {
+    let (rnn, x, dy) = setup(gpu, shape)?;
+    let mut walls = Vec::new();
+    let mut gpus = Vec::new();
+    let mut timing = Timing::default();
+    for rep in 0..reps + 2 {
+        let before = gpu.submissions();
+        let start = std::time::Instant::now();
+        let mut rec = Recorder::new(gpu);
+        rec.profile();
+        let (_, saved) = rnn.record_forward(&mut rec, &x, None, None, shape.mode == Mode::Train)?;
+        if let Some(saved) = &saved {
+            rnn.record_backward(&mut rec, saved, &dy, None, None, false)?;
+        }
+        let dispatches = rec.dispatch_count();
+        let profile = rec.run_profiled()?;
+        let wall = start.elapsed().as_secs_f64() * 1e3;
+        if rep >= 2 {
+            walls.push(wall);
+            if !profile.phases.is_empty() {
+                gpus.push(profile.total_ms);
+            }
+            timing.phases = profile.phases;
+            timing.dispatches = dispatches;
+            // run_profiled reads its timestamps back with no submission of its own.
+            timing.submissions = gpu.submissions() - before;
+        }
+    }
+    timing.wall_ms = median(walls);
+    timing.gpu_ms = (!gpus.is_empty()).then(|| median(gpus));
+    Ok(timing)
+}
+
+/// Median wall time (ms) of an `m x k · k x n` GEMM, and its GFLOP/s.
+pub fn time_matmul(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<(f64, f64)> {
+    let mut rng = Rng::new(3);
+    let a = gpu.tensor("bench.a", &[m, k], &rng.vec_normal_f32(m * k))?;
+    let b = gpu.tensor("bench.b", &[n, k], &rng.vec_normal_f32(n * k))?;
+    let c = gpu.zeros("bench.c", &[m, n])?;
+    let mut walls = Vec::new();
+    let mut gpus = Vec::new();
+    for rep in 0..reps + 1 {
+        let start = std::time::Instant::now();
+        let mut rec = Recorder::new(gpu);
+        rec.profile();
+        encode_matmul(
+            &mut rec,
+            &Gemm {
+                m,
+                n,
+                k,
+                a: MatRef {
+                    buffer: &a.buffer,
+                    offset: 0,
+                    ld: k,
+                },
+                trans_a: false,
+                b: MatRef {
+                    buffer: &b.buffer,
+                    offset: 0,
+                    ld: k,
+                },
+                trans_b: true,
+                bias: None,
+                c: MatRef {
+                    buffer: &c.buffer,
+                    offset: 0,
+                    ld: n,
+                },
+                accumulate: false,
+            },
+        )?;
+        let profile = rec.run_profiled()?;
+        if rep > 0 {
+            walls.push(start.elapsed().as_secs_f64() * 1e3);
+            if profile.total_ms > 0.0 {
+                gpus.push(profile.total_ms);
+            }
+        }
+    }
+    // GPU time where the adapter measures it, wall time otherwise.
+    let ms = if gpus.is_empty() {
+        median(walls)
+    } else {
+        median(gpus)
+    };
+    Ok((ms, 2.0 * (m * n * k) as f64 / ms / 1e6))
+}

@@ -1,0 +1,226 @@
+//! `recur bench`: prints what `recur::bench` measures.
+
+use clap::Args;
+use recur::bench::{self, host_loop, BenchShape, Mode};
+use recur::Gpu;
+
+/// Arguments of `recur bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which shapes of benches/suites.json: cpu (small, for software adapters) or gpu.
+    #[arg(long, default_value = "cpu")]
+    suite: String,
+    /// One JSON object a line (the schema ../shared/bench/compare.py joins).
+    #[arg(long)]
+    json: bool,
+    /// Timed repetitions per shape (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Also time each 1-layer LSTM shape as a per-step host loop of separate matmul and
+    /// elementwise dispatches (how general tensor libraries run it).
+    #[arg(long)]
+    baseline: bool,
+    /// LSTM training time against T, B and H instead of the suite.
+    #[arg(long)]
+    scaling: bool,
+    /// The matmul kernel alone, in GFLOP/s, instead of the suite.
+    #[arg(long)]
+    matmul: bool,
+}
+
+pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
+    let gpu = Gpu::new()?;
+    let reps = a.reps.max(1);
+    if a.matmul {
+        return matmul(&gpu, reps);
+    }
+    if a.scaling {
+        return scaling(&gpu, reps);
+    }
+    let shapes = bench::suite(&a.suite)?;
+    if !a.json {
+        println!(
+            "recur bench --suite {} on {} ({:?}), median of {reps}; GPU times from timestamp queries{}",
+            a.suite,
+            gpu.info.name,
+            gpu.info.backend,
+            if gpu.has_timestamps() { "" } else { " (not available here)" }
+        );
+        println!(
+            "{:<40} {:>9} {:>9} {:>8} {:>10} {:>6} {:>6}{}",
+            "shape",
+            "wall ms",
+            "gpu ms",
+            "GFLOP/s",
+            "tokens/s",
+            "submit",
+            "disp",
+            if a.baseline {
+                "   host-loop ms  speedup"
+            } else {
+                ""
+            }
+        );
+    }
+    for s in &shapes {
+        let t = bench::time_shape(&gpu, s, reps)?;
+        let base = if a.baseline && is_baseline_shape(s) {
+            Some(host_loop::time_host_loop(&gpu, s, reps)?)
+        } else {
+            None
+        };
+        if a.json {
+            let mut v = serde_json::json!({
+                "engine": "recur",
+                "device": gpu.info.name,
+                "cell": s.cell,
+                "input": s.input,
+                "hidden": s.hidden,
+                "layers": s.layers,
+                "bidirectional": s.bidirectional,
+                "seq": s.seq,
+                "batch": s.batch,
+                "mode": s.mode.name(),
+                "ms": round4(t.wall_ms),
+                "submissions": t.submissions,
+                "dispatches": t.dispatches,
+            });
+            if let Some(g) = t.gpu_ms {
+                v["gpu_ms"] = round4(g).into();
+                v["phases_ms"] = t
+                    .phases
+                    .iter()
+                    .map(|(p, ms)| ((*p).to_string(), serde_json::json!(round4(*ms))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+            }
+            if let Some(b) = base {
+                v["host_loop_ms"] = round4(b).into();
+            }
+            println!("{v}");
+        } else {
+            let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+            let gflops = s.flops()? / ms / 1e6;
+            let tokens = (s.seq * s.batch) as f64 / (t.wall_ms / 1e3);
+            print!(
+                "{:<40} {:>9.3} {:>9} {:>8.2} {:>10.0} {:>6} {:>6}",
+                s.label(),
+                t.wall_ms,
+                t.gpu_ms.map_or("-".into(), |g| format!("{g:.3}")),
+                gflops,
+                tokens,
+                t.submissions,
+                t.dispatches,
+            );
+            if let Some(b) = base {
+                print!("   {:>12.3} {:>7.1}x", b, b / t.wall_ms);
+            }
+            println!();
+            if !t.phases.is_empty() {
+                let parts: Vec<String> = t
+                    .phases
+                    .iter()
+                    .map(|(p, ms)| format!("{p} {ms:.3}"))
+                    .collect();
+                println!("{:<40} phases (gpu ms): {}", "", parts.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+fn is_baseline_shape(s: &BenchShape) -> bool {
+    s.cell == "lstm" && s.layers == 1 && !s.bidirectional
+}
+
+fn scaling(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
+    println!(
+        "LSTM training (forward + backward) on {} ({:?}), median of {reps}",
+        gpu.info.name, gpu.info.backend
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>12} {:>6}",
+        "shape", "wall ms", "gpu ms", "wall ms/step", "submit"
+    );
+    let base = BenchShape {
+        cell: "lstm".into(),
+        input: 64,
+        hidden: 64,
+        layers: 1,
+        bidirectional: false,
+        seq: 32,
+        batch: 16,
+        mode: Mode::Train,
+    };
+    let mut rows: Vec<(&str, BenchShape)> = Vec::new();
+    for t in [8, 16, 32, 64, 128] {
+        rows.push((
+            "T",
+            BenchShape {
+                seq: t,
+                ..base.clone()
+            },
+        ));
+    }
+    for b in [1, 4, 16, 64] {
+        rows.push((
+            "B",
+            BenchShape {
+                batch: b,
+                ..base.clone()
+            },
+        ));
+    }
+    for h in [16, 32, 64, 128] {
+        rows.push((
+            "H",
+            BenchShape {
+                hidden: h,
+                ..base.clone()
+            },
+        ));
+    }
+    let mut last = "";
+    for (axis, s) in rows {
+        if axis != last {
+            println!("-- against {axis}");
+            last = axis;
+        }
+        let t = bench::time_shape(gpu, &s, reps)?;
+        println!(
+            "{:<44} {:>10.3} {:>10} {:>12.4} {:>6}",
+            s.label(),
+            t.wall_ms,
+            t.gpu_ms.map_or("-".into(), |g| format!("{g:.3}")),
+            t.wall_ms / s.seq as f64,
+            t.submissions
+        );
+    }
+    Ok(())
+}
+
+fn matmul(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
+    println!(
+        "matmul C = A·Bᵀ on {} ({:?}), median of {reps}",
+        gpu.info.name, gpu.info.backend
+    );
+    println!(
+        "{:>6} {:>6} {:>6} {:>10} {:>9}",
+        "M", "N", "K", "ms", "GFLOP/s"
+    );
+    for (m, n, k) in [
+        (64, 64, 64),
+        (256, 256, 256),
+        (512, 512, 512),
+        (1024, 1024, 1024),
+        (2048, 1024, 256),
+    ] {
+        let (ms, gflops) = bench::time_matmul(gpu, m, n, k, reps)?;
+        println!("{m:>6} {n:>6} {k:>6} {ms:>10.3} {gflops:>9.2}");
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! `SeqModel`: input layer → RNN stack → linear head, the smallest composition the training
+//! driver needs. With token input it is a character (or word) language model body:
+//! `Embedding(V, I) → Rnn(I, H) → Linear(D*H, out)`; with dense input the embedding is
+//! skipped and the input is `(T, B, I)` features.
+//!
+//! Everything is time-major: inputs `(T, B)` ids or `(T, B, I)` features, head output
+//! `(T, B, out)` whose row `t * B + b` lines up with target `t * B + b`.
+
+use serde_json::{json, Value};
+
+use super::{init, Embedding, Linear, Module, ParamGroup, TokenIds};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::rng::Rng;
+use crate::rnn::{CellKind, Rnn, RnnConfig, Saved};
+
+/// The shape of a [`SeqModel`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeqModelConfig {
+    /// `Some(V)`: the input is token ids through an embedding of V rows and width
+    /// `rnn.input_size`; `None`: the input is dense `(T, B, rnn.input_size)` features.
+    pub vocab: Option<usize>,
+    /// The RNN stack (must be time-major: `batch_first` false).
+    pub rnn: RnnConfig,
+    /// Width of the head's output (the vocabulary for a language model).
+    pub out_features: usize,
+}
+
+impl SeqModelConfig {
+    /// Checks sizes and layout.
+    pub fn validate(&self) -> Result<()> {
+        self.rnn.validate()?;
+        if self.rnn.batch_first {
+            return Err(Error::InvalidConfig(
+                "SeqModel is time-major: rnn.batch_first must be false".into(),
+            ));
+        }
+        if self.out_features == 0 || self.vocab == Some(0) {
+            return Err(Error::InvalidConfig(
+                "SeqModel: out_features and vocab must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The config as JSON (what checkpoints keep in their metadata).
+    pub fn to_json(&self) -> Value {
+        let r = &self.rnn;
+        json!({
+            "vocab": self.vocab,
+            "out_features": self.out_features,
+            "rnn": {
+                "cell": r.cell.name(),
+                "input_size": r.input_size,
+                "hidden_size": r.hidden_size,
+                "num_layers": r.num_layers,
+                "bidirectional": r.bidirectional,
+                "bias": r.bias,
+                "batch_first": r.batch_first,
+                "proj_size": r.proj_size,
+            }
+        })
+    }
+
+    /// Parses [`SeqModelConfig::to_json`]'s output; [`Error::InvalidConfig`] when a field is
+    /// missing or has the wrong type.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let bad = |what: &str| Error::InvalidConfig(format!("model config: bad or missing {what}"));
+        let uint = |o: &Value, k: &str| -> Result<usize> {
+            o.get(k)
+                .and_then(Value::as_u64)
+                .and_then(|x| usize::try_from(x).ok())
+                .ok_or_else(|| bad(k))
+        };
+        let boolean = |o: &Value, k: &str| o.get(k).and_then(Value::as_bool).ok_or_else(|| bad(k));
+        let r = v.get("rnn").ok_or_else(|| bad("rnn"))?;
+        let cell = r
+            .get("cell")
+            .and_then(Value::as_str)
+            .and_then(CellKind::parse)
+            .ok_or_else(|| bad("rnn.cell"))?;
+        let rnn = RnnConfig::new(cell, uint(r, "input_size")?, uint(r, "hidden_size")?)
+            .layers(uint(r, "num_layers")?)
+            .bidirectional(boolean(r, "bidirectional")?)
+            .bias(boolean(r, "bias")?)
+            .batch_first(boolean(r, "batch_first")?)
+            .proj_size(uint(r, "proj_size")?);
+        let vocab = match v.get("vocab") {
+            Some(Value::Null) => None,
+            Some(_) => Some(uint(v, "vocab")?),
+            None => return Err(bad("vocab")),
+        };
+        let cfg = SeqModelConfig {
+            vocab,
+            rnn,
+            out_features: uint(v, "out_features")?,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// The input of one window.
+#[derive(Clone, Copy, Debug)]
+pub enum SeqInput<'a> {
+    /// Token ids `(T, B)` (the model must have an embedding).
+    Tokens(&'a TokenIds),
+    /// Features `(T, B, I)` (the model must not have an embedding).
+    Dense(&'a Tensor),
+}
+
+/// What [`SeqModel::record_forward`] returns.
+#[derive(Debug)]
+pub struct SeqOutput {
+    /// Head output `(T, B, out)` (logits for a language model).
+    pub out: Tensor,
+    /// Final hidden state of the RNN.
+    pub hn: Tensor,
+    /// Final cell state (LSTM).
+    pub cn: Option<Tensor>,
+}
+
+/// What a training forward keeps for [`SeqModel::record_backward`].
+#[derive(Debug)]
+pub struct SeqSaved {
+    ids: Option<TokenIds>,
+    rnn: Saved,
+    y: Tensor,
+}
+
+/// Input layer → RNN → linear head; see the module documentation.
+#[derive(Debug)]
+pub struct SeqModel {
+    /// The shape.
+    pub cfg: SeqModelConfig,
+    /// Token embedding, when `cfg.vocab` is set.
+    pub embedding: Option<Embedding>,
+    /// The RNN stack.
+    pub rnn: Rnn,
+    /// The output layer, `D*H → out`.
+    pub head: Linear,
+}
+
+impl SeqModel {
+    /// A model initialised as PyTorch does (see [`init`]), drawing embedding, RNN and head
+    /// in that order from `rng`.
+    pub fn init(gpu: &Gpu, cfg: SeqModelConfig, rng: &mut Rng) -> Result<Self> {
+        cfg.validate()?;
+        let embedding = match cfg.vocab {
+            Some(v) => Some(Embedding::init(gpu, v, cfg.rnn.input_size, rng)?),
+            None => None,
+        };
+        let rnn = Rnn::new(gpu, cfg.rnn.clone(), &init::rnn_params(&cfg.rnn, rng))?;
+        let head = Linear::init(gpu, cfg.rnn.output_size(), cfg.out_features, true, rng)?;
+        Self::from_parts(cfg, embedding, rnn, head)
+    }
+
+    /// Assembles a model from layers, checking they fit `cfg` and each other.
+    pub fn from_parts(
+        cfg: SeqModelConfig,
+        embedding: Option<Embedding>,
+        rnn: Rnn,
+        head: Linear,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let emb_ok = match (&embedding, cfg.vocab) {
+            (None, None) => true,
+            (Some(e), Some(v)) => e.num_embeddings == v && e.dim == cfg.rnn.input_size,
+            _ => false,
+        };
+        if !emb_ok || rnn.cfg != cfg.rnn {
+            return Err(Error::InvalidConfig(
+                "SeqModel: embedding or RNN does not match the config".into(),
+            ));
+        }
+        if head.in_features != cfg.rnn.output_size()
+            || head.out_features != cfg.out_features
+            || !head.bias
+        {
+            return Err(Error::InvalidConfig(format!(
+                "SeqModel: the head must be a biased Linear({}, {})",
+                cfg.rnn.output_size(),
+                cfg.out_features
+            )));
+        }
+        Ok(SeqModel {
+            cfg,
+            embedding,
+            rnn,
+            head,
+        })
+    }
+
+    /// The layers by name (`embedding`, `rnn`, `head`), in parameter order.
+    pub fn modules(&self) -> Vec<(&'static str, &dyn Module)> {
+        let mut v: Vec<(&'static str, &dyn Module)> = Vec::new();
+        if let Some(e) = &self.embedding {
+            v.push(("embedding", e));
+        }
+        v.push(("rnn", &self.rnn));
+        v.push(("head", &self.head));
+        v
+    }
+
+    /// The parameter groups, one per layer, in [`SeqModel::modules`] order.
+    pub fn groups(&self) -> Vec<ParamGroup<'_>> {
+        self.modules().into_iter().map(|(_, m)| m.group()).collect()
+    }
+
+    /// Records the forward pass of one window; with `train`, keeps what backward needs.
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder,
+        input: SeqInput,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(SeqOutput, Option<SeqSaved>)> {
+        let (x, ids) = match (input, &self.embedding) {
+            (SeqInput::Tokens(ids), Some(e)) => {
+                if ids.shape.len() != 2 {
+                    return Err(Error::Shape {
+                        what: "token input (T, B) (0 = any)".into(),
+                        expected: vec![0, 0],
+                        got: ids.shape.clone(),
+                    });
+                }
+                (e.record_forward(rec, ids)?, Some(ids.clone()))
+            }
+            (SeqInput::Dense(x), None) => (x.clone(), None),
+            (SeqInput::Tokens(_), None) => {
+                return Err(Error::InvalidConfig(
+                    "token input given to a model without an embedding".into(),
+                ))
+            }
+            (SeqInput::Dense(_), Some(_)) => {
+                return Err(Error::InvalidConfig(
+                    "dense input given to a model with an embedding".into(),
+                ))
+            }
+        };
+        let (out, saved) = self.rnn.record_forward(rec, &x, h0, c0, train)?;
+        let logits = self.head.record_forward(rec, &out.y)?;
+        let saved = match saved {
+            Some(rnn) => Some(SeqSaved {
+                ids,
+                rnn,
+                y: out.y.clone(),
+            }),
+            None => None,
+        };
+        Ok((
+            SeqOutput {
+                out: logits,
+                hn: out.hn,
+                cn: out.cn,
+            },
+            saved,
+        ))
+    }
+
+    /// Records the backward pass for output gradient `dout` (shaped like
+    /// [`SeqOutput::out`]): every layer's gradient is added to its `grads` with
+    /// `accumulate`, else overwritten. No gradient reaches h0/c0 (truncated BPTT).
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        saved: &SeqSaved,
+        dout: &Tensor,
+        accumulate: bool,
+    ) -> Result<()> {
+        let dy = self
+            .head
+            .record_backward(rec, &saved.y, dout, accumulate, true)?
+            .ok_or_else(|| Error::Gpu("linear backward returned no dx".into()))?;
+        let grads = self
+            .rnn
+            .record_backward(rec, &saved.rnn, &dy, None, None, accumulate)?;
+        if let (Some(e), Some(ids)) = (&self.embedding, &saved.ids) {
+            e.record_backward(rec, ids, &grads.dx, accumulate)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! `MetricLog`: per-step loss and gradient norm, read on the host every N steps without
+//! stalling the GPU on any step.
+//!
+//! Each step records two 4-byte device copies (loss, norm) into slot `i` of a device ring of
+//! N slots. When the ring is full, the step also records a copy of the whole ring into a
+//! `MAP_READ` staging buffer; after that submission the staging buffer is mapped
+//! asynchronously, and [`MetricLog::poll`] (non-blocking) hands the values over once the GPU
+//! got there. Queue order makes this safe: the ring copy is recorded after the last slot's
+//! write and before the next step overwrites slot 0.
+//!
+//! A few staging buffers rotate; if the host never polls and all are in flight, the oldest is
+//! waited for (back-pressure, not a per-step stall).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder, Tensor};
+
+/// Values of the ring slot: loss, grad norm.
+const FIELDS: usize = 2;
+/// Staging buffers in flight before [`MetricLog`] waits for the oldest.
+const MAX_PENDING: usize = 4;
+
+/// One training step's numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepMetrics {
+    /// The optimizer step (1 for the first).
+    pub step: u64,
+    /// The loss of that step (mean over its micro-batches).
+    pub loss: f32,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f32,
+}
+
+type MapResult = Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
+
+#[derive(Debug)]
+struct Staged {
+    buffer: wgpu::Buffer,
+    first_step: u64,
+    count: usize,
+    done: MapResult,
+}
+
+/// The device ring and its staging buffers; see the module documentation.
+#[derive(Debug)]
+pub struct MetricLog {
+    ring: Tensor,
+    capacity: usize,
+    /// Slots written since the last flush.
+    filled: usize,
+    /// Step of slot 0.
+    first_step: u64,
+    /// Copies recorded but not yet submitted.
+    recorded: Vec<Staged>,
+    /// Submitted, map requested.
+    pending: VecDeque<Staged>,
+    free: Vec<wgpu::Buffer>,
+    ready: VecDeque<StepMetrics>,
+}
+
+impl MetricLog {
+    /// A ring of `every` slots: values reach the host every `every` steps.
+    pub fn new(gpu: &Gpu, every: usize) -> Result<Self> {
+        if every == 0 {
+            return Err(Error::InvalidConfig(
+                "metric log: the interval must be positive".into(),
+            ));
+        }
+        Ok(MetricLog {
+            ring: gpu.zeros("metrics.ring", &[every, FIELDS])?,
+            capacity: every,
+            filled: 0,
+            first_step: 1,
+            recorded: Vec::new(),
+            pending: VecDeque::new(),
+            free: Vec::new(),
+            ready: VecDeque::new(),
+        })
+    }
+
+    /// Steps per flush.
+    pub fn interval(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets the slots written since the last flush; the next recorded step is `next_step`.
+    pub fn reset(&mut self, next_step: u64) {
+        self.filled = 0;
+        self.first_step = next_step;
+    }
+
+    /// Records the metrics of step `step`: copies `loss.0[loss.1]` and `norm.0[norm.1]`
+    /// into the ring, and when the ring is full, the ring into a staging buffer. Steps must
+    /// be recorded in order; call [`MetricLog::after_submit`] after submitting `rec`.
+    pub fn record(
+        &mut self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        step: u64,
+        loss: (&Tensor, usize),
+        norm: (&Tensor, usize),
+    ) -> Result<()> {
+        if self.filled == 0 {
+            self.first_step = step;
+        } else if step != self.first_step + self.filled as u64 {
+            return Err(Error::InvalidConfig(format!(
+                "metric log: step {step} recorded after step {}",
+                self.first_step + self.filled as u64 - 1
+            )));
+        }
+        let slot = self.filled * FIELDS;
+        rec.copy(&loss.0.buffer, loss.1, &self.ring.buffer, slot, 1);
+        rec.copy(&norm.0.buffer, norm.1, &self.ring.buffer, slot + 1, 1);
+        self.filled += 1;
+        if self.filled == self.capacity {
+            self.record_flush(gpu, rec)?;
+        }
+        Ok(())
+    }
+
+    /// Records a copy of the slots written so far (if any) to a staging buffer.
+    pub fn record_flush(&mut self, gpu: &Gpu, rec: &mut Recorder) -> Result<()> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        if self.pending.len() + self.recorded.len() >= MAX_PENDING && !self.pending.is_empty() {
+            self.wait_oldest(gpu)?;
+        }
+        let buffer = match self.free.pop() {
+            Some(b) => b,
+            None => gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("metrics.staging"),
+                size: (self.capacity * FIELDS * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        rec.copy(&self.ring.buffer, 0, &buffer, 0, self.filled * FIELDS);
+        self.recorded.push(Staged {
+            buffer,
+            first_step: self.first_step,
+            count: self.filled,
+            done: Arc::default(),
+        });
+        self.first_step += self.filled as u64;
+        self.filled = 0;
+        Ok(())
+    }
+
+    /// Requests the maps of the staging copies recorded into a submission that has now been
+    /// submitted. (Mapping before the submit would make the submit invalid.)
+    pub fn after_submit(&mut self) {
+        for s in self.recorded.drain(..) {
+            let done = s.done.clone();
+            s.buffer.map_async(
+                wgpu::MapMode::Read,
+                ..(s.count * FIELDS * 4) as u64,
+                move |r| {
+                    if let Ok(mut d) = done.lock() {
+                        *d = Some(r);
+                    }
+                },
+            );
+            self.pending.push_back(s);
+        }
+    }
+
+    /// Forgets staging copies recorded into a submission that was never submitted.
+    pub fn discard_recorded(&mut self) {
+        for s in self.recorded.drain(..) {
+            self.free.push(s.buffer);
+        }
+    }
+
+    fn take(&mut self, s: Staged) -> Result<()> {
+        let result = s
+            .done
+            .lock()
+            .map_err(|_| Error::Gpu("metric map state poisoned".into()))?
+            .take();
+        match result {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Gpu(format!("metric readback failed: {e}"))),
+            None => return Err(Error::Gpu("metric readback not finished".into())),
+        }
+        {
+            let view = s
+                .buffer
+                .get_mapped_range(..(s.count * FIELDS * 4) as u64)
+                .map_err(|e| Error::Gpu(format!("metric readback failed: {e}")))?;
+            let vals: &[f32] = bytemuck::cast_slice(&view);
+            for (i, row) in vals.chunks_exact(FIELDS).enumerate() {
+                self.ready.push_back(StepMetrics {
+                    step: s.first_step + i as u64,
+                    loss: row[0],
+                    grad_norm: row[1],
+                });
+            }
+        }
+        s.buffer.unmap();
+        self.free.push(s.buffer);
+        Ok(())
+    }
+
+    fn front_done(&self) -> bool {
+        self.pending
+            .front()
+            .and_then(|s| s.done.lock().ok().map(|d| d.is_some()))
+            .unwrap_or(false)
+    }
+
+    fn wait_oldest(&mut self, gpu: &Gpu) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if !self.front_done() {
+            // Waits for the latest submission, which includes the oldest copy; the map
+            // callbacks run inside the poll.
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+            gpu.check()?;
+        }
+        if let Some(s) = self.pending.pop_front() {
+            self.take(s)?;
+        }
+        Ok(())
+    }
+
+    /// Without blocking: the metrics that have reached the host, in step order.
+    pub fn poll(&mut self, gpu: &Gpu) -> Result<Vec<StepMetrics>> {
+        gpu.device
+            .poll(wgpu::PollType::Poll)
+            .map_err(|e| Error::Gpu(e.to_string()))?;
+        while self.front_done() {
+            if let Some(s) = self.pending.pop_front() {
+                self.take(s)?;
+            }
+        }
+        Ok(self.ready.drain(..).collect())
+    }
+
+    /// Blocks until every submitted copy has reached the host, then returns all metrics not
+    /// yet returned. (Steps still in the ring need [`MetricLog::record_flush`] first.)
+    pub fn wait(&mut self, gpu: &Gpu) -> Result<Vec<StepMetrics>> {
+        while !self.pending.is_empty() {
+            self.wait_oldest(gpu)?;
+        }
+        Ok(self.ready.drain(..).collect())
+    }
+}
