@@ -142,3 +142,51 @@ fn store_row(gm: u32, gn: u32, v: vec4<f32>) {
         c[idx] = x;
     }
 }
+
+// The same product without workgroup memory or barriers, for adapters where workgroup
+// memory is ordinary cached memory and barriers are expensive (CPU adapters such as
+// lavapipe): thread (x, y) of an 8x8 workgroup computes a 4x4 block of C straight from
+// A and B.
+@compute @workgroup_size(8, 8, 1)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let trans_a = (p.flags & 1u) != 0u;
+    let trans_b = (p.flags & 2u) != 0u;
+    let m0 = gid.y * 4u;
+    let n0 = gid.x * 4u;
+    if m0 >= p.m || n0 >= p.n {
+        return;
+    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    // Rows and columns past the edge read row/column 0 (in range) and are not stored.
+    let mr = vec4<u32>(m0, m0 + 1u, m0 + 2u, m0 + 3u);
+    let nc = vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u);
+    let ms = select(vec4<u32>(0u), mr, mr < vec4<u32>(p.m));
+    let ns = select(vec4<u32>(0u), nc, nc < vec4<u32>(p.n));
+    for (var k = 0u; k < p.k; k++) {
+        var av: vec4<f32>;
+        var bv: vec4<f32>;
+        if trans_a {
+            let base = p.a_off + k * p.lda;
+            av = vec4<f32>(a[base + ms.x], a[base + ms.y], a[base + ms.z], a[base + ms.w]);
+        } else {
+            av = vec4<f32>(a[p.a_off + ms.x * p.lda + k], a[p.a_off + ms.y * p.lda + k], a[p.a_off + ms.z * p.lda + k], a[p.a_off + ms.w * p.lda + k]);
+        }
+        if trans_b {
+            bv = vec4<f32>(b[p.b_off + ns.x * p.ldb + k], b[p.b_off + ns.y * p.ldb + k], b[p.b_off + ns.z * p.ldb + k], b[p.b_off + ns.w * p.ldb + k]);
+        } else {
+            let base = p.b_off + k * p.ldb;
+            bv = vec4<f32>(b[base + ns.x], b[base + ns.y], b[base + ns.z], b[base + ns.w]);
+        }
+        acc0 = fma(vec4<f32>(av.x), bv, acc0);
+        acc1 = fma(vec4<f32>(av.y), bv, acc1);
+        acc2 = fma(vec4<f32>(av.z), bv, acc2);
+        acc3 = fma(vec4<f32>(av.w), bv, acc3);
+    }
+    store_row(m0, n0, acc0);
+    store_row(m0 + 1u, n0, acc1);
+    store_row(m0 + 2u, n0, acc2);
+    store_row(m0 + 3u, n0, acc3);
+}

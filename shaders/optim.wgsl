@@ -2,8 +2,10 @@
 // element, with PyTorch's formulas (torch.optim, single-tensor path, maximize=False).
 //
 // Elements i < n of params (read_write) and grads (read only: the optimizer never changes a
-// gradient, as in torch). Scalars that depend on the step count (bias corrections) are
-// computed on the host in f64 and arrive in the uniform with the step count itself.
+// gradient, as in torch). Scalars derived from the hyperparameters (1 - beta, 1 - dampening,
+// 1 - lr * weight_decay) and from the step count (bias corrections) are computed on the host
+// in f64 and rounded to f32 once, as torch does with its Python-float scalars; they arrive in
+// the uniform with the step count itself.
 //
 // sgd_step (uniform at 0), state buf = momentum buffer:
 //   g = grad + weight_decay * p
@@ -43,6 +45,13 @@ struct OptimParams {
     bc2_sqrt: f32,
     // adamw: 1 - lr * weight_decay
     decay: f32,
+    // sgd: 1 - dampening; adam: 1 - beta1 (each rounded once from f64 on the host, as torch
+    // rounds its Python-float scalars)
+    one_minus_a: f32,
+    // adam: 1 - beta2
+    one_minus_b: f32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -64,7 +73,7 @@ fn sgd_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     if (sp.flags & 1u) != 0u {
         var buf = g;
         if (sp.flags & 4u) == 0u {
-            buf = sp.a * s_buf[i] + (1.0 - sp.b) * g;
+            buf = sp.a * s_buf[i] + sp.one_minus_a * g;
         }
         s_buf[i] = buf;
         if (sp.flags & 2u) != 0u {
@@ -98,8 +107,8 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     } else {
         g = g + ap.weight_decay * p;
     }
-    let m = a_m[i] + (1.0 - ap.a) * (g - a_m[i]);
-    let v = ap.b * a_v[i] + (1.0 - ap.b) * g * g;
+    let m = a_m[i] + ap.one_minus_a * (g - a_m[i]);
+    let v = ap.b * a_v[i] + ap.one_minus_b * g * g;
     a_m[i] = m;
     a_v[i] = v;
     let denom = sqrt(v) / ap.bc2_sqrt + ap.eps;

@@ -1,7 +1,9 @@
 //! recur: recurrent neural networks (vanilla RNN, LSTM, GRU) forward and backward on any GPU
 //! that wgpu reaches, with fused hand-written WGSL kernels.
 //!
-//! Layers, top to bottom: [`rnn`] (the sequence plan), [`kernels`] (one Rust file per WGSL
+//! Layers, top to bottom: [`train`] (losses, optimizers, clipping, truncated BPTT,
+//! checkpoints), [`nn`] (embedding, linear, the sequence model), [`rnn`] (the sequence plan),
+//! [`kernels`] (one Rust file per WGSL
 //! file), [`gpu`] (context, tensors, pipeline cache), [`reference`] (the f64 CPU oracle),
 //! [`io`] (safetensors and `.npy`).
 #![warn(missing_docs)]

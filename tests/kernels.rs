@@ -11,7 +11,16 @@ use recur::{reference, Recorder};
 
 #[test]
 fn matmul_should_match_reference_for_every_transpose_bias_and_accumulate() {
-    let Some(gpu) = gpu() else { return };
+    let Some(mut gpu) = gpu() else { return };
+    // Both variants: tiled through workgroup memory, and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        check_matmul(&gpu);
+    }
+}
+
+fn check_matmul(gpu: &recur::Gpu) {
+    let gpu = gpu;
     let mut rng = Rng::new(1);
     // (m, n, k): one tile, a partial tile on each edge, several tiles, a skinny K, K = 1.
     let shapes = [

@@ -123,9 +123,13 @@ fn run_case(gpu: &Gpu, case: &str) {
 
 #[test]
 fn every_fixture_should_match_pytorch() {
-    let Some(gpu) = gpu() else { return };
-    for case in CASES {
-        run_case(&gpu, case);
+    let Some(mut gpu) = gpu() else { return };
+    // Both matmul variants: tiled (GPUs) and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        for case in CASES {
+            run_case(&gpu, case);
+        }
     }
 }
 

@@ -42,6 +42,12 @@ fn meta_f32(f: &Fixture, key: &str) -> f32 {
         .unwrap_or_else(|| panic!("fixture lacks metadata {key}"))
 }
 
+fn meta_f64(f: &Fixture, key: &str) -> f64 {
+    f.1.get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("fixture lacks metadata {key}"))
+}
+
 fn meta_bool(f: &Fixture, key: &str) -> bool {
     f.1.get(key).map(String::as_str) == Some("True")
 }
@@ -55,21 +61,21 @@ fn as_ids(t: &HostTensor) -> Vec<u32> {
 }
 
 fn optimizer_config(f: &Fixture) -> OptimizerConfig {
-    let lr = meta_f32(f, "lr");
-    let wd = meta_f32(f, "weight_decay");
+    let lr = meta_f64(f, "lr");
+    let wd = meta_f64(f, "weight_decay");
     match f.1.get("optimizer").map(String::as_str) {
         Some("sgd") => OptimizerConfig::Sgd {
             lr,
-            momentum: meta_f32(f, "momentum"),
-            dampening: meta_f32(f, "dampening"),
+            momentum: meta_f64(f, "momentum"),
+            dampening: meta_f64(f, "dampening"),
             weight_decay: wd,
             nesterov: meta_bool(f, "nesterov"),
         },
         Some(kind @ ("adam" | "adamw")) => {
             let (beta1, beta2, eps) = (
-                meta_f32(f, "beta1"),
-                meta_f32(f, "beta2"),
-                meta_f32(f, "eps"),
+                meta_f64(f, "beta1"),
+                meta_f64(f, "beta2"),
+                meta_f64(f, "eps"),
             );
             if kind == "adam" {
                 OptimizerConfig::Adam {
@@ -171,27 +177,27 @@ fn optimizer_defaults_should_be_pytorchs() {
     assert_eq!(
         OptimizerConfig::adam(),
         OptimizerConfig::Adam {
-            lr: meta_f32(&f, "default.lr"),
-            beta1: meta_f32(&f, "default.beta1"),
-            beta2: meta_f32(&f, "default.beta2"),
-            eps: meta_f32(&f, "default.eps"),
-            weight_decay: meta_f32(&f, "default.weight_decay"),
+            lr: meta_f64(&f, "default.lr"),
+            beta1: meta_f64(&f, "default.beta1"),
+            beta2: meta_f64(&f, "default.beta2"),
+            eps: meta_f64(&f, "default.eps"),
+            weight_decay: meta_f64(&f, "default.weight_decay"),
         }
     );
     let f = load("adamw");
     assert_eq!(
         OptimizerConfig::adamw(),
         OptimizerConfig::AdamW {
-            lr: meta_f32(&f, "default.lr"),
-            beta1: meta_f32(&f, "default.beta1"),
-            beta2: meta_f32(&f, "default.beta2"),
-            eps: meta_f32(&f, "default.eps"),
-            weight_decay: meta_f32(&f, "default.weight_decay"),
+            lr: meta_f64(&f, "default.lr"),
+            beta1: meta_f64(&f, "default.beta1"),
+            beta2: meta_f64(&f, "default.beta2"),
+            eps: meta_f64(&f, "default.eps"),
+            weight_decay: meta_f64(&f, "default.weight_decay"),
         }
     );
     let f = load("sgd_momentum");
-    assert_eq!(meta_f32(&f, "default.dampening"), 0.0);
-    assert_eq!(meta_f32(&f, "default.weight_decay"), 0.0);
+    assert_eq!(meta_f64(&f, "default.dampening"), 0.0);
+    assert_eq!(meta_f64(&f, "default.weight_decay"), 0.0);
     assert!(!meta_bool(&f, "default.nesterov"));
 }
 
@@ -353,7 +359,7 @@ fn run_tbptt_fixture(gpu: &Gpu, name: &str, embed: bool) {
     let model = fixture_model(gpu, &f, embed);
     let vocab = model.cfg.out_features;
     let cfg = TrainConfig {
-        optimizer: OptimizerConfig::sgd(meta_f32(&f, "lr"), meta_f32(&f, "momentum")),
+        optimizer: OptimizerConfig::sgd(meta_f64(&f, "lr"), meta_f64(&f, "momentum")),
         clip: Clip::None,
         log_every: 2,
         max_in_flight: 2,

@@ -137,6 +137,11 @@ fn linear_should_match_reference() {
             let want_y = rt::linear_forward(&f64s(&x), &w, b.as_deref(), rows, n_in, n_out);
             assert_close(&format!("{what} y"), &gpu.read(&y).unwrap(), &want_y, 1e-6);
             assert_close(&format!("{what} dx"), &gpu.read(&gx).unwrap(), &dx, 1e-6);
+            let mut rec = Recorder::new(&gpu);
+            assert!(lin
+                .record_backward(&mut rec, &tx, &tdy, true, false)
+                .unwrap()
+                .is_none());
             let mut want_g: Vec<f64> = dw.clone();
             if bias {
                 want_g.extend_from_slice(&db);
@@ -330,10 +335,10 @@ fn run_optimizer(gpu: &Gpu, case: &OptCase, sizes: &[usize], seed: u64) {
                     &mut s1[i],
                     step == 1,
                     &rt::SgdHyper {
-                        lr: lr.into(),
-                        momentum: momentum.into(),
-                        dampening: dampening.into(),
-                        weight_decay: weight_decay.into(),
+                        lr,
+                        momentum,
+                        dampening,
+                        weight_decay,
                         nesterov,
                     },
                 ),
@@ -357,11 +362,11 @@ fn run_optimizer(gpu: &Gpu, case: &OptCase, sizes: &[usize], seed: u64) {
                     &mut s2[i],
                     step,
                     &rt::AdamHyper {
-                        lr: lr.into(),
-                        beta1: beta1.into(),
-                        beta2: beta2.into(),
-                        eps: eps.into(),
-                        weight_decay: weight_decay.into(),
+                        lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay,
                         decoupled: matches!(case.cfg, OptimizerConfig::AdamW { .. }),
                     },
                 ),

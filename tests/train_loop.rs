@@ -46,24 +46,26 @@ fn lstm_model(gpu: &Gpu, seed: u64, hidden: usize) -> SeqModel {
     SeqModel::init(gpu, cfg, &mut Rng::new(seed)).unwrap()
 }
 
-/// An LSTM learns to recall the token seen DELAY steps earlier, trained with windows of
-/// K = 16 steps. Recall across a window cut needs the carried state: with the state reset at
-/// each cut, the first DELAY targets of every window would be guesses and the loss could not
-/// go under (DELAY / K) · ln 8 ≈ 0.39. The bound 0.1 within 300 steps therefore also shows
-/// the carry works. (Measured on lavapipe, release: about 0.01 at step 300, a few seconds.)
+/// An LSTM (H = 32) learns to recall the token seen DELAY = 3 steps earlier (8 symbols),
+/// trained with Adam (lr 2e-2, clip 1.0) on windows of K = 16 steps of B = 16 streams.
+/// Recall across a window cut needs the carried state: with the state reset at each cut, the
+/// first DELAY targets of every window are guesses and the loss cannot go under
+/// (DELAY / K) · ln 8 ≈ 0.39 (measured: 0.49 after 200 steps). The bound 0.15 within 200
+/// steps therefore also shows the carry works. Measured on lavapipe (release, 2 cores):
+/// loss 2.08 at step 1, 0.04 to 0.06 at step 200, about 22 s.
 #[test]
 fn lstm_learns_delayed_recall_through_tbptt() {
     let Some(gpu) = gpu() else { return };
     const K: usize = 16;
     const B: usize = 16;
-    const STEPS: usize = 300;
-    const BOUND: f32 = 0.1;
+    const STEPS: usize = 200;
+    const BOUND: f32 = 0.15;
     let start = Instant::now();
     let mut rng = Rng::new(7);
     let (x, y) = recall_stream(&mut rng, K * STEPS, B);
     let model = lstm_model(&gpu, 1, 32);
     let cfg = TrainConfig {
-        optimizer: OptimizerConfig::adam().with_lr(1e-2),
+        optimizer: OptimizerConfig::adam().with_lr(2e-2),
         clip: Clip::Norm(1.0),
         log_every: 25,
         max_in_flight: 2,

@@ -42,6 +42,11 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Limits requested for the device.
     pub limits: wgpu::Limits,
+    /// Use kernel variants without workgroup memory. On CPU adapters (lavapipe, WARP,
+    /// SwiftShader) workgroup memory is ordinary cached memory and barriers are expensive, so
+    /// tiling through it only costs; the default is true there and false on GPUs, and
+    /// `RECUR_KERNELS=tiled|direct` overrides it. Results agree either way (tests run both).
+    pub direct_kernels: bool,
     pub(crate) pipelines: PipelineCache,
     errors: Arc<Mutex<Vec<String>>>,
     submissions: std::sync::atomic::AtomicU64,
@@ -177,9 +182,14 @@ impl Gpu {
             adapter,
             device,
             queue,
-            info,
+            info: info.clone(),
             features,
             limits,
+            direct_kernels: match std::env::var("RECUR_KERNELS").as_deref() {
+                Ok("tiled") => false,
+                Ok("direct") => true,
+                _ => info.device_type == wgpu::DeviceType::Cpu,
+            },
             pipelines: PipelineCache::default(),
             errors,
             submissions: Default::default(),
@@ -220,6 +230,12 @@ impl Gpu {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(e.to_string()))?;
         self.check()
+    }
+
+    /// Whether kernels use their variants without workgroup memory (see
+    /// [`Gpu::direct_kernels`]).
+    pub fn prefers_direct_kernels(&self) -> bool {
+        self.direct_kernels
     }
 
     /// Whether the device has timestamp queries.

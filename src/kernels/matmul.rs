@@ -19,6 +19,14 @@ pub const MATMUL: KernelDesc = KernelDesc {
     ],
 };
 
+/// Entry `matmul_direct`: no workgroup memory, for CPU adapters.
+pub const MATMUL_DIRECT: KernelDesc = KernelDesc {
+    shader: Shader::Matmul,
+    entry: "matmul_direct",
+    base: 0,
+    bindings: MATMUL.bindings,
+};
+
 /// Mirror of WGSL `MatmulParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -88,7 +96,9 @@ pub struct Gemm<'a> {
 /// Records one GEMM.
 pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
     let bias_buf = g.bias.map(|b| b.0).unwrap_or(g.a.buffer);
-    let bind = rec.bind(&MATMUL, &[g.a.buffer, g.b.buffer, bias_buf, g.c.buffer])?;
+    let direct = rec.gpu().prefers_direct_kernels();
+    let desc = if direct { &MATMUL_DIRECT } else { &MATMUL };
+    let bind = rec.bind(desc, &[g.a.buffer, g.b.buffer, bias_buf, g.c.buffer])?;
     let flags = u32::from(g.trans_a)
         | (u32::from(g.trans_b) << 1)
         | (u32::from(g.accumulate) << 2)
@@ -107,5 +117,7 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         flags,
         _pad: 0,
     };
-    rec.dispatch(bind, &p, [groups(g.n, 64)?, groups(g.m, 64)?, 1])
+    // 64x64 tiles, or 32x32 (8x8 threads of 4x4) for the direct kernel.
+    let tile = if direct { 32 } else { 64 };
+    rec.dispatch(bind, &p, [groups(g.n, tile)?, groups(g.m, tile)?, 1])
 }

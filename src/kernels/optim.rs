@@ -75,6 +75,12 @@ pub struct OptimParams {
     pub bc2_sqrt: f32,
     /// AdamW: `1 - lr * weight_decay`.
     pub decay: f32,
+    /// SGD: `1 - dampening`; Adam: `1 - beta1` (rounded once from f64, as torch does).
+    pub one_minus_a: f32,
+    /// Adam: `1 - beta2`.
+    pub one_minus_b: f32,
+    /// Padding.
+    pub _pad1: [u32; 2],
 }
 
 fn check_len(what: &str, n: usize, t: &wgpu::Buffer) -> Result<()> {

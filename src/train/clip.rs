@@ -87,6 +87,9 @@ impl GradNorm {
                 self.sizes
             )));
         }
+        if let Some(m) = max_norm {
+            Clip::Norm(m).validate()?;
+        }
         let mut off = 0;
         for g in groups {
             let n = g.grads.numel();
@@ -101,12 +104,7 @@ impl GradNorm {
             &self.norm.buffer,
             0,
         )?;
-        if let Some(m) = max_norm {
-            if !(m.is_finite() && m > 0.0) {
-                return Err(Error::InvalidConfig(format!(
-                    "max_norm must be positive, got {m}"
-                )));
-            }
+        if max_norm.is_some() {
             for g in groups {
                 encode_scale(rec, &self.norm.buffer, 0, &g.grads.buffer, g.grads.numel())?;
             }

@@ -92,8 +92,11 @@ impl MetricLog {
     }
 
     /// Records the metrics of step `step`: copies `loss.0[loss.1]` and `norm.0[norm.1]`
-    /// into the ring, and when the ring is full, the ring into a staging buffer. Steps must
-    /// be recorded in order; call [`MetricLog::after_submit`] after submitting `rec`.
+    /// into the ring, and when the ring is full, the ring into a staging buffer. Call
+    /// [`MetricLog::after_submit`] after submitting `rec`. Steps are expected in order; a
+    /// step that does not follow the last one recorded (a step that failed before its
+    /// submission, a restored checkpoint) drops the slots not yet flushed and starts the
+    /// ring again at `step`.
     pub fn record(
         &mut self,
         gpu: &Gpu,
@@ -102,13 +105,9 @@ impl MetricLog {
         loss: (&Tensor, usize),
         norm: (&Tensor, usize),
     ) -> Result<()> {
-        if self.filled == 0 {
+        if self.filled == 0 || step != self.first_step + self.filled as u64 {
+            self.filled = 0;
             self.first_step = step;
-        } else if step != self.first_step + self.filled as u64 {
-            return Err(Error::InvalidConfig(format!(
-                "metric log: step {step} recorded after step {}",
-                self.first_step + self.filled as u64 - 1
-            )));
         }
         let slot = self.filled * FIELDS;
         rec.copy(&loss.0.buffer, loss.1, &self.ring.buffer, slot, 1);

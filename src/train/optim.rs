@@ -10,55 +10,59 @@ use crate::kernels::optim::{encode_adam_step, encode_sgd_step, flags, n_u32, Opt
 use crate::nn::ParamGroup;
 
 /// An optimizer and its hyperparameters (torch names and defaults).
+///
+/// Values are `f64` like the Python floats torch takes: the host derives `1 - beta`,
+/// `1 - dampening`, `1 - lr * weight_decay` and the bias corrections in f64 and rounds
+/// each to f32 once, as torch does, so that `1 - 0.999` is `0.001` and not `1 - 0.999f32`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum OptimizerConfig {
     /// `torch.optim.SGD`.
     Sgd {
         /// Learning rate.
-        lr: f32,
+        lr: f64,
         /// Momentum factor (0: plain SGD, no buffer).
-        momentum: f32,
+        momentum: f64,
         /// Dampening of the momentum (0 in torch's default).
-        dampening: f32,
+        dampening: f64,
         /// L2 penalty added to the gradient.
-        weight_decay: f32,
+        weight_decay: f64,
         /// Nesterov momentum (needs momentum > 0 and dampening 0).
         nesterov: bool,
     },
     /// `torch.optim.Adam` (weight decay is an L2 term added to the gradient).
     Adam {
         /// Learning rate (1e-3).
-        lr: f32,
+        lr: f64,
         /// β1 (0.9).
-        beta1: f32,
+        beta1: f64,
         /// β2 (0.999).
-        beta2: f32,
+        beta2: f64,
         /// eps (1e-8).
-        eps: f32,
+        eps: f64,
         /// L2 penalty (0).
-        weight_decay: f32,
+        weight_decay: f64,
     },
     /// `torch.optim.AdamW` (decoupled weight decay).
     #[serde(rename = "adamw")]
     AdamW {
         /// Learning rate (1e-3).
-        lr: f32,
+        lr: f64,
         /// β1 (0.9).
-        beta1: f32,
+        beta1: f64,
         /// β2 (0.999).
-        beta2: f32,
+        beta2: f64,
         /// eps (1e-8).
-        eps: f32,
+        eps: f64,
         /// Decoupled weight decay (1e-2).
-        weight_decay: f32,
+        weight_decay: f64,
     },
 }
 
 impl OptimizerConfig {
     /// SGD with learning rate `lr` and momentum `momentum` (dampening 0, no weight decay,
     /// not Nesterov).
-    pub fn sgd(lr: f32, momentum: f32) -> Self {
+    pub fn sgd(lr: f64, momentum: f64) -> Self {
         OptimizerConfig::Sgd {
             lr,
             momentum,
@@ -91,7 +95,7 @@ impl OptimizerConfig {
     }
 
     /// The same optimizer with learning rate `lr`.
-    pub fn with_lr(mut self, new: f32) -> Self {
+    pub fn with_lr(mut self, new: f64) -> Self {
         match &mut self {
             OptimizerConfig::Sgd { lr, .. }
             | OptimizerConfig::Adam { lr, .. }
@@ -101,7 +105,7 @@ impl OptimizerConfig {
     }
 
     /// The same optimizer with weight decay `wd`.
-    pub fn with_weight_decay(mut self, wd: f32) -> Self {
+    pub fn with_weight_decay(mut self, wd: f64) -> Self {
         match &mut self {
             OptimizerConfig::Sgd { weight_decay, .. }
             | OptimizerConfig::Adam { weight_decay, .. }
@@ -111,7 +115,7 @@ impl OptimizerConfig {
     }
 
     /// The learning rate.
-    pub fn lr(&self) -> f32 {
+    pub fn lr(&self) -> f64 {
         match *self {
             OptimizerConfig::Sgd { lr, .. }
             | OptimizerConfig::Adam { lr, .. }
@@ -133,7 +137,7 @@ impl OptimizerConfig {
     /// Checks the values the way torch's constructors do.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidConfig(m));
-        let finite_nonneg = |x: f32| x.is_finite() && x >= 0.0;
+        let finite_nonneg = |x: f64| x.is_finite() && x >= 0.0;
         match *self {
             OptimizerConfig::Sgd {
                 lr,
@@ -172,7 +176,7 @@ impl OptimizerConfig {
                 eps,
                 weight_decay,
             } => {
-                let beta_ok = |b: f32| (0.0..1.0).contains(&b);
+                let beta_ok = |b: f64| (0.0..1.0).contains(&b);
                 if !(finite_nonneg(lr)
                     && finite_nonneg(eps)
                     && finite_nonneg(weight_decay)
@@ -242,7 +246,7 @@ impl Optimizer {
     }
 
     /// Changes the learning rate for later steps (schedules).
-    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
         let cfg = self.cfg.with_lr(lr);
         cfg.validate()?;
         self.cfg = cfg;
@@ -308,10 +312,11 @@ impl Optimizer {
                         n,
                         step: step_u32,
                         flags: f,
-                        lr,
-                        a: momentum,
-                        b: dampening,
-                        weight_decay,
+                        lr: lr as f32,
+                        a: momentum as f32,
+                        b: dampening as f32,
+                        weight_decay: weight_decay as f32,
+                        one_minus_a: (1.0 - dampening) as f32,
                         ..Default::default()
                     };
                     let buf = st
@@ -337,20 +342,22 @@ impl Optimizer {
                     let decoupled = matches!(self.cfg, OptimizerConfig::AdamW { .. });
                     // torch computes these in Python floats (f64) from the step count.
                     let t = step as f64;
-                    let bc1 = 1.0 - f64::from(beta1).powf(t);
-                    let bc2 = 1.0 - f64::from(beta2).powf(t);
+                    let bc1 = 1.0 - beta1.powf(t);
+                    let bc2 = 1.0 - beta2.powf(t);
                     let p = OptimParams {
                         n,
                         step: step_u32,
                         flags: if decoupled { flags::DECOUPLED } else { 0 },
-                        lr,
-                        a: beta1,
-                        b: beta2,
-                        eps,
-                        weight_decay,
-                        step_size: (f64::from(lr) / bc1) as f32,
+                        lr: lr as f32,
+                        a: beta1 as f32,
+                        b: beta2 as f32,
+                        eps: eps as f32,
+                        weight_decay: weight_decay as f32,
+                        step_size: (lr / bc1) as f32,
                         bc2_sqrt: bc2.sqrt() as f32,
-                        decay: (1.0 - f64::from(lr) * f64::from(weight_decay)) as f32,
+                        decay: (1.0 - lr * weight_decay) as f32,
+                        one_minus_a: (1.0 - beta1) as f32,
+                        one_minus_b: (1.0 - beta2) as f32,
                         ..Default::default()
                     };
                     let (m, v) = match st.as_slice() {

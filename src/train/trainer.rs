@@ -141,7 +141,7 @@ impl Trainer {
     }
 
     /// Changes the learning rate for later steps.
-    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
         self.optimizer.set_lr(lr)?;
         self.cfg.optimizer = *self.optimizer.config();
         Ok(())
@@ -215,12 +215,17 @@ impl Trainer {
         if let Clip::Value(v) = self.cfg.clip {
             record_clip_value(&mut rec, &groups, v)?;
         }
-        self.optimizer.record_step(&mut rec, &groups)?;
-        let step = self.optimizer.step_count();
+        // Loss and norm are final here: the metric copies may precede the optimizer step,
+        // which is recorded (and counted) last so that a failure leaves the count alone.
+        let step = self.optimizer.step_count() + 1;
         if let Err(e) =
             self.metrics
                 .record(gpu, &mut rec, step, (&self.loss, 0), (&self.norm.norm, 0))
         {
+            self.metrics.discard_recorded();
+            return Err(e);
+        }
+        if let Err(e) = self.optimizer.record_step(&mut rec, &groups) {
             self.metrics.discard_recorded();
             return Err(e);
         }
@@ -234,7 +239,13 @@ impl Trainer {
                     .map_err(|e| Error::Gpu(e.to_string()))?;
             }
         }
-        let idx = rec.submit()?;
+        let idx = match rec.submit() {
+            Ok(idx) => idx,
+            Err(e) => {
+                self.metrics.discard_recorded();
+                return Err(e);
+            }
+        };
         self.metrics.after_submit();
         self.in_flight.push_back(idx);
         gpu.check()
@@ -357,7 +368,7 @@ impl Trainer {
         let mut uploads: Vec<(Tensor, Vec<f32>)> = Vec::new();
         let mut take = |key: String, shape: &[usize]| -> Result<&HostTensor> {
             let t = ckpt.tensor(&key)?;
-            if t.shape != shape {
+            if t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
                 return Err(Error::Shape {
                     what: key,
                     expected: shape.to_vec(),
