@@ -98,6 +98,14 @@ pub enum Error {
         /// The vocabulary size.
         vocab: usize,
     },
+    /// A character of a text is not in the vocabulary of a character model.
+    #[error("character {ch:?} at position {index} is not in the model's vocabulary")]
+    UnknownChar {
+        /// The character.
+        ch: char,
+        /// Its position (in characters) in the text.
+        index: usize,
+    },
     /// A checkpoint does not fit the model or optimizer it is restored into.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {

@@ -88,6 +88,7 @@ fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
 }
 
 /// Preference order: discrete, integrated, virtual, CPU (software), other.
+#[cfg(not(target_arch = "wasm32"))]
 fn type_rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -100,6 +101,7 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
 
 /// All adapters wgpu sees on the backends `RECUR_BACKEND` allows, in recur's preference
 /// order (the first one that matches `RECUR_ADAPTER` is the one [`Gpu::new`] picks).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters() -> Result<Vec<AdapterSummary>> {
     let instance = new_instance(backends_from_env()?);
     Ok(sorted_adapters(&instance)
@@ -112,11 +114,52 @@ pub fn list_adapters() -> Result<Vec<AdapterSummary>> {
         .collect())
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn sorted_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     // Stable: among equal types, wgpu's order (which lists Vulkan before GL) is kept.
     adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
     adapters
+}
+
+/// The instance and the adapter recur runs on.
+#[cfg(not(target_arch = "wasm32"))]
+async fn pick_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
+    let backends = backends_from_env()?;
+    let filter = std::env::var("RECUR_ADAPTER")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let instance = new_instance(backends);
+    let adapter = sorted_adapters(&instance)
+        .into_iter()
+        .find(|a| adapter_matches(&a.get_info(), filter.as_deref()))
+        .ok_or_else(|| {
+            let mut detail = String::new();
+            if let Ok(b) = std::env::var("RECUR_BACKEND") {
+                detail += &format!(" for RECUR_BACKEND={b}");
+            }
+            if let Some(f) = &filter {
+                detail += &format!(" matching RECUR_ADAPTER={f}");
+            }
+            Error::NoAdapter { detail }
+        })?;
+    Ok((instance, adapter))
+}
+
+/// In a browser there is one adapter to ask for (WebGPU cannot enumerate).
+#[cfg(target_arch = "wasm32")]
+async fn pick_adapter() -> Result<(wgpu::Instance, wgpu::Adapter)> {
+    let instance = new_instance(wgpu::Backends::BROWSER_WEBGPU);
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::NoAdapter {
+            detail: format!(" (WebGPU: {e})"),
+        })?;
+    Ok((instance, adapter))
 }
 
 /// Whether `info` matches the `RECUR_ADAPTER` filter (a case-insensitive part of the name).
@@ -130,40 +173,41 @@ pub fn adapter_matches(info: &wgpu::AdapterInfo, filter: Option<&str>) -> bool {
 impl Gpu {
     /// Picks an adapter (high performance first; `RECUR_BACKEND` and `RECUR_ADAPTER` choose)
     /// and opens a device with the optional features it has and the limits recur needs.
+    /// Blocks; in a browser use [`Gpu::new_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Gpu> {
-        let backends = backends_from_env()?;
-        let filter = std::env::var("RECUR_ADAPTER")
-            .ok()
-            .filter(|s| !s.is_empty());
-        let instance = new_instance(backends);
-        let adapter = sorted_adapters(&instance)
-            .into_iter()
-            .find(|a| adapter_matches(&a.get_info(), filter.as_deref()))
-            .ok_or_else(|| {
-                let mut detail = String::new();
-                if let Ok(b) = std::env::var("RECUR_BACKEND") {
-                    detail += &format!(" for RECUR_BACKEND={b}");
-                }
-                if let Some(f) = &filter {
-                    detail += &format!(" matching RECUR_ADAPTER={f}");
-                }
-                Error::NoAdapter { detail }
-            })?;
-        Self::from_adapter(instance, adapter)
+        pollster::block_on(Self::new_async())
+    }
+
+    /// [`Gpu::new`] as a future: the form a browser (WebGPU) needs.
+    pub async fn new_async() -> Result<Gpu> {
+        let (instance, adapter) = pick_adapter().await?;
+        Self::from_adapter_async(instance, adapter).await
+    }
+
+    /// Opens a device on a given adapter (blocks; see [`Gpu::from_adapter_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_adapter(instance: wgpu::Instance, adapter: wgpu::Adapter) -> Result<Gpu> {
+        pollster::block_on(Self::from_adapter_async(instance, adapter))
     }
 
     /// Opens a device on a given adapter.
-    pub fn from_adapter(instance: wgpu::Instance, adapter: wgpu::Adapter) -> Result<Gpu> {
+    pub async fn from_adapter_async(
+        instance: wgpu::Instance,
+        adapter: wgpu::Adapter,
+    ) -> Result<Gpu> {
         let info = adapter.get_info();
         let features = adapter.features() & OPTIONAL_FEATURES;
         let limits = required_limits(&adapter.limits());
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("recur"),
-            required_features: features,
-            required_limits: limits.clone(),
-            ..Default::default()
-        }))
-        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("recur"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {

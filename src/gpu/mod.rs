@@ -2,10 +2,13 @@
 //! the recorder that turns a whole sequence into one submission.
 
 pub mod context;
+pub(crate) mod oneshot;
 pub mod pipelines;
 pub mod recorder;
 pub mod tensor;
 
-pub use context::{list_adapters, AdapterSummary, Gpu};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::list_adapters;
+pub use context::{AdapterSummary, Gpu};
 pub use recorder::{BindId, Profile, Recorder};
 pub use tensor::Tensor;

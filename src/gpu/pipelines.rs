@@ -35,6 +35,9 @@ impl PipelineCache {
                 return Ok(p.clone());
             }
         }
+        // Natively, compilation errors are caught here; a browser cannot block on the scope,
+        // so there they reach the uncaptured-error handler and Gpu::check.
+        #[cfg(not(target_arch = "wasm32"))]
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.module(device, desc.shader)?;
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
@@ -79,6 +82,7 @@ impl PipelineCache {
             compilation_options: Default::default(),
             cache: None,
         });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("building kernel {}: {e}", desc.entry)));
         }

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use bytemuck::Pod;
-use wgpu::util::DeviceExt;
 
 use super::context::Gpu;
 use super::pipelines::Pipeline;
@@ -286,11 +285,15 @@ impl<'g> Recorder<'g> {
         let device = &gpu.device;
         let mut arena = self.uniforms.clone();
         arena.resize(arena.len().max(UNIFORM_SLOT), 0);
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        // create_buffer + write_buffer rather than create_buffer_init, which panics when the
+        // device is lost; this way a lost device reaches Gpu::check as an error.
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("recur.params"),
-            contents: &arena,
-            usage: wgpu::BufferUsages::UNIFORM,
+            size: arena.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
+        gpu.queue.write_buffer(&uniform, 0, &arena);
         let groups: Vec<wgpu::BindGroup> = self
             .binds
             .iter()

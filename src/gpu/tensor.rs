@@ -1,7 +1,5 @@
 //! `Tensor`: an f32 storage buffer with a shape, and host transfers.
 
-use wgpu::util::DeviceExt;
-
 use super::context::Gpu;
 use crate::error::{Error, Result};
 
@@ -59,18 +57,18 @@ impl Gpu {
             });
         }
         self.check_size(label, numel)?;
-        let contents: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: USAGE,
-            });
+        // create_buffer + write_buffer rather than create_buffer_init, which panics when the
+        // device is lost.
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (numel as u64 * 4).max(4),
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+        }
         Ok(Tensor {
             buffer,
             shape: shape.to_vec(),
@@ -112,6 +110,45 @@ impl Gpu {
     /// Copies the tensor back to the host (waits for all submitted work).
     pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
         self.read_buffer(&t.buffer, 0, t.numel())
+    }
+
+    /// [`Gpu::read`] as a future, for the browser, where nothing may block: resolves when
+    /// the GPU has finished the work before it and the copy is mapped.
+    pub async fn read_async(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let len = t.numel();
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = len as u64 * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("recur.readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("recur.readback"),
+            });
+        enc.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, bytes);
+        self.submit(enc.finish());
+        let (send, recv) = super::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| send(r));
+        // Natively the callback runs inside poll; in a browser the event loop runs it.
+        #[cfg(not(target_arch = "wasm32"))]
+        self.wait()?;
+        recv.await
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        self.check()?;
+        let out = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(out)
     }
 
     /// Copies `len` f32 elements starting at element `offset` of `buffer` back to the host.

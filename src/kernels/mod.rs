@@ -11,6 +11,7 @@ pub mod lstm;
 pub mod matmul;
 pub mod optim;
 pub mod rnn;
+pub mod sample;
 pub mod step;
 pub mod util;
 
@@ -39,11 +40,13 @@ pub enum Shader {
     Clip,
     /// `shaders/eager.wgsl` (the bench's host-loop baseline)
     Eager,
+    /// `shaders/sample.wgsl`
+    Sample,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Matmul,
         Shader::Util,
         Shader::Rnn,
@@ -54,6 +57,7 @@ impl Shader {
         Shader::Optim,
         Shader::Clip,
         Shader::Eager,
+        Shader::Sample,
     ];
 
     /// The WGSL source.
@@ -69,6 +73,7 @@ impl Shader {
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
             Shader::Clip => include_str!("../../shaders/clip.wgsl"),
             Shader::Eager => include_str!("../../shaders/eager.wgsl"),
+            Shader::Sample => include_str!("../../shaders/sample.wgsl"),
         }
     }
 
@@ -85,6 +90,7 @@ impl Shader {
             Shader::Optim => "optim.wgsl",
             Shader::Clip => "clip.wgsl",
             Shader::Eager => "eager.wgsl",
+            Shader::Sample => "sample.wgsl",
         }
     }
 }

@@ -6,18 +6,22 @@
 //! - [`Linear`]: `y = x·Wᵀ + b` with `dW`, `db`, `dx`, on the crate's one GEMM;
 //! - [`SeqModel`]: input (embedding or dense features) → [`Rnn`] → [`Linear`] head, the
 //!   composition the training driver ([`crate::train`]) runs;
+//! - [`charlm`]: a character model's vocabulary, the unigram entropy, and generation on the
+//!   device (sampling kernel, state resident, one submission);
 //! - [`init`]: PyTorch's default initialisations, seeded by [`crate::rng::Rng`].
 //!
 //! Conventions: rows are time-major (`t * B + b`); forward returns new tensors; backward
 //! writes parameter gradients (`accumulate` adds to what is there, else overwrites) and
 //! returns the input gradient when asked.
 
+pub mod charlm;
 pub mod embedding;
 pub mod init;
 pub mod linear;
 pub mod seq;
 pub mod tokens;
 
+pub use charlm::{generate, unigram_entropy, Sampling, Vocab};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use seq::{SeqInput, SeqModel, SeqModelConfig, SeqOutput, SeqSaved};

@@ -1,8 +1,6 @@
 //! `TokenIds`: token ids in a u32 storage buffer, checked against the vocabulary, with the
 //! bucket sort that makes the embedding gradient deterministic.
 
-use wgpu::util::DeviceExt;
-
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
@@ -72,15 +70,18 @@ impl TokenIds {
                 max: gpu.max_binding_bytes(),
             });
         }
-        let buffer = gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytemuck::cast_slice(&data),
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC,
-            });
+        // create_buffer + write_buffer rather than create_buffer_init, which panics when the
+        // device is lost.
+        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        gpu.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(&data));
         Ok(TokenIds {
             buffer,
             shape: shape.to_vec(),

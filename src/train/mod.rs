@@ -7,6 +7,7 @@
 //! - [`tbptt`]: windows, token streams and the carried states;
 //! - [`metrics`]: the device ring of per-step loss and norm, mapped asynchronously;
 //! - [`checkpoint`]: safetensors checkpoints with a checksum, written atomically;
+//! - [`text`]: a character language model trained on a text, and loaded back to generate;
 //! - [`trainer`]: all of it for a [`crate::nn::SeqModel`], one submission per step.
 //!
 //! Nothing here reads the GPU inside a step; the host reads losses and norms every N steps.
@@ -17,6 +18,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod tbptt;
+pub mod text;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
@@ -25,4 +27,5 @@ pub use loss::{record_cross_entropy, record_loss, record_mse, LossSink, Targets}
 pub use metrics::{MetricLog, StepMetrics};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use tbptt::{windows, CarriedState, Tbptt, TokenStream};
+pub use text::{CharLm, CharModelShape, TextState, TextTrainer};
 pub use trainer::{Batch, TrainConfig, Trainer};

@@ -1,23 +1,37 @@
-//! The `recur` command: `info` (adapters), `run` (run a PyTorch-exported model on `.npy`
-//! input), and more subcommands as the project grows. No GPU logic lives here: it parses
+//! The `recur` command: `train` (the default: a character language model on recur's own
+//! sources), `generate` (text from a checkpoint), `info` (adapters), `run` (run a
+//! PyTorch-exported model on `.npy` input), `bench`. No GPU logic lives here: it parses
 //! arguments, calls the library and prints.
 
 mod bench;
+mod generate;
 mod info;
+mod plot;
 mod run;
+mod train;
 
 use clap::{Parser, Subcommand};
 
 /// Recurrent neural networks on any GPU, through wgpu.
 #[derive(Parser)]
-#[command(name = "recur", version, about)]
+///
+/// With no subcommand, `recur` trains the demo character language model (`recur train`
+/// with its defaults, or with the train options given).
+#[derive(Parser)]
+#[command(name = "recur", version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    train: train::TrainArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a character language model (the default command).
+    Train(Box<train::TrainArgs>),
+    /// Generate text from a `recur train` checkpoint, sampled on the GPU.
+    Generate(generate::GenerateArgs),
     /// List the adapters wgpu sees, mark the one recur picks, show its features and limits.
     Info,
     /// Run a PyTorch-exported RNN/LSTM/GRU on a .npy input, optionally with backward.
@@ -29,9 +43,12 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info => info::info(),
-        Command::Run(args) => run::run(&args),
-        Command::Bench(args) => bench::bench(&args),
+        None => train::train(&cli.train),
+        Some(Command::Train(args)) => train::train(&args),
+        Some(Command::Generate(args)) => generate::generate(&args),
+        Some(Command::Info) => info::info(),
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Bench(args)) => bench::bench(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {}", one_line(&e));

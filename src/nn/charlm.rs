@@ -1,0 +1,236 @@
+//! The pieces of a character language model that are not layers: the [`Vocab`] (characters
+//! to ids and back), the corpus's [`unigram_entropy`] (the loss a model that ignores context
+//! can reach, the bar a trained model must pass), and [`generate`]: sampling step by step on
+//! the device (one-to-many), with the recurrent state resident and the whole generation in
+//! ONE submission, so that only the chosen tokens come back.
+
+use std::collections::HashMap;
+
+use super::{SeqInput, SeqModel, TokenIds};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder};
+use crate::kernels::sample::encode_sample_token;
+
+pub use crate::kernels::sample::Sampling;
+
+/// The distinct characters of a corpus, in a fixed order; id `i` is the `i`-th character.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocab {
+    chars: Vec<char>,
+    index: HashMap<char, u32>,
+}
+
+impl Vocab {
+    /// The distinct characters of `text`, sorted by code point.
+    /// [`Error::InvalidConfig`] for an empty text.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        if chars.is_empty() {
+            return Err(Error::InvalidConfig("the text is empty".into()));
+        }
+        Self::from_chars(chars)
+    }
+
+    /// The characters of `s` in order (what [`Vocab::as_string`] gives), which must be
+    /// distinct and not empty.
+    pub fn from_string(s: &str) -> Result<Self> {
+        Self::from_chars(s.chars().collect())
+    }
+
+    fn from_chars(chars: Vec<char>) -> Result<Self> {
+        if chars.is_empty() || u32::try_from(chars.len()).is_err() {
+            return Err(Error::InvalidConfig(
+                "a vocabulary needs 1 to 2^32 characters".into(),
+            ));
+        }
+        let mut index = HashMap::with_capacity(chars.len());
+        for (i, &c) in chars.iter().enumerate() {
+            if index.insert(c, i as u32).is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "vocabulary lists {c:?} twice"
+                )));
+            }
+        }
+        Ok(Vocab { chars, index })
+    }
+
+    /// The characters in id order, as one string (how checkpoints keep the vocabulary).
+    pub fn as_string(&self) -> String {
+        self.chars.iter().collect()
+    }
+
+    /// Number of characters V.
+    pub fn len(&self) -> usize {
+        self.chars.len()
+    }
+
+    /// Whether there are no characters (never: construction refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.chars.is_empty()
+    }
+
+    /// The id of `c`, if it is in the vocabulary.
+    pub fn id(&self, c: char) -> Option<u32> {
+        self.index.get(&c).copied()
+    }
+
+    /// The ids of `text`; [`Error::UnknownChar`] at the first character not in the
+    /// vocabulary.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        text.chars()
+            .enumerate()
+            .map(|(index, ch)| self.id(ch).ok_or(Error::UnknownChar { ch, index }))
+            .collect()
+    }
+
+    /// The text of `ids`; an id outside the vocabulary becomes U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .map(|&i| {
+                self.chars
+                    .get(i as usize)
+                    .copied()
+                    .unwrap_or(char::REPLACEMENT_CHARACTER)
+            })
+            .collect()
+    }
+}
+
+/// Entropy in nats of the id frequencies of `ids` (over a vocabulary of `vocab`): the
+/// cross-entropy of the best model that ignores context, in the unit of the training loss.
+pub fn unigram_entropy(ids: &[u32], vocab: usize) -> f64 {
+    let mut counts = vec![0u64; vocab];
+    for &i in ids {
+        if let Some(c) = counts.get_mut(i as usize) {
+            *c += 1;
+        }
+    }
+    let n: u64 = counts.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.ln()
+        })
+        .sum()
+}
+
+/// Generates `length` tokens after `prompt` from a token model (embedding → RNN → head over
+/// the same vocabulary), on the device, in one submission:
+///
+/// 1. the prompt runs forward as one sequence `(P, 1)` from zero states;
+/// 2. the sampling kernel draws token 0 from the last row of logits into a one-id input
+///    buffer and into the output list;
+/// 3. each later token is one forward step `(1, 1)` from the previous step's final states,
+///    reading the id the kernel wrote, then one draw (random counter = the token's index).
+///
+/// Nothing returns to the host until the end, when the `length` ids are read back. The same
+/// model, prompt, sampling and seed give the same tokens on the same device.
+pub fn generate(
+    gpu: &Gpu,
+    model: &SeqModel,
+    prompt: &[u32],
+    length: usize,
+    sampling: &Sampling,
+) -> Result<Vec<u32>> {
+    let vocab = match model.cfg.vocab {
+        Some(v) if v == model.cfg.out_features => v,
+        _ => {
+            return Err(Error::InvalidConfig(
+                "generation needs a token model whose head scores its own vocabulary".into(),
+            ))
+        }
+    };
+    if model.cfg.rnn.bidirectional {
+        return Err(Error::InvalidConfig(
+            "a bidirectional model cannot generate left to right".into(),
+        ));
+    }
+    if prompt.is_empty() {
+        return Err(Error::InvalidConfig(
+            "generation needs a prompt of at least one token".into(),
+        ));
+    }
+    if length == 0 {
+        return Ok(Vec::new());
+    }
+    let mut rec = Recorder::new(gpu);
+    let ids = TokenIds::new(gpu, "generate.prompt", &[prompt.len(), 1], prompt, vocab)?;
+    // The one-id input of every later step; the sampling kernel overwrites ids[0].
+    let cur = TokenIds::new(gpu, "generate.cur", &[1, 1], &[0], vocab)?;
+    // u32 ids in an f32-typed buffer: the bits are copied, never converted.
+    let tokens = gpu.zeros("generate.tokens", &[length])?;
+    let (out, _) = model.record_forward(&mut rec, SeqInput::Tokens(&ids), None, None, false)?;
+    rec.phase("sample");
+    encode_sample_token(
+        &mut rec,
+        &out.out.buffer,
+        (prompt.len() - 1) * vocab,
+        vocab,
+        sampling,
+        0,
+        &cur.buffer,
+        &tokens.buffer,
+        0,
+    )?;
+    let (mut h, mut c) = (out.hn, out.cn);
+    for i in 1..length {
+        let (o, _) = model.record_forward(
+            &mut rec,
+            SeqInput::Tokens(&cur),
+            Some(&h),
+            c.as_ref(),
+            false,
+        )?;
+        rec.phase("sample");
+        encode_sample_token(
+            &mut rec,
+            &o.out.buffer,
+            0,
+            vocab,
+            sampling,
+            i,
+            &cur.buffer,
+            &tokens.buffer,
+            i,
+        )?;
+        h = o.hn;
+        c = o.cn;
+    }
+    rec.submit()?;
+    Ok(gpu.read(&tokens)?.into_iter().map(f32::to_bits).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocab_round_trips_and_reports_unknown_chars() {
+        let v = Vocab::from_text("hello, wörld").unwrap();
+        assert_eq!(v.as_string(), " ,dehlorw\u{f6}");
+        assert_eq!(Vocab::from_string(&v.as_string()).unwrap(), v);
+        let ids = v.encode("world").unwrap();
+        assert_eq!(v.decode(&ids), "world");
+        assert!(matches!(
+            v.encode("hex"),
+            Err(Error::UnknownChar { ch: 'x', index: 2 })
+        ));
+        assert!(Vocab::from_text("").is_err());
+        assert!(Vocab::from_string("aba").is_err());
+        assert_eq!(v.decode(&[999]), "\u{fffd}");
+    }
+
+    #[test]
+    fn unigram_entropy_in_nats() {
+        assert!((unigram_entropy(&[0, 1, 0, 1], 2) - std::f64::consts::LN_2).abs() < 1e-12);
+        assert_eq!(unigram_entropy(&[3, 3, 3], 4), 0.0);
+        assert_eq!(unigram_entropy(&[], 4), 0.0);
+    }
+}

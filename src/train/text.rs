@@ -1,0 +1,323 @@
+//! Training a character language model on a text: the corpus becomes B parallel streams
+//! ([`TokenStream`]), cut into windows of `seq_len` steps trained one after another with
+//! truncated BPTT (the state carries across windows, and is reset when the streams wrap
+//! round for the next epoch). [`TextTrainer`] feeds the windows to a [`Trainer`];
+//! [`CharLm`] is the trained model with its vocabulary, loaded from a checkpoint, for
+//! [`generate`].
+//!
+//! Checkpoints are [`Trainer`]'s, with two more metadata keys: [`VOCAB_KEY`] (the characters
+//! in id order) and [`TEXT_KEY`] (batch, window length and the position in the stream, as
+//! JSON), so that a resumed run continues with the window that comes next.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::Checkpoint;
+use super::loss::Targets;
+use super::tbptt::TokenStream;
+use super::trainer::{Batch, TrainConfig, Trainer};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::charlm::{generate, unigram_entropy, Sampling, Vocab};
+use crate::nn::{SeqInput, SeqModel, SeqModelConfig, TokenIds};
+use crate::rng::Rng;
+use crate::rnn::{CellKind, RnnConfig};
+
+/// Metadata key of the vocabulary (its characters in id order).
+pub const VOCAB_KEY: &str = "lm.vocab";
+/// Metadata key of the stream position ([`TextState`] as JSON).
+pub const TEXT_KEY: &str = "lm.text";
+
+/// The shape of a character language model: `Embedding(V, embed) → cell stack → Linear(V)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CharModelShape {
+    /// The recurrent cell.
+    pub cell: CellKind,
+    /// Embedding width (the RNN's input size).
+    pub embed: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Stacked layers.
+    pub layers: usize,
+}
+
+impl CharModelShape {
+    /// The [`SeqModelConfig`] for a vocabulary of `vocab` characters.
+    pub fn config(&self, vocab: usize) -> SeqModelConfig {
+        SeqModelConfig {
+            vocab: Some(vocab),
+            rnn: RnnConfig::new(self.cell, self.embed, self.hidden).layers(self.layers),
+            out_features: vocab,
+        }
+    }
+}
+
+/// Where a [`TextTrainer`] is in its corpus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextState {
+    /// Parallel streams B.
+    pub batch: usize,
+    /// Window length (TBPTT steps) K.
+    pub seq_len: usize,
+    /// Index of the next window.
+    pub next_window: usize,
+    /// Completed passes over the corpus.
+    pub epoch: u64,
+}
+
+/// A trained character model and its vocabulary.
+#[derive(Debug)]
+pub struct CharLm {
+    /// The model.
+    pub model: SeqModel,
+    /// Its characters.
+    pub vocab: Vocab,
+}
+
+fn ckpt_err(reason: String) -> Error {
+    Error::Checkpoint {
+        path: "<checkpoint>".into(),
+        reason,
+    }
+}
+
+/// The vocabulary kept in a checkpoint's metadata.
+pub fn vocab_of(ckpt: &Checkpoint) -> Result<Vocab> {
+    let s = ckpt.metadata.get(VOCAB_KEY).ok_or_else(|| {
+        ckpt_err(format!(
+            "metadata {VOCAB_KEY:?} is missing: not a character model"
+        ))
+    })?;
+    Vocab::from_string(s)
+}
+
+impl CharLm {
+    /// The model and vocabulary of a [`TextTrainer`] checkpoint.
+    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Self> {
+        let vocab = vocab_of(ckpt)?;
+        let model = Trainer::from_checkpoint(gpu, ckpt)?.model;
+        if model.cfg.vocab != Some(vocab.len()) {
+            return Err(ckpt_err(format!(
+                "the model's vocabulary ({:?}) is not the {} characters of {VOCAB_KEY:?}",
+                model.cfg.vocab,
+                vocab.len()
+            )));
+        }
+        Ok(CharLm { model, vocab })
+    }
+
+    /// `length` characters sampled after `prompt` (see [`generate`]);
+    /// [`Error::UnknownChar`] when the prompt has a character the model does not know.
+    pub fn generate(
+        &self,
+        gpu: &Gpu,
+        prompt: &str,
+        length: usize,
+        sampling: &Sampling,
+    ) -> Result<String> {
+        sample_text(gpu, &self.model, &self.vocab, prompt, length, sampling)
+    }
+}
+
+fn sample_text(
+    gpu: &Gpu,
+    model: &SeqModel,
+    vocab: &Vocab,
+    prompt: &str,
+    length: usize,
+    sampling: &Sampling,
+) -> Result<String> {
+    let ids = vocab.encode(prompt)?;
+    Ok(vocab.decode(&generate(gpu, model, &ids, length, sampling)?))
+}
+
+/// A [`Trainer`] fed window after window from a text; see the module documentation.
+#[derive(Debug)]
+pub struct TextTrainer {
+    /// The trainer (model, optimizer, carried states, metrics).
+    pub trainer: Trainer,
+    /// The corpus's characters.
+    pub vocab: Vocab,
+    state: TextState,
+    stream: TokenStream,
+    windows: Vec<Range<usize>>,
+    entropy: f64,
+    x: TokenIds,
+    y: TokenIds,
+}
+
+impl TextTrainer {
+    /// A fresh model of `shape` over the characters of `text`, initialised from `seed`.
+    pub fn new(
+        gpu: &Gpu,
+        text: &str,
+        shape: CharModelShape,
+        train: TrainConfig,
+        batch: usize,
+        seq_len: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let vocab = Vocab::from_text(text)?;
+        let tokens = vocab.encode(text)?;
+        let model = SeqModel::init(gpu, shape.config(vocab.len()), &mut Rng::new(seed))?;
+        let trainer = Trainer::new(gpu, model, train)?;
+        let state = TextState {
+            batch,
+            seq_len,
+            next_window: 0,
+            epoch: 0,
+        };
+        Self::assemble(gpu, trainer, vocab, &tokens, state)
+    }
+
+    /// Continues a [`TextTrainer::checkpoint`] on `text`, whose characters must all be in the
+    /// checkpoint's vocabulary. Model, optimizer, carried states, step count, batch, window
+    /// length and stream position come from the checkpoint (on another text, the position
+    /// starts over when it is past the end).
+    pub fn resume(gpu: &Gpu, text: &str, ckpt: &Checkpoint) -> Result<Self> {
+        let vocab = vocab_of(ckpt)?;
+        let tokens = vocab.encode(text)?;
+        let state: TextState = ckpt
+            .metadata
+            .get(TEXT_KEY)
+            .ok_or_else(|| ckpt_err(format!("metadata {TEXT_KEY:?} is missing")))
+            .and_then(|s| {
+                serde_json::from_str(s).map_err(|e| ckpt_err(format!("metadata {TEXT_KEY:?}: {e}")))
+            })?;
+        let trainer = Trainer::from_checkpoint(gpu, ckpt)?;
+        if trainer.model.cfg.vocab != Some(vocab.len()) {
+            return Err(ckpt_err(format!(
+                "the model's vocabulary ({:?}) is not the {} characters of {VOCAB_KEY:?}",
+                trainer.model.cfg.vocab,
+                vocab.len()
+            )));
+        }
+        Self::assemble(gpu, trainer, vocab, &tokens, state)
+    }
+
+    fn assemble(
+        gpu: &Gpu,
+        mut trainer: Trainer,
+        vocab: Vocab,
+        tokens: &[u32],
+        mut state: TextState,
+    ) -> Result<Self> {
+        let (b, k) = (state.batch, state.seq_len);
+        if b == 0 || k == 0 {
+            return Err(Error::InvalidConfig(
+                "batch and sequence length must be positive".into(),
+            ));
+        }
+        let stream = TokenStream::batchify(tokens, b, vocab.len())?;
+        // Full windows only: every step has the same shape, so two id buffers serve them all.
+        let windows: Vec<Range<usize>> = stream
+            .windows(k)?
+            .into_iter()
+            .filter(|r| r.len() == k)
+            .collect();
+        if windows.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "a text of {} characters in {b} streams is too short for windows of {k} \
+                 (it needs at least {})",
+                tokens.len(),
+                b * (k + 1)
+            )));
+        }
+        if state.next_window >= windows.len() {
+            state.next_window = 0;
+            trainer.reset_state();
+        }
+        let first = &windows[0];
+        let x = TokenIds::new(gpu, "lm.x", &[k, b], stream.inputs(first)?, vocab.len())?;
+        let y = TokenIds::new(gpu, "lm.y", &[k, b], stream.targets(first)?, vocab.len())?;
+        Ok(TextTrainer {
+            trainer,
+            entropy: unigram_entropy(tokens, vocab.len()),
+            vocab,
+            state,
+            stream,
+            windows,
+            x,
+            y,
+        })
+    }
+
+    /// Records and submits one optimizer step on the next window (without waiting for the
+    /// GPU); after the last window, the streams start over with zero states.
+    pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
+        let r = &self.windows[self.state.next_window];
+        // Queued writes: after the step still running, before this one.
+        self.x.write(gpu, self.stream.inputs(r)?)?;
+        self.y.write(gpu, self.stream.targets(r)?)?;
+        self.trainer.step(
+            gpu,
+            &[Batch {
+                input: SeqInput::Tokens(&self.x),
+                targets: Targets::Tokens(&self.y),
+            }],
+        )?;
+        self.state.next_window += 1;
+        if self.state.next_window == self.windows.len() {
+            self.state.next_window = 0;
+            self.state.epoch += 1;
+            self.trainer.reset_state();
+        }
+        Ok(())
+    }
+
+    /// Where the trainer is in the corpus.
+    pub fn state(&self) -> TextState {
+        self.state
+    }
+
+    /// Characters trained on per step (`batch * seq_len`).
+    pub fn tokens_per_step(&self) -> usize {
+        self.state.batch * self.state.seq_len
+    }
+
+    /// Steps in one pass over the corpus.
+    pub fn steps_per_epoch(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// The unigram entropy of the corpus in nats: the loss to beat.
+    pub fn unigram_entropy(&self) -> f64 {
+        self.entropy
+    }
+
+    /// `length` characters sampled after `prompt` from the model as trained so far.
+    pub fn generate(
+        &self,
+        gpu: &Gpu,
+        prompt: &str,
+        length: usize,
+        sampling: &Sampling,
+    ) -> Result<String> {
+        sample_text(
+            gpu,
+            &self.trainer.model,
+            &self.vocab,
+            prompt,
+            length,
+            sampling,
+        )
+    }
+
+    /// The trainer's checkpoint with the vocabulary and stream position.
+    pub fn checkpoint(&mut self, gpu: &Gpu) -> Result<Checkpoint> {
+        let mut c = self.trainer.checkpoint(gpu)?;
+        c.metadata.insert(VOCAB_KEY.into(), self.vocab.as_string());
+        c.metadata.insert(
+            TEXT_KEY.into(),
+            serde_json::to_string(&self.state).map_err(|e| Error::InvalidConfig(e.to_string()))?,
+        );
+        Ok(c)
+    }
+
+    /// Writes [`TextTrainer::checkpoint`] to `path` atomically.
+    pub fn save_checkpoint(&mut self, gpu: &Gpu, path: &Path) -> Result<()> {
+        self.checkpoint(gpu)?.save(path)
+    }
+}
