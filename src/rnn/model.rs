@@ -821,3 +821,42 @@ impl Rnn {
         Ok(InputGrads { dx, dh0, dc0 })
     }
 }
+
+impl Rnn {
+    /// Loads a stack from a PyTorch state_dict in a safetensors file: the tensors under
+    /// `prefix` decide the cell, sizes, layers, directions, bias and projection (see
+    /// [`super::state_dict::config_from_state_dict`]); f16, bf16 and f64 files load too.
+    pub fn load_safetensors(
+        gpu: &Gpu,
+        path: &std::path::Path,
+        prefix: &str,
+        nonlinearity: Option<CellKind>,
+    ) -> Result<Rnn> {
+        let (tensors, meta) = crate::io::load(path)?;
+        let (cfg, flat) =
+            super::state_dict::config_from_state_dict(&tensors, prefix, nonlinearity, &meta)?;
+        Rnn::new(gpu, cfg, &flat)
+    }
+
+    /// Saves the parameters under their state_dict names (with `prefix`) to a safetensors
+    /// file that PyTorch's `load_state_dict` takes, atomically (temporary file, then rename).
+    pub fn save_safetensors(&self, gpu: &Gpu, path: &std::path::Path, prefix: &str) -> Result<()> {
+        let flat = gpu.read(&self.params)?;
+        let tensors = super::state_dict::state_dict_from_params(&self.cfg, &flat, prefix)?;
+        crate::io::save(
+            path,
+            &tensors,
+            &super::state_dict::state_dict_metadata(&self.cfg),
+        )
+    }
+
+    /// The parameter gradients as a state_dict (names with `prefix`).
+    pub fn grads_state_dict(
+        &self,
+        gpu: &Gpu,
+        prefix: &str,
+    ) -> Result<Vec<(String, crate::io::HostTensor)>> {
+        let flat = gpu.read(&self.grads)?;
+        super::state_dict::state_dict_from_params(&self.cfg, &flat, prefix)
+    }
+}

@@ -122,21 +122,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         io::write_f32(p, &read(cn)?)?;
     }
     if let (Some(path), Some(g)) = (&a.grads, grads) {
-        let dparams = gpu.read(&rnn.grads)?;
-        let mut named: Vec<(String, HostTensor)> = rnn
-            .layout
-            .entries
-            .iter()
-            .map(|e| {
-                (
-                    format!("{}{}", a.prefix, e.name),
-                    HostTensor {
-                        shape: e.shape.clone(),
-                        data: dparams[e.range()].to_vec(),
-                    },
-                )
-            })
-            .collect();
+        let mut named = rnn.grads_state_dict(&gpu, &a.prefix)?;
         named.push(("input".into(), read(&g.dx)?));
         named.push(("h0".into(), read(&g.dh0)?));
         if let Some(dc0) = &g.dc0 {
