@@ -32,6 +32,12 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Gpu {
+    /// Checks that a tensor of `numel` f32 elements fits the adapter's binding limit
+    /// ([`Error::Limit`] otherwise) before anything is allocated, on the host or the device.
+    pub fn check_elements(&self, label: &str, numel: usize) -> Result<()> {
+        self.check_size(label, numel).map(|_| ())
+    }
+
     fn check_size(&self, label: &str, numel: usize) -> Result<u64> {
         let bytes = (numel as u64).saturating_mul(4);
         let max = self.max_binding_bytes();

@@ -40,6 +40,7 @@ impl Embedding {
 
     /// A table of `N(0, 1)` values drawn from `rng` (torch's default).
     pub fn init(gpu: &Gpu, num_embeddings: usize, dim: usize, rng: &mut Rng) -> Result<Self> {
+        gpu.check_elements("embedding", num_embeddings.saturating_mul(dim))?;
         let w = init::embedding_weight(num_embeddings, dim, rng);
         Self::new(gpu, num_embeddings, dim, &w)
     }

@@ -63,6 +63,7 @@ impl Linear {
         bias: bool,
         rng: &mut Rng,
     ) -> Result<Self> {
+        gpu.check_elements("linear", (in_features + 1).saturating_mul(out_features))?;
         let flat = init::linear_params(in_features, out_features, bias, rng);
         Self::new(gpu, in_features, out_features, bias, &flat)
     }

@@ -146,6 +146,16 @@ impl SeqModel {
     /// in that order from `rng`.
     pub fn init(gpu: &Gpu, cfg: SeqModelConfig, rng: &mut Rng) -> Result<Self> {
         cfg.validate()?;
+        // Sizes come from files too: refuse what cannot fit before allocating host memory.
+        let rnn_total = crate::rnn::ParamLayout::new(&cfg.rnn).total;
+        gpu.check_elements("rnn parameters", rnn_total)?;
+        if let Some(v) = cfg.vocab {
+            gpu.check_elements("embedding", v.saturating_mul(cfg.rnn.input_size))?;
+        }
+        gpu.check_elements(
+            "linear head",
+            (cfg.rnn.output_size() + 1).saturating_mul(cfg.out_features),
+        )?;
         let embedding = match cfg.vocab {
             Some(v) => Some(Embedding::init(gpu, v, cfg.rnn.input_size, rng)?),
             None => None,

@@ -117,6 +117,19 @@ impl RnnConfig {
                 self.input_size, self.hidden_size, self.num_layers
             )));
         }
+        // Far beyond any adapter, and small enough that every parameter count below stays
+        // exact in 64 bits (sizes also come from files).
+        const MAX_DIM: usize = 1 << 24;
+        if self.input_size > MAX_DIM
+            || self.hidden_size > MAX_DIM
+            || self.proj_size > MAX_DIM
+            || self.num_layers > 1024
+        {
+            return Err(Error::InvalidConfig(format!(
+                "sizes too large: input {}, hidden {}, proj {}, layers {} (at most {MAX_DIM} and 1024 layers)",
+                self.input_size, self.hidden_size, self.proj_size, self.num_layers
+            )));
+        }
         if self.proj_size > 0 && self.cell != CellKind::Lstm {
             return Err(Error::InvalidConfig(format!(
                 "proj_size is an LSTM option (cell is {})",
