@@ -100,3 +100,31 @@ fn a_destroyed_device_gives_typed_errors() {
         .and_then(|o| gpu.read(&o.y));
     assert!(matches!(r, Err(Error::Gpu(_))), "{r:?}");
 }
+
+/// Repeated training steps hold no buffers past their submission: device memory is flat.
+#[test]
+fn repeated_steps_leave_device_memory_flat() {
+    let Some(gpu) = gpu() else { return };
+    let cfg = RnnConfig::new(CellKind::Lstm, 4, 9).layers(2);
+    let total = ParamLayout::new(&cfg).total;
+    let rnn = Rnn::new(&gpu, cfg, &vec![0.05; total]).unwrap();
+    let x = gpu.tensor("x", &[6, 3, 4], &[0.3; 72]).unwrap();
+    let dy = gpu.tensor("dy", &[6, 3, 9], &[0.1; 162]).unwrap();
+    let step = || {
+        let (out, _) = rnn
+            .forward_backward(&gpu, &x, None, None, &dy, None, None)
+            .unwrap();
+        gpu.read(&out.y).unwrap();
+    };
+    step();
+    gpu.wait().unwrap();
+    let before = gpu.memory();
+    for _ in 0..30 {
+        step();
+    }
+    gpu.wait().unwrap();
+    let after = gpu.memory();
+    // wgpu's counters are on (feature "counters"): the parameters, x and dy at least.
+    assert!(before.0 >= 4 && before.1 > 0, "counters: {before:?}");
+    assert_eq!(before, after, "(buffers, bytes) before and after 30 steps");
+}

@@ -282,6 +282,17 @@ impl Gpu {
         self.direct_kernels
     }
 
+    /// Live buffers and the bytes they hold on the device, from wgpu's internal counters
+    /// (zeros where the backend does not count, as in a browser). A soak run watches these
+    /// stay flat.
+    pub fn memory(&self) -> (u64, u64) {
+        let c = self.device.get_internal_counters();
+        (
+            c.hal.buffers.read().max(0) as u64,
+            c.hal.buffer_memory.read().max(0) as u64,
+        )
+    }
+
     /// Whether the device has timestamp queries.
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
