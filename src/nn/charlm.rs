@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::{SeqInput, SeqModel, TokenIds};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Recorder};
+use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::sample::encode_sample_token;
 
 pub use crate::kernels::sample::Sampling;
@@ -139,6 +139,45 @@ pub fn generate(
     length: usize,
     sampling: &Sampling,
 ) -> Result<Vec<u32>> {
+    let mut rec = Recorder::new(gpu);
+    let Some(tokens) = record_generate(&mut rec, gpu, model, prompt, length, sampling)? else {
+        return Ok(Vec::new());
+    };
+    rec.submit()?;
+    Ok(gpu.read(&tokens)?.into_iter().map(f32::to_bits).collect())
+}
+
+/// [`generate`] for the browser, where nothing may block: the same single submission, and
+/// the tokens come back through [`Gpu::read_async`].
+pub async fn generate_async(
+    gpu: &Gpu,
+    model: &SeqModel,
+    prompt: &[u32],
+    length: usize,
+    sampling: &Sampling,
+) -> Result<Vec<u32>> {
+    let mut rec = Recorder::new(gpu);
+    let Some(tokens) = record_generate(&mut rec, gpu, model, prompt, length, sampling)? else {
+        return Ok(Vec::new());
+    };
+    rec.submit()?;
+    Ok(gpu
+        .read_async(&tokens)
+        .await?
+        .into_iter()
+        .map(f32::to_bits)
+        .collect())
+}
+
+/// Records [`generate`]'s work; `None` when there is nothing to generate.
+fn record_generate(
+    rec: &mut Recorder,
+    gpu: &Gpu,
+    model: &SeqModel,
+    prompt: &[u32],
+    length: usize,
+    sampling: &Sampling,
+) -> Result<Option<Tensor>> {
     let vocab = match model.cfg.vocab {
         Some(v) if v == model.cfg.out_features => v,
         _ => {
@@ -158,18 +197,17 @@ pub fn generate(
         ));
     }
     if length == 0 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let mut rec = Recorder::new(gpu);
     let ids = TokenIds::new(gpu, "generate.prompt", &[prompt.len(), 1], prompt, vocab)?;
     // The one-id input of every later step; the sampling kernel overwrites ids[0].
     let cur = TokenIds::new(gpu, "generate.cur", &[1, 1], &[0], vocab)?;
     // u32 ids in an f32-typed buffer: the bits are copied, never converted.
     let tokens = gpu.zeros("generate.tokens", &[length])?;
-    let (out, _) = model.record_forward(&mut rec, SeqInput::Tokens(&ids), None, None, false)?;
+    let (out, _) = model.record_forward(rec, SeqInput::Tokens(&ids), None, None, false)?;
     rec.phase("sample");
     encode_sample_token(
-        &mut rec,
+        rec,
         &out.out.buffer,
         (prompt.len() - 1) * vocab,
         vocab,
@@ -181,16 +219,11 @@ pub fn generate(
     )?;
     let (mut h, mut c) = (out.hn, out.cn);
     for i in 1..length {
-        let (o, _) = model.record_forward(
-            &mut rec,
-            SeqInput::Tokens(&cur),
-            Some(&h),
-            c.as_ref(),
-            false,
-        )?;
+        let (o, _) =
+            model.record_forward(rec, SeqInput::Tokens(&cur), Some(&h), c.as_ref(), false)?;
         rec.phase("sample");
         encode_sample_token(
-            &mut rec,
+            rec,
             &o.out.buffer,
             0,
             vocab,
@@ -203,8 +236,7 @@ pub fn generate(
         h = o.hn;
         c = o.cn;
     }
-    rec.submit()?;
-    Ok(gpu.read(&tokens)?.into_iter().map(f32::to_bits).collect())
+    Ok(Some(tokens))
 }
 
 #[cfg(test)]

@@ -121,6 +121,22 @@ impl CharLm {
     }
 }
 
+impl CharLm {
+    /// [`CharLm::generate`] for the browser (see [`crate::nn::charlm::generate_async`]).
+    pub async fn generate_async(
+        &self,
+        gpu: &Gpu,
+        prompt: &str,
+        length: usize,
+        sampling: &Sampling,
+    ) -> Result<String> {
+        let ids = self.vocab.encode(prompt)?;
+        let out =
+            crate::nn::charlm::generate_async(gpu, &self.model, &ids, length, sampling).await?;
+        Ok(self.vocab.decode(&out))
+    }
+}
+
 fn sample_text(
     gpu: &Gpu,
     model: &SeqModel,
