@@ -161,13 +161,13 @@ fn sample_token(@builtin(local_invocation_id) lid3: vec3<u32>) {
         total += red_f[i];
     }
     let r = hash32(sp.seed_lo ^ hash32(sp.seed_hi ^ hash32(sp.step)));
-    let target = f32(r >> 8u) * (1.0 / 16777216.0) * total;
+    let goal = f32(r >> 8u) * (1.0 / 16777216.0) * total;
     // Walk the chunks, then inside the chunk; rounding that runs past the end keeps the last
     // token with a positive weight (the argmax always has one).
     var acc = 0.0;
     var pick = arg;
     for (var i = 0u; i < WG; i++) {
-        if acc + red_f[i] > target {
+        if acc + red_f[i] > goal {
             let clo = min(i * chunk, V);
             let chi = min(clo + chunk, V);
             for (var v = clo; v < chi; v++) {
@@ -175,7 +175,7 @@ fn sample_token(@builtin(local_invocation_id) lid3: vec3<u32>) {
                 if key(x) >= tau {
                     acc += exp((x - m) * sp.inv_temp);
                     pick = v;
-                    if acc > target {
+                    if acc > goal {
                         break;
                     }
                 }

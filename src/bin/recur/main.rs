@@ -13,7 +13,6 @@ mod train;
 use clap::{Parser, Subcommand};
 
 /// Recurrent neural networks on any GPU, through wgpu.
-#[derive(Parser)]
 ///
 /// With no subcommand, `recur` trains the demo character language model (`recur train`
 /// with its defaults, or with the train options given).

@@ -27,7 +27,7 @@ pub struct TrainArgs {
     /// The recurrent cell [default: lstm].
     #[arg(long, value_parser = ["lstm", "gru", "rnn"], conflicts_with = "resume")]
     cell: Option<String>,
-    /// Hidden size [default: 128 on a CPU adapter, 512 on a GPU].
+    /// Hidden size [default: 64 on a CPU adapter, 512 on a GPU].
     #[arg(long, conflicts_with = "resume")]
     hidden: Option<usize>,
     /// Stacked layers [default: 1 on a CPU adapter, 2 on a GPU].
@@ -36,17 +36,18 @@ pub struct TrainArgs {
     /// Window length of truncated BPTT, in characters [default: 32 on a CPU adapter, 64].
     #[arg(long, conflicts_with = "resume")]
     seq_len: Option<usize>,
-    /// Parallel streams per step [default: 32 on a CPU adapter, 64].
+    /// Parallel streams per step [default: 16 on a CPU adapter, 64].
     #[arg(long, conflicts_with = "resume")]
     batch: Option<usize>,
-    /// Optimizer steps to run [default: 300 on a CPU adapter, 3000 on a GPU].
+    /// Optimizer steps to run [default: 350 on a CPU adapter, 3000 on a GPU].
     #[arg(long)]
     steps: Option<usize>,
-    /// Adam learning rate [default: 0.003; on --resume, the checkpoint's].
+    /// Adam learning rate [default: 0.004; on --resume, the checkpoint's].
     #[arg(long)]
     lr: Option<f64>,
-    /// Clip gradients to this global norm; 0 turns clipping off.
-    #[arg(long, default_value_t = 1.0)]
+    /// Clip gradients to this global norm; 0 turns clipping off [on --resume, the
+    /// checkpoint's].
+    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
     clip: f64,
     /// Seed of the initial weights and of the samples.
     #[arg(long, default_value_t = 0, conflicts_with = "resume")]
@@ -107,7 +108,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let on_gpu = gpu.info.device_type != wgpu::DeviceType::Cpu;
     let pick =
         |v: Option<usize>, cpu: usize, gpu: usize| v.unwrap_or(if on_gpu { gpu } else { cpu });
-    let steps = positive("steps", pick(a.steps, 300, 3000))?;
+    let steps = positive("steps", pick(a.steps, 350, 3000))?;
     let log_every = if on_gpu { 20 } else { 10 };
     let mut lm = match &resume {
         Some(ckpt) => {
@@ -118,15 +119,15 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             lm
         }
         None => {
-            let hidden = positive("hidden", pick(a.hidden, 128, 512))?;
+            let hidden = positive("hidden", pick(a.hidden, 64, 512))?;
             let shape = CharModelShape {
                 cell: cell_of(a.cell.as_deref().unwrap_or("lstm"))?,
-                embed: hidden.min(64),
+                embed: (hidden / 2).clamp(16, 64),
                 hidden,
                 layers: positive("layers", pick(a.layers, 1, 2))?,
             };
             let cfg = TrainConfig {
-                optimizer: OptimizerConfig::adam().with_lr(a.lr.unwrap_or(3e-3)),
+                optimizer: OptimizerConfig::adam().with_lr(a.lr.unwrap_or(4e-3)),
                 clip: if a.clip > 0.0 {
                     Clip::Norm(a.clip as f32)
                 } else {
@@ -140,7 +141,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 &text,
                 shape,
                 cfg,
-                positive("batch", pick(a.batch, 32, 64))?,
+                positive("batch", pick(a.batch, 16, 64))?,
                 positive("seq-len", pick(a.seq_len, 32, 64))?,
                 a.seed,
             )?
@@ -189,15 +190,13 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let first_step = lm.trainer.step_count();
     let start = Instant::now();
     let mut log: Vec<(u64, f32)> = Vec::new();
+    let per_step = lm.tokens_per_step();
     let show = |pb: &ProgressBar, log: &[(u64, f32)], done: usize| {
-        let tps = (done * lm_tokens(&lm)) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        let tps = (done * per_step) as f64 / start.elapsed().as_secs_f64().max(1e-9);
         if let Some((_, loss)) = log.last() {
-            pb.set_message(format!("loss {loss:.3} | {:.0} chars/s", tps));
+            pb.set_message(format!("loss {loss:.3} | {tps:.0} chars/s"));
         }
     };
-    fn lm_tokens(lm: &TextTrainer) -> usize {
-        lm.tokens_per_step()
-    }
     for i in 1..=steps {
         lm.step(&gpu)?;
         let new = lm.trainer.poll_metrics(&gpu)?;
