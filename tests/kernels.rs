@@ -20,7 +20,6 @@ fn matmul_should_match_reference_for_every_transpose_bias_and_accumulate() {
 }
 
 fn check_matmul(gpu: &recur::Gpu) {
-    let gpu = gpu;
     let mut rng = Rng::new(1);
     // (m, n, k): one tile, a partial tile on each edge, several tiles, a skinny K, K = 1.
     let shapes = [
@@ -47,7 +46,7 @@ fn check_matmul(gpu: &recur::Gpu) {
             let tb_buf = gpu.tensor("b", &[k * n], &b).unwrap();
             let tbias = gpu.tensor("bias", &[n + 3], &bv).unwrap();
             let tc = gpu.tensor("c", &[m * n], &c0).unwrap();
-            let mut rec = Recorder::new(&gpu);
+            let mut rec = Recorder::new(gpu);
             encode_matmul(
                 &mut rec,
                 &Gemm {

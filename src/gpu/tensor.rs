@@ -140,7 +140,7 @@ impl Gpu {
         enc.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, bytes);
         self.submit(enc.finish());
         let (send, recv) = super::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| send(r));
+        staging.map_async(wgpu::MapMode::Read, .., send);
         // Natively the callback runs inside poll; in a browser the event loop runs it.
         #[cfg(not(target_arch = "wasm32"))]
         self.wait()?;
