@@ -125,6 +125,14 @@ fn gru_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     if b >= B || j >= H {
         return;
     }
+    gru_forward_cell(b, j, acc);
+}
+
+
+// The per-unit tail of gru_step_forward and its direct twin.
+fn gru_forward_cell(b: u32, j: u32, acc_in: array<f32, 3>) {
+    let H = p.hidden;
+    var acc = acc_in;
     let GH = G * H;
     if (p.flags & 2u) != 0u {
         for (var g = 0u; g < G; g++) {
@@ -146,6 +154,28 @@ fn gru_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
         acts[a + 2u * H] = n;
         acts[a + 3u * H] = acc[2];
     }
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, j), index b*H + j.
+@compute @workgroup_size(64, 1, 1)
+fn gru_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = p.hidden;
+    let S = p.state;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= p.batch * H {
+        return;
+    }
+    let b = idx / H;
+    let j = idx % H;
+    let hb = p.hprev_off + b * S;
+    let w0 = p.whh_off + j * S;
+    let ws = H * S;
+    var a = vec3<f32>(0.0);
+    for (var k = 0u; k < S; k++) {
+        let w = vec3<f32>(params[w0 + k], params[w0 + ws + k], params[w0 + 2u * ws + k]);
+        a = fma(vec3<f32>(hs[hb + k]), w, a);
+    }
+    gru_forward_cell(b, j, array<f32, 3>(a.x, a.y, a.z));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,6 +227,13 @@ fn gru_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     if b >= B || k >= H {
         return;
     }
+    gru_backward_cell(b, k, acc);
+}
+
+// The per-unit tail of gru_step_backward and its direct twin.
+fn gru_backward_cell(b: u32, k: u32, acc: f32) {
+    let H = q.hidden;
+    let GH = G * H;
     let ci = q.carry_off + b * H + k;
     let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
     let a = q.act_off + b * 4u * H + k;
@@ -218,4 +255,24 @@ fn gru_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     dgh[d + H] = daz;
     dgh[d + 2u * H] = dan * r;
     carry_h[ci] = dh * z;
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, k), index b*H + k.
+@compute @workgroup_size(64, 1, 1)
+fn gru_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = q.hidden;
+    let GH = G * H;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= q.batch * H {
+        return;
+    }
+    let b = idx / H;
+    let k = idx % H;
+    var acc = 0.0;
+    if (q.flags & 1u) != 0u {
+        for (var r = 0u; r < GH; r++) {
+            acc = fma(dgh[q.dgn_off + b * GH + r], bparams[q.whh_off + r * H + k], acc);
+        }
+    }
+    gru_backward_cell(b, k, acc);
 }

@@ -130,6 +130,13 @@ fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     if b >= B || j >= H {
         return;
     }
+    lstm_forward_cell(b, j, acc);
+}
+
+
+// The per-unit tail of lstm_step_forward and its direct twin.
+fn lstm_forward_cell(b: u32, j: u32, acc: array<f32, 4>) {
+    let H = p.hidden;
     let GH = G * H;
     let has_bias = (p.flags & 2u) != 0u;
     var pre: array<f32, 4>;
@@ -160,6 +167,29 @@ fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
         acts[a + 2u * H] = gg;
         acts[a + 3u * H] = o;
     }
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, j), index b*H + j, streaming its
+// own rows of W_hh (contiguous in memory) against h_prev[b].
+@compute @workgroup_size(64, 1, 1)
+fn lstm_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = p.hidden;
+    let S = p.state;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= p.batch * H {
+        return;
+    }
+    let b = idx / H;
+    let j = idx % H;
+    let hb = p.hprev_off + b * S;
+    let w0 = p.whh_off + j * S;
+    let ws = H * S;
+    var a = vec4<f32>(0.0);
+    for (var k = 0u; k < S; k++) {
+        let w = vec4<f32>(params[w0 + k], params[w0 + ws + k], params[w0 + 2u * ws + k], params[w0 + 3u * ws + k]);
+        a = fma(vec4<f32>(hs[hb + k]), w, a);
+    }
+    lstm_forward_cell(b, j, array<f32, 4>(a.x, a.y, a.z, a.w));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -225,6 +255,15 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     if b >= B || k >= H {
         return;
     }
+    lstm_backward_cell(b, k, acc);
+}
+
+
+// The per-unit tail of lstm_step_backward and its direct twin.
+fn lstm_backward_cell(b: u32, k: u32, acc: f32) {
+    let H = q.hidden;
+    let GH = G * H;
+    let proj = (q.flags & 8u) != 0u;
     let ci = q.carry_off + b * H + k;
     var dh = acc;
     if !proj {
@@ -248,6 +287,31 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     if !proj {
         carry_h[ci] = 0.0;
     }
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, k), index b*H + k.
+@compute @workgroup_size(64, 1, 1)
+fn lstm_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = q.hidden;
+    let GH = G * H;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= q.batch * H {
+        return;
+    }
+    let b = idx / H;
+    let k = idx % H;
+    let proj = (q.flags & 8u) != 0u;
+    var acc = 0.0;
+    if proj {
+        for (var r = 0u; r < q.grows; r++) {
+            acc = fma(dy[q.dy_off + b * q.dy_stride + r], bparams[q.whh_off + r * H + k], acc);
+        }
+    } else if (q.flags & 1u) != 0u {
+        for (var r = 0u; r < GH; r++) {
+            acc = fma(dg[q.dgn_off + b * GH + r], bparams[q.whh_off + r * H + k], acc);
+        }
+    }
+    lstm_backward_cell(b, k, acc);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -302,7 +366,34 @@ fn lstm_proj_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     if b >= B || pp >= P {
         return;
     }
+    lstm_proj_backward_cell(b, pp, acc);
+}
+
+// The per-unit tail of lstm_proj_backward and its direct twin.
+fn lstm_proj_backward_cell(b: u32, pp: u32, acc: f32) {
+    let P = u.grows;
     let ci = u.carry_off + b * P + pp;
     dhs[u.dg_off + b * P + pp] = acc + pdy[u.dy_off + b * u.dy_stride + pp] + pcarry_h[ci];
     pcarry_h[ci] = 0.0;
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, p), index b*P + p.
+@compute @workgroup_size(64, 1, 1)
+fn lstm_proj_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = u.hidden;
+    let P = u.grows;
+    let GH = G * H;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= u.batch * P {
+        return;
+    }
+    let b = idx / P;
+    let pp = idx % P;
+    var acc = 0.0;
+    if (u.flags & 1u) != 0u {
+        for (var r = 0u; r < GH; r++) {
+            acc = fma(pdg[u.dgn_off + b * GH + r], pparams[u.whh_off + r * P + pp], acc);
+        }
+    }
+    lstm_proj_backward_cell(b, pp, acc);
 }

@@ -107,6 +107,13 @@ fn rnn_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     if b >= B || j >= H {
         return;
     }
+    rnn_forward_cell(b, j, acc);
+}
+
+
+// The per-unit tail of rnn_step_forward and its direct twin.
+fn rnn_forward_cell(b: u32, j: u32, acc: f32) {
+    let H = p.hidden;
     var pre = acc + gx[p.gx_off + b * H + j];
     if (p.flags & 2u) != 0u {
         pre += params[p.bhh_off + j];
@@ -119,6 +126,26 @@ fn rnn_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     }
     hs[p.hout_off + b * H + j] = h;
     y[p.y_off + b * p.y_stride + j] = h;
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, j), index b*H + j.
+@compute @workgroup_size(64, 1, 1)
+fn rnn_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = p.hidden;
+    let S = p.state;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= p.batch * H {
+        return;
+    }
+    let b = idx / H;
+    let j = idx % H;
+    let hb = p.hprev_off + b * S;
+    let w0 = p.whh_off + j * S;
+    var acc = 0.0;
+    for (var k = 0u; k < S; k++) {
+        acc = fma(hs[hb + k], params[w0 + k], acc);
+    }
+    rnn_forward_cell(b, j, acc);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -167,6 +194,12 @@ fn rnn_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     if b >= B || k >= H {
         return;
     }
+    rnn_backward_cell(b, k, acc);
+}
+
+// The per-unit tail of rnn_step_backward and its direct twin.
+fn rnn_backward_cell(b: u32, k: u32, acc: f32) {
+    let H = q.hidden;
     let ci = q.carry_off + b * H + k;
     let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
     let h = bhs[q.hout_off + b * H + k];
@@ -178,4 +211,23 @@ fn rnn_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     }
     dg[q.dg_off + b * H + k] = da;
     carry_h[ci] = 0.0;
+}
+
+// Without workgroup memory, for CPU adapters: thread = (b, k), index b*H + k.
+@compute @workgroup_size(64, 1, 1)
+fn rnn_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let H = q.hidden;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= q.batch * H {
+        return;
+    }
+    let b = idx / H;
+    let k = idx % H;
+    var acc = 0.0;
+    if (q.flags & 1u) != 0u {
+        for (var r = 0u; r < H; r++) {
+            acc = fma(dg[q.dgn_off + b * H + r], bparams[q.whh_off + r * H + k], acc);
+        }
+    }
+    rnn_backward_cell(b, k, acc);
 }

@@ -36,7 +36,10 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
         with_state,
     } = case;
     let (seq, batch) = (*seq, *batch);
-    let name = format!("{:?} T={seq} B={batch} state={with_state}", cfg);
+    let name = format!(
+        "{:?} T={seq} B={batch} state={with_state} direct={}",
+        cfg, gpu.direct_kernels
+    );
     let mut rng = Rng::new(seed);
     let layout = ParamLayout::new(cfg);
     let k = 1.0 / (cfg.hidden_size as f32).sqrt();
@@ -216,31 +219,43 @@ fn cases(cell: CellKind) -> Vec<Case> {
 
 #[test]
 fn rnn_tanh_stack_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
-    for (i, c) in cases(CellKind::RnnTanh).iter().enumerate() {
-        check(&gpu, c, 100 + i as u64);
+    let Some(mut gpu) = gpu() else { return };
+    // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        for (i, c) in cases(CellKind::RnnTanh).iter().enumerate() {
+            check(&gpu, c, 100 + i as u64);
+        }
     }
 }
 
 #[test]
 fn rnn_relu_stack_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
-    for (i, c) in cases(CellKind::RnnRelu).iter().enumerate() {
-        check(&gpu, c, 200 + i as u64);
+    let Some(mut gpu) = gpu() else { return };
+    // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        for (i, c) in cases(CellKind::RnnRelu).iter().enumerate() {
+            check(&gpu, c, 200 + i as u64);
+        }
     }
 }
 
 #[test]
 fn lstm_stack_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
-    for (i, c) in cases(CellKind::Lstm).iter().enumerate() {
-        check(&gpu, c, 300 + i as u64);
+    let Some(mut gpu) = gpu() else { return };
+    // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        for (i, c) in cases(CellKind::Lstm).iter().enumerate() {
+            check(&gpu, c, 300 + i as u64);
+        }
     }
 }
 
 #[test]
 fn lstm_with_projection_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
+    let Some(mut gpu) = gpu() else { return };
     let cases = [
         // P = 1 of H = 2, one step.
         Case {
@@ -270,15 +285,23 @@ fn lstm_with_projection_should_match_reference() {
             with_state: false,
         },
     ];
-    for (i, c) in cases.iter().enumerate() {
-        check(&gpu, c, 500 + i as u64);
+    // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        for (i, c) in cases.iter().enumerate() {
+            check(&gpu, c, 500 + i as u64);
+        }
     }
 }
 
 #[test]
 fn gru_stack_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
-    for (i, c) in cases(CellKind::Gru).iter().enumerate() {
-        check(&gpu, c, 400 + i as u64);
+    let Some(mut gpu) = gpu() else { return };
+    // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
+    for direct in [false, true] {
+        gpu.direct_kernels = direct;
+        for (i, c) in cases(CellKind::Gru).iter().enumerate() {
+            check(&gpu, c, 400 + i as u64);
+        }
     }
 }

@@ -33,3 +33,15 @@ pub const STEP_BACKWARD: KernelDesc = KernelDesc {
         Some(Access::ReadWrite),
     ],
 };
+
+/// Entry `gru_step_forward_direct`: [`STEP_FORWARD`] without workgroup memory (CPU adapters).
+pub const STEP_FORWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "gru_step_forward_direct",
+    ..STEP_FORWARD
+};
+
+/// Entry `gru_step_backward_direct`: [`STEP_BACKWARD`] without workgroup memory.
+pub const STEP_BACKWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "gru_step_backward_direct",
+    ..STEP_BACKWARD
+};

@@ -47,3 +47,21 @@ pub const PROJ_BACKWARD: KernelDesc = KernelDesc {
         Some(Access::ReadWrite),
     ],
 };
+
+/// Entry `lstm_step_forward_direct`: [`STEP_FORWARD`] without workgroup memory (CPU adapters).
+pub const STEP_FORWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "lstm_step_forward_direct",
+    ..STEP_FORWARD
+};
+
+/// Entry `lstm_step_backward_direct`: [`STEP_BACKWARD`] without workgroup memory.
+pub const STEP_BACKWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "lstm_step_backward_direct",
+    ..STEP_BACKWARD
+};
+
+/// Entry `lstm_proj_backward_direct`: [`PROJ_BACKWARD`] without workgroup memory.
+pub const PROJ_BACKWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "lstm_proj_backward_direct",
+    ..PROJ_BACKWARD
+};

@@ -31,3 +31,15 @@ pub const STEP_BACKWARD: KernelDesc = KernelDesc {
         Some(Access::ReadWrite),
     ],
 };
+
+/// Entry `rnn_step_forward_direct`: [`STEP_FORWARD`] without workgroup memory (CPU adapters).
+pub const STEP_FORWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "rnn_step_forward_direct",
+    ..STEP_FORWARD
+};
+
+/// Entry `rnn_step_backward_direct`: [`STEP_BACKWARD`] without workgroup memory.
+pub const STEP_BACKWARD_DIRECT: KernelDesc = KernelDesc {
+    entry: "rnn_step_backward_direct",
+    ..STEP_BACKWARD
+};

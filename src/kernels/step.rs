@@ -146,20 +146,44 @@ pub struct BackwardBuffers<'a> {
     pub carry_c: Option<&'a wgpu::Buffer>,
 }
 
-fn forward_desc(cell: CellKind) -> &'static KernelDesc {
-    match cell {
-        CellKind::RnnTanh | CellKind::RnnRelu => &super::rnn::STEP_FORWARD,
-        CellKind::Lstm => &super::lstm::STEP_FORWARD,
-        CellKind::Gru => &super::gru::STEP_FORWARD,
+fn forward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
+    use super::{gru, lstm, rnn};
+    match (cell, direct) {
+        (CellKind::RnnTanh | CellKind::RnnRelu, false) => &rnn::STEP_FORWARD,
+        (CellKind::RnnTanh | CellKind::RnnRelu, true) => &rnn::STEP_FORWARD_DIRECT,
+        (CellKind::Lstm, false) => &lstm::STEP_FORWARD,
+        (CellKind::Lstm, true) => &lstm::STEP_FORWARD_DIRECT,
+        (CellKind::Gru, false) => &gru::STEP_FORWARD,
+        (CellKind::Gru, true) => &gru::STEP_FORWARD_DIRECT,
     }
 }
 
-fn backward_desc(cell: CellKind) -> &'static KernelDesc {
-    match cell {
-        CellKind::RnnTanh | CellKind::RnnRelu => &super::rnn::STEP_BACKWARD,
-        CellKind::Lstm => &super::lstm::STEP_BACKWARD,
-        CellKind::Gru => &super::gru::STEP_BACKWARD,
+fn backward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
+    use super::{gru, lstm, rnn};
+    match (cell, direct) {
+        (CellKind::RnnTanh | CellKind::RnnRelu, false) => &rnn::STEP_BACKWARD,
+        (CellKind::RnnTanh | CellKind::RnnRelu, true) => &rnn::STEP_BACKWARD_DIRECT,
+        (CellKind::Lstm, false) => &lstm::STEP_BACKWARD,
+        (CellKind::Lstm, true) => &lstm::STEP_BACKWARD_DIRECT,
+        (CellKind::Gru, false) => &gru::STEP_BACKWARD,
+        (CellKind::Gru, true) => &gru::STEP_BACKWARD_DIRECT,
     }
+}
+
+/// The grid of a step kernel over `rows` (batch) x `units`: 16x16 tiles, or for the direct
+/// variants (see [`crate::Gpu::direct_kernels`]) one 64-wide workgroup per 64 (row, unit)
+/// pairs, folded into y past the per-dimension limit.
+fn step_grid(direct: bool, units: u32, rows: u32) -> Result<[u32; 3]> {
+    if direct {
+        let wg = (units as usize * rows as usize).div_ceil(64);
+        let x = wg.clamp(1, 65535);
+        return Ok([groups(x, 1)?, groups(wg, x)?, 1]);
+    }
+    Ok([
+        groups(units as usize, TILE)?,
+        groups(rows as usize, TILE)?,
+        1,
+    ])
 }
 
 /// Keeps the buffers the kernel declares (`Some` in its bindings), in binding order.
@@ -185,7 +209,7 @@ fn select<'a>(
 
 /// Bind group for the forward step kernel of `cell`.
 pub fn bind_step_forward(rec: &mut Recorder, cell: CellKind, b: &ForwardBuffers) -> Result<BindId> {
-    let desc = forward_desc(cell);
+    let desc = forward_desc(cell, rec.gpu().prefers_direct_kernels());
     let bufs = select(
         desc,
         &[
@@ -206,7 +230,7 @@ pub fn bind_step_backward(
     cell: CellKind,
     b: &BackwardBuffers,
 ) -> Result<BindId> {
-    let desc = backward_desc(cell);
+    let desc = backward_desc(cell, rec.gpu().prefers_direct_kernels());
     let state = if cell == CellKind::Lstm {
         b.cs
     } else {
@@ -232,23 +256,15 @@ pub fn bind_step_backward(
     rec.bind(desc, &bufs)
 }
 
-/// Records one forward step: a `ceil(H/16) x ceil(B/16)` grid.
+/// Records one forward step (the grid of [`step_grid`] over B x H).
 pub fn encode_step_forward(rec: &mut Recorder, bind: BindId, p: &StepParams) -> Result<()> {
-    let g = [
-        groups(p.hidden as usize, TILE)?,
-        groups(p.batch as usize, TILE)?,
-        1,
-    ];
+    let g = step_grid(rec.gpu().prefers_direct_kernels(), p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 
-/// Records one backward step: a `ceil(H/16) x ceil(B/16)` grid.
+/// Records one backward step (the grid of [`step_grid`] over B x H).
 pub fn encode_step_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
-    let g = [
-        groups(p.hidden as usize, TILE)?,
-        groups(p.batch as usize, TILE)?,
-        1,
-    ];
+    let g = step_grid(rec.gpu().prefers_direct_kernels(), p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 
@@ -269,18 +285,16 @@ pub struct ProjBackwardBuffers<'a> {
 
 /// Bind group for `lstm_proj_backward`.
 pub fn bind_proj_backward(rec: &mut Recorder, b: &ProjBackwardBuffers) -> Result<BindId> {
-    rec.bind(
-        &super::lstm::PROJ_BACKWARD,
-        &[b.params, b.dy, b.dg, b.carry_h, b.dhs],
-    )
+    let desc = if rec.gpu().prefers_direct_kernels() {
+        &super::lstm::PROJ_BACKWARD_DIRECT
+    } else {
+        &super::lstm::PROJ_BACKWARD
+    };
+    rec.bind(desc, &[b.params, b.dy, b.dg, b.carry_h, b.dhs])
 }
 
-/// Records `lstm_proj_backward`: a `ceil(P/16) x ceil(B/16)` grid (`p.grows` = P).
+/// Records `lstm_proj_backward` (the grid of [`step_grid`] over B x P; `p.grows` = P).
 pub fn encode_proj_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
-    let g = [
-        groups(p.grows as usize, TILE)?,
-        groups(p.batch as usize, TILE)?,
-        1,
-    ];
+    let g = step_grid(rec.gpu().prefers_direct_kernels(), p.grows, p.batch)?;
     rec.dispatch(bind, p, g)
 }
