@@ -71,7 +71,7 @@ fn tanh_c(x: f32) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------
-// forward: bindings 0..5. Backward uses 8..15 so that no two globals of the module share a
+// forward: bindings 0..6 (no 4). Backward uses 8..15 so that no two globals of the module share a
 // binding (some backends declare every global).
 
 @group(0) @binding(0) var<uniform> p: StepParams;

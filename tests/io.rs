@@ -820,3 +820,28 @@ fn state_dict_round_trips_through_a_safetensors_file() {
     ));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A small file that claims huge sizes: refused on the shapes before anything the size of
+/// the claimed model is allocated (here it would be 16 GiB).
+#[test]
+fn state_dict_with_huge_claimed_sizes_is_refused_without_allocating() {
+    let mut sd = BTreeMap::new();
+    sd.insert(
+        "weight_ih_l0".to_string(),
+        HostTensor::new(vec![65536, 1], vec![0.0; 65536]).unwrap(),
+    );
+    sd.insert(
+        "weight_hh_l0".to_string(),
+        HostTensor::new(vec![1, 65536], vec![0.0; 65536]).unwrap(),
+    );
+    match config_from_state_dict(&sd, "", None, &BTreeMap::new()) {
+        Err(Error::Shape { what, .. }) => assert!(what.contains("weight_hh_l0"), "{what}"),
+        other => panic!("{:?}", other.map(|(c, _)| c)),
+    }
+    // Layer indices are plain decimal: `l01` is not layer 1.
+    sd.insert(
+        "weight_ih_l01".to_string(),
+        HostTensor::new(vec![1], vec![0.0]).unwrap(),
+    );
+    assert!(config_from_state_dict(&sd, "", None, &BTreeMap::new()).is_err());
+}

@@ -232,7 +232,14 @@ impl Gpu {
             direct_kernels: match std::env::var("RECUR_KERNELS").as_deref() {
                 Ok("tiled") => false,
                 Ok("direct") => true,
-                _ => info.device_type == wgpu::DeviceType::Cpu,
+                Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
+                Ok(other) => {
+                    return Err(Error::BadEnv {
+                        var: "RECUR_KERNELS",
+                        value: other.to_string(),
+                        expected: "tiled or direct",
+                    })
+                }
             },
             pipelines: PipelineCache::default(),
             errors,

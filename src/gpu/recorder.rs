@@ -146,7 +146,12 @@ impl<'g> Recorder<'g> {
     /// Records a dispatch of the kernel behind `bind` with parameter struct `params`.
     pub fn dispatch<P: Pod>(&mut self, bind: BindId, params: &P, groups: [u32; 3]) -> Result<()> {
         let bytes = bytemuck::bytes_of(params);
-        debug_assert!(bytes.len() <= UNIFORM_SLOT);
+        if bytes.len() > UNIFORM_SLOT {
+            return Err(Error::Gpu(format!(
+                "parameter struct of {} bytes is over the {UNIFORM_SLOT}-byte uniform slot",
+                bytes.len()
+            )));
+        }
         let max = self.gpu.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Limit {

@@ -3,7 +3,7 @@
 
 use super::{Access, KernelDesc, Shader};
 
-/// Entry `rnn_step_forward` (bindings 0..6, see [`super::step`]).
+/// Entry `rnn_step_forward` (bindings 0..5, no 4; see [`super::step`]).
 pub const STEP_FORWARD: KernelDesc = KernelDesc {
     shader: Shader::Rnn,
     entry: "rnn_step_forward",

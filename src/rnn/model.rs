@@ -50,7 +50,7 @@ pub struct Rnn {
 pub struct RnnOutput {
     /// `(T, B, D*H)`, or `(B, T, D*H)` with batch_first.
     pub y: Tensor,
-    /// `(L*D, B, H)`.
+    /// `(L*D, B, H)` (`(L*D, B, P)` with an LSTM projection).
     pub hn: Tensor,
     /// `(L*D, B, H)`, LSTM only.
     pub cn: Option<Tensor>,
@@ -61,7 +61,7 @@ pub struct RnnOutput {
 pub struct InputGrads {
     /// Same shape as the input.
     pub dx: Tensor,
-    /// `(L*D, B, H)`.
+    /// `(L*D, B, H)` (`(L*D, B, P)` with an LSTM projection).
     pub dh0: Tensor,
     /// `(L*D, B, H)`, LSTM only.
     pub dc0: Option<Tensor>,
@@ -480,6 +480,18 @@ impl Rnn {
         let gpu = rec.gpu();
         let cfg = &self.cfg;
         let (seq, batch) = (saved.seq, saved.batch);
+        if saved.ys.len() != cfg.num_layers
+            || saved.dirs.len() != cfg.num_layers * cfg.num_directions()
+            || saved
+                .dirs
+                .iter()
+                .any(|d| d.hs.shape != [seq + 1, batch, cfg.out_hidden()])
+        {
+            return Err(Error::InvalidConfig(
+                "the saved activations come from another stack or a forward without training"
+                    .into(),
+            ));
+        }
         let (h, oh, d_n, gh) = (
             cfg.hidden_size,
             cfg.out_hidden(),

@@ -31,7 +31,11 @@ fn looks_like_rnn_param(name: &str) -> bool {
 /// `Some(k)` if `name` is exactly `weight_ih_l{k}` (forward direction, decimal `k`).
 fn forward_weight_ih_layer(name: &str) -> Option<usize> {
     let digits = name.strip_prefix("weight_ih_l")?;
-    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+    // Plain decimal: `l01` is not layer 1 (PyTorch never writes it).
+    if digits.is_empty()
+        || !digits.bytes().all(|c| c.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     digits.parse().ok()
@@ -78,8 +82,10 @@ fn matrix_shape<'a>(
 ///   contradict (relu for an LSTM, GRU for 4H rows) is [`Error::InvalidConfig`];
 /// - `batch_first` is `false`.
 ///
-/// Errors: no RNN tensors under `prefix` or `weight_hr_l*` (LSTM `proj_size`, not supported
-/// yet) or inconsistent sizes: [`Error::InvalidConfig`]; an expected tensor absent:
+/// `weight_hr_l*` tensors make an LSTM with `proj_size` (H from their columns, P from their
+/// rows).
+///
+/// Errors: no RNN tensors under `prefix`, or inconsistent sizes: [`Error::InvalidConfig`]; an expected tensor absent:
 /// [`Error::MissingTensor`]; a tensor of the wrong shape: [`Error::Shape`]; any other
 /// `weight_*_l<k>`/`bias_*_l<k>` tensor under `prefix`: [`Error::UnexpectedTensor`]. Other
 /// tensors (a `fc.weight` beside the RNN, say) are ignored.
@@ -164,6 +170,22 @@ pub fn config_from_state_dict(
     cfg.validate()?;
 
     let layout = ParamLayout::new(&cfg);
+    // Every tensor is checked before the flat buffer is allocated: the sizes come from the
+    // file, and only tensors that are really there (and so already in memory) may size it.
+    for e in &layout.entries {
+        let full = format!("{prefix}{}", e.name);
+        let t = rnn
+            .get(e.name.as_str())
+            .copied()
+            .ok_or_else(|| Error::MissingTensor(full.clone()))?;
+        if t.shape != e.shape {
+            return Err(Error::Shape {
+                what: full,
+                expected: e.shape.clone(),
+                got: t.shape.clone(),
+            });
+        }
+    }
     let mut flat = vec![0.0f32; layout.total];
     for e in &layout.entries {
         let full = format!("{prefix}{}", e.name);

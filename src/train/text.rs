@@ -238,7 +238,7 @@ impl TextTrainer {
                 "a text of {} characters in {b} streams is too short for windows of {k} \
                  (it needs at least {})",
                 tokens.len(),
-                b * (k + 1)
+                b.saturating_mul(k.saturating_add(1))
             )));
         }
         if state.next_window >= windows.len() {
