@@ -80,11 +80,9 @@ pub enum Unary {
 /// A strided block operand: buffer, element offset, row stride.
 pub type Block<'a> = (&'a wgpu::Buffer, usize, usize);
 
+/// Workgroups of 64 covering `n` elements, folded into y past the per-dimension limit.
 fn grid(n: usize) -> Result<[u32; 3]> {
-    let wg = n.div_ceil(64);
-    let x = wg.min(65535);
-    let y = wg.div_ceil(x.max(1));
-    Ok([u32_of("groups", x)?, u32_of("groups", y)?, 1])
+    super::grid(n.div_ceil(64))
 }
 
 /// `d = a op b` over a `rows x cols` block.

@@ -175,9 +175,7 @@ fn backward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
 /// pairs, folded into y past the per-dimension limit.
 fn step_grid(direct: bool, units: u32, rows: u32) -> Result<[u32; 3]> {
     if direct {
-        let wg = (units as usize * rows as usize).div_ceil(64);
-        let x = wg.clamp(1, 65535);
-        return Ok([groups(x, 1)?, groups(wg, x)?, 1]);
+        return super::grid((units as usize * rows as usize).div_ceil(64));
     }
     Ok([
         groups(units as usize, TILE)?,

@@ -90,13 +90,9 @@ pub fn encode_transpose01(
         c: u32_of("inner", inner)?,
         ..Default::default()
     };
-    let total = d0 * d1 * inner;
-    let wg = total.div_ceil(64);
-    // Spread over y when x would pass the 65535 per-dimension limit; the shader folds
-    // (x, y) back into one index with num_workgroups.
-    let x = wg.min(65535);
-    let y = wg.div_ceil(x.max(1));
-    rec.dispatch(bind, &p, [u32_of("groups", x)?, u32_of("groups", y)?, 1])
+    // Spread over y past the 65535 per-dimension limit; the shader folds (x, y) back into
+    // one index with num_workgroups.
+    rec.dispatch(bind, &p, super::grid((d0 * d1 * inner).div_ceil(64))?)
 }
 
 /// A strided block copy: `dst[dst_off + r*dst_ld + j] = src[src_off + r*src_ld + j]` for
@@ -123,8 +119,5 @@ pub fn encode_copy_rows(
         f: u32_of("ld", dst_ld)?,
         ..Default::default()
     };
-    let wg = (rows * cols).div_ceil(64);
-    let x = wg.min(65535);
-    let y = wg.div_ceil(x.max(1));
-    rec.dispatch(bind, &p, [u32_of("groups", x)?, u32_of("groups", y)?, 1])
+    rec.dispatch(bind, &p, super::grid((rows * cols).div_ceil(64))?)
 }
