@@ -124,7 +124,8 @@ fn repeated_steps_leave_device_memory_flat() {
     }
     gpu.wait().unwrap();
     let after = gpu.memory();
-    // wgpu's counters are on (feature "counters"): the parameters, x and dy at least.
-    assert!(before.0 >= 4 && before.1 > 0, "counters: {before:?}");
+    // wgpu's counters are on (feature "counters"): the parameters, x and dy at least. (The GL
+    // backend counts buffers but not their bytes.)
+    assert!(before.0 >= 4, "counters: {before:?}");
     assert_eq!(before, after, "(buffers, bytes) before and after 30 steps");
 }
