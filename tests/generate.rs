@@ -120,3 +120,22 @@ fn bad_requests_are_typed_errors() {
         Err(Error::UnknownChar { ch: 'z', index: 2 })
     ));
 }
+
+/// A long sample is cut into several submissions (memory stays bounded) and is the same text
+/// as a short one where they overlap: the state and the last id carry on the device across
+/// submissions, and the random counter is the token's index.
+#[test]
+fn long_generation_spans_submissions_and_keeps_the_prefix() {
+    let Some(gpu) = gpu() else { return };
+    let m = model(&gpu, CellKind::Lstm, 1);
+    let prompt = [2u32, 3];
+    let short = generate(&gpu, &m, &prompt, 50, &sampling(0.9, 0, 7)).unwrap();
+    let before = gpu.submissions();
+    let long = generate(&gpu, &m, &prompt, 1500, &sampling(0.9, 0, 7)).unwrap();
+    assert!(
+        gpu.submissions() - before > 2,
+        "1500 tokens in one submission"
+    );
+    assert_eq!(long.len(), 1500);
+    assert_eq!(&long[..50], &short[..]);
+}

@@ -122,7 +122,8 @@ pub fn unigram_entropy(ids: &[u32], vocab: usize) -> f64 {
 }
 
 /// Generates `length` tokens after `prompt` from a token model (embedding → RNN → head over
-/// the same vocabulary), on the device, in one submission:
+/// the same vocabulary), on the device, in one submission (a few hundred tokens a submission
+/// for long samples, see [`DISPATCHES_PER_SUBMISSION`]):
 ///
 /// 1. the prompt runs forward as one sequence `(P, 1)` from zero states;
 /// 2. the sampling kernel draws token 0 from the last row of logits into a one-id input
@@ -130,7 +131,8 @@ pub fn unigram_entropy(ids: &[u32], vocab: usize) -> f64 {
 /// 3. each later token is one forward step `(1, 1)` from the previous step's final states,
 ///    reading the id the kernel wrote, then one draw (random counter = the token's index).
 ///
-/// Nothing returns to the host until the end, when the `length` ids are read back. The same
+/// Nothing returns to the host until the end, when the `length` ids are read back: the state
+/// and the last id stay on the device from one submission to the next. The same
 /// model, prompt, sampling and seed give the same tokens on the same device.
 pub fn generate(
     gpu: &Gpu,
@@ -139,16 +141,14 @@ pub fn generate(
     length: usize,
     sampling: &Sampling,
 ) -> Result<Vec<u32>> {
-    let mut rec = Recorder::new(gpu);
-    let Some(tokens) = record_generate(&mut rec, gpu, model, prompt, length, sampling)? else {
+    let Some(tokens) = record_and_submit(gpu, model, prompt, length, sampling)? else {
         return Ok(Vec::new());
     };
-    rec.submit()?;
     Ok(gpu.read(&tokens)?.into_iter().map(f32::to_bits).collect())
 }
 
-/// [`generate`] for the browser, where nothing may block: the same single submission, and
-/// the tokens come back through [`Gpu::read_async`].
+/// [`generate`] for the browser, where nothing may block: the same submissions, and the
+/// tokens come back through [`Gpu::read_async`].
 pub async fn generate_async(
     gpu: &Gpu,
     model: &SeqModel,
@@ -156,11 +156,9 @@ pub async fn generate_async(
     length: usize,
     sampling: &Sampling,
 ) -> Result<Vec<u32>> {
-    let mut rec = Recorder::new(gpu);
-    let Some(tokens) = record_generate(&mut rec, gpu, model, prompt, length, sampling)? else {
+    let Some(tokens) = record_and_submit(gpu, model, prompt, length, sampling)? else {
         return Ok(Vec::new());
     };
-    rec.submit()?;
     Ok(gpu
         .read_async(&tokens)
         .await?
@@ -169,15 +167,58 @@ pub async fn generate_async(
         .collect())
 }
 
-/// Records [`generate`]'s work; `None` when there is nothing to generate.
-fn record_generate(
-    rec: &mut Recorder,
+/// Dispatches a submission may hold before the next token starts a new one: each token
+/// allocates a few small buffers that live until its submission completes, so a long sample
+/// is cut into submissions of a few hundred tokens to keep memory bounded. Short samples
+/// (the usual case) stay one submission.
+const DISPATCHES_PER_SUBMISSION: usize = 4096;
+
+/// The device-side state of a generation between tokens.
+struct GenState {
+    vocab: usize,
+    /// The one-id input of every step after the prompt; the sampling kernel overwrites it.
+    cur: TokenIds,
+    /// The generated ids (u32 bits in an f32-typed buffer: copied, never converted).
+    tokens: Tensor,
+    h: Tensor,
+    c: Option<Tensor>,
+    /// The next token to draw.
+    next: usize,
+}
+
+/// Records and submits the whole generation; the tokens buffer, or `None` for `length` 0.
+fn record_and_submit(
     gpu: &Gpu,
     model: &SeqModel,
     prompt: &[u32],
     length: usize,
     sampling: &Sampling,
 ) -> Result<Option<Tensor>> {
+    let mut rec = Recorder::new(gpu);
+    let Some(mut st) = record_prompt(&mut rec, gpu, model, prompt, length, sampling)? else {
+        return Ok(None);
+    };
+    while st.next < length {
+        if rec.dispatch_count() >= DISPATCHES_PER_SUBMISSION {
+            rec.submit()?;
+            rec = Recorder::new(gpu);
+        }
+        record_token(&mut rec, model, &mut st, sampling)?;
+    }
+    rec.submit()?;
+    Ok(Some(st.tokens))
+}
+
+/// Records the prompt's forward pass and the draw of token 0; `None` when there is nothing
+/// to generate.
+fn record_prompt(
+    rec: &mut Recorder,
+    gpu: &Gpu,
+    model: &SeqModel,
+    prompt: &[u32],
+    length: usize,
+    sampling: &Sampling,
+) -> Result<Option<GenState>> {
     let vocab = match model.cfg.vocab {
         Some(v) if v == model.cfg.out_features => v,
         _ => {
@@ -200,9 +241,7 @@ fn record_generate(
         return Ok(None);
     }
     let ids = TokenIds::new(gpu, "generate.prompt", &[prompt.len(), 1], prompt, vocab)?;
-    // The one-id input of every later step; the sampling kernel overwrites ids[0].
     let cur = TokenIds::new(gpu, "generate.cur", &[1, 1], &[0], vocab)?;
-    // u32 ids in an f32-typed buffer: the bits are copied, never converted.
     let tokens = gpu.zeros("generate.tokens", &[length])?;
     let (out, _) = model.record_forward(rec, SeqInput::Tokens(&ids), None, None, false)?;
     rec.phase("sample");
@@ -217,26 +256,46 @@ fn record_generate(
         &tokens.buffer,
         0,
     )?;
-    let (mut h, mut c) = (out.hn, out.cn);
-    for i in 1..length {
-        let (o, _) =
-            model.record_forward(rec, SeqInput::Tokens(&cur), Some(&h), c.as_ref(), false)?;
-        rec.phase("sample");
-        encode_sample_token(
-            rec,
-            &o.out.buffer,
-            0,
-            vocab,
-            sampling,
-            i,
-            &cur.buffer,
-            &tokens.buffer,
-            i,
-        )?;
-        h = o.hn;
-        c = o.cn;
-    }
-    Ok(Some(tokens))
+    Ok(Some(GenState {
+        vocab,
+        cur,
+        tokens,
+        h: out.hn,
+        c: out.cn,
+        next: 1,
+    }))
+}
+
+/// Records one step from the previous token (read on the device) and the draw of the next.
+fn record_token(
+    rec: &mut Recorder,
+    model: &SeqModel,
+    st: &mut GenState,
+    sampling: &Sampling,
+) -> Result<()> {
+    let (o, _) = model.record_forward(
+        rec,
+        SeqInput::Tokens(&st.cur),
+        Some(&st.h),
+        st.c.as_ref(),
+        false,
+    )?;
+    rec.phase("sample");
+    encode_sample_token(
+        rec,
+        &o.out.buffer,
+        0,
+        st.vocab,
+        sampling,
+        st.next,
+        &st.cur.buffer,
+        &st.tokens.buffer,
+        st.next,
+    )?;
+    st.h = o.hn;
+    st.c = o.cn;
+    st.next += 1;
+    Ok(())
 }
 
 #[cfg(test)]
