@@ -60,14 +60,23 @@ impl Shader {
         Shader::Sample,
     ];
 
-    /// The WGSL source.
+    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl`).
     pub fn source(self) -> &'static str {
         match self {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
             Shader::Util => include_str!("../../shaders/util.wgsl"),
-            Shader::Rnn => include_str!("../../shaders/rnn.wgsl"),
-            Shader::Lstm => include_str!("../../shaders/lstm.wgsl"),
-            Shader::Gru => include_str!("../../shaders/gru.wgsl"),
+            Shader::Rnn => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/rnn.wgsl")
+            ),
+            Shader::Lstm => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/lstm.wgsl")
+            ),
+            Shader::Gru => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/gru.wgsl")
+            ),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),

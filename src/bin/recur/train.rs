@@ -39,7 +39,7 @@ pub struct TrainArgs {
     /// Parallel streams per step [default: 16 on a CPU adapter, 64].
     #[arg(long, conflicts_with = "resume")]
     batch: Option<usize>,
-    /// Optimizer steps to run [default: 350 on a CPU adapter, 3000 on a GPU].
+    /// Optimizer steps to run [default: 500 on a CPU adapter, 3000 on a GPU].
     #[arg(long)]
     steps: Option<usize>,
     /// Adam learning rate [default: 0.004; on --resume, the checkpoint's].
@@ -108,7 +108,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let on_gpu = gpu.info.device_type != wgpu::DeviceType::Cpu;
     let pick =
         |v: Option<usize>, cpu: usize, gpu: usize| v.unwrap_or(if on_gpu { gpu } else { cpu });
-    let steps = positive("steps", pick(a.steps, 350, 3000))?;
+    let steps = positive("steps", pick(a.steps, 500, 3000))?;
     let log_every = if on_gpu { 20 } else { 10 };
     let mut lm = match &resume {
         Some(ckpt) => {
