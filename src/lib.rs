@@ -8,6 +8,7 @@
 //! [`io`] (safetensors and `.npy`).
 #![warn(missing_docs)]
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod error;
 pub mod gpu;

@@ -70,6 +70,8 @@ pub struct Profile {
 }
 
 /// Timestamps of a profiled submission, to read after it completes.
+// Read only by run_profiled, which blocks and so does not exist in a browser.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 struct PendingProfile {
     staging: wgpu::Buffer,
     passes: Vec<&'static str>,
@@ -223,7 +225,8 @@ impl<'g> Recorder<'g> {
     }
 
     /// Submits, waits, and returns the GPU time of each phase (empty without timestamps;
-    /// call [`Recorder::profile`] first).
+    /// call [`Recorder::profile`] first). Blocks, so not in a browser.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run_profiled(self) -> Result<Profile> {
         let gpu = self.gpu;
         let (cmd, pending) = self.finish()?;
@@ -232,24 +235,8 @@ impl<'g> Recorder<'g> {
         let Some(pending) = pending else {
             return Ok(Profile::default());
         };
-        let (tx, rx) = std::sync::mpsc::channel();
-        pending
-            .staging
-            .map_async(wgpu::MapMode::Read, .., move |r| {
-                let _ = tx.send(r);
-            });
-        gpu.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("timestamp readback never completed".into()))?
-            .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
-        let ticks: Vec<u64> = {
-            let view = pending
-                .staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
-            bytemuck::cast_slice::<u8, u64>(&view).to_vec()
-        };
-        pending.staging.unmap();
+        let ticks: Vec<u64> =
+            bytemuck::pod_collect_to_vec(&pollster::block_on(gpu.map_read(&pending.staging))?);
         let ns = f64::from(gpu.queue.get_timestamp_period());
         let mut profile = Profile::default();
         for (i, phase) in pending.passes.iter().enumerate() {

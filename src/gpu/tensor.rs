@@ -121,44 +121,32 @@ impl Gpu {
     /// [`Gpu::read`] as a future, for the browser, where nothing may block: resolves when
     /// the GPU has finished the work before it and the copy is mapped.
     pub async fn read_async(&self, t: &Tensor) -> Result<Vec<f32>> {
-        let len = t.numel();
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = len as u64 * 4;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("recur.readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("recur.readback"),
-            });
-        enc.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, bytes);
-        self.submit(enc.finish());
-        let (send, recv) = super::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., send);
-        // Natively the callback runs inside poll; in a browser the event loop runs it.
-        #[cfg(not(target_arch = "wasm32"))]
-        self.wait()?;
-        recv.await
-            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-        self.check()?;
-        let out = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        staging.unmap();
-        Ok(out)
+        self.read_buffer_async(&t.buffer, 0, t.numel()).await
     }
 
-    /// Copies `len` f32 elements starting at element `offset` of `buffer` back to the host.
+    /// Copies `len` f32 elements starting at element `offset` of `buffer` back to the host
+    /// (waits for all submitted work).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_buffer(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<f32>> {
+        // Natively the future is ready once read_buffer_async has polled the device.
+        pollster::block_on(self.read_buffer_async(buffer, offset, len))
+    }
+
+    /// In a browser nothing may block: use [`Gpu::read_async`].
+    #[cfg(target_arch = "wasm32")]
+    pub fn read_buffer(&self, _: &wgpu::Buffer, _: usize, _: usize) -> Result<Vec<f32>> {
+        Err(Error::Gpu(
+            "blocking readback is not available in a browser: use Gpu::read_async".into(),
+        ))
+    }
+
+    /// [`Gpu::read_buffer`] as a future.
+    pub async fn read_buffer_async(
         &self,
         buffer: &wgpu::Buffer,
         offset: usize,
@@ -181,20 +169,24 @@ impl Gpu {
             });
         enc.copy_buffer_to_buffer(buffer, offset as u64 * 4, &staging, 0, bytes);
         self.submit(enc.finish());
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
+        let data = self.map_read(&staging).await?;
+        Ok(bytemuck::pod_collect_to_vec(&data))
+    }
+
+    /// Maps a MAP_READ buffer and copies its bytes out, once the work before it is done.
+    pub(crate) async fn map_read(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let (send, recv) = super::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., send);
+        // Natively the callback runs inside poll; in a browser the event loop runs it.
+        #[cfg(not(target_arch = "wasm32"))]
         self.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback never completed".into()))?
+        recv.await
             .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-        let out = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
+        self.check()?;
+        let out = staging
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?
+            .to_vec();
         staging.unmap();
         Ok(out)
     }

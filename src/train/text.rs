@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::Checkpoint;
 use super::loss::Targets;
 use super::tbptt::TokenStream;
-use super::trainer::{Batch, TrainConfig, Trainer};
+use super::trainer::{ckpt_err, Batch, TrainConfig, Trainer};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::charlm::{generate, unigram_entropy, Sampling, Vocab};
@@ -74,13 +74,6 @@ pub struct CharLm {
     pub model: SeqModel,
     /// Its characters.
     pub vocab: Vocab,
-}
-
-fn ckpt_err(reason: String) -> Error {
-    Error::Checkpoint {
-        path: "<checkpoint>".into(),
-        reason,
-    }
 }
 
 /// The vocabulary kept in a checkpoint's metadata.

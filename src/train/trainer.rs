@@ -98,7 +98,8 @@ pub struct Trainer {
     in_flight: VecDeque<wgpu::SubmissionIndex>,
 }
 
-fn ckpt_err(reason: String) -> Error {
+/// A checkpoint-content error (the file is fine, what it holds is not).
+pub(crate) fn ckpt_err(reason: String) -> Error {
     Error::Checkpoint {
         path: "<checkpoint>".into(),
         reason,

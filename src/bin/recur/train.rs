@@ -70,12 +70,7 @@ pub struct TrainArgs {
 }
 
 fn cell_of(name: &str) -> anyhow::Result<CellKind> {
-    Ok(match name {
-        "lstm" => CellKind::Lstm,
-        "gru" => CellKind::Gru,
-        "rnn" => CellKind::RnnTanh,
-        other => bail!("unknown cell {other:?} (lstm, gru or rnn)"),
-    })
+    CellKind::parse(name).ok_or_else(|| anyhow::anyhow!("unknown cell {name:?} (lstm, gru or rnn)"))
 }
 
 fn positive(name: &str, v: usize) -> anyhow::Result<usize> {
