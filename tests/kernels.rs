@@ -103,6 +103,116 @@ fn check_matmul(gpu: &recur::Gpu) {
     }
 }
 
+/// The vec4 kernels of CPU adapters (`shaders/matmul_vec4.wgsl`) on operands that qualify
+/// (n, leading dimensions and offsets multiples of 4) inside padded storage: m not a multiple
+/// of the 8-row block, k with every tail length (k mod 4 = 0..3), padding that holds NaN
+/// (the k tail must not read it into C), and a bias at an offset.
+#[test]
+fn matmul_vec4_should_match_reference_with_padding_tails_and_offsets() {
+    use recur::kernels::matmul::{matmul_kernel, MATMUL_NN_VEC4, MATMUL_NT_VEC4, MATMUL_TN_VEC4};
+    let Some(mut gpu) = gpu() else { return };
+    gpu.direct_kernels = true;
+    let mut rng = Rng::new(11);
+    // (m, n, k): one invocation, a partial 8-row block, k tails 1, 2, 3, several workgroups.
+    let shapes: [(usize, usize, usize); 6] = [
+        (1, 4, 1),
+        (5, 8, 6),
+        (13, 12, 7),
+        (9, 36, 5),
+        (70, 68, 33),
+        (64, 32, 64),
+    ];
+    for &(m, n, k) in &shapes {
+        for (ta, tb, want_kernel) in [
+            (false, false, &MATMUL_NN_VEC4),
+            (false, true, &MATMUL_NT_VEC4),
+            (true, false, &MATMUL_TN_VEC4),
+        ] {
+            for (acc, bias) in [(false, false), (true, true)] {
+                // Stored shapes and padded leading dimensions (multiples of 4, past the data).
+                let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                let (br, bc) = if tb { (n, k) } else { (k, n) };
+                let (lda, ldb, ldc) = (
+                    ac.next_multiple_of(4) + 4,
+                    bc.next_multiple_of(4) + 8,
+                    n + 4,
+                );
+                let (a_off, b_off, c_off) = (8, 4, 12);
+                let a = rng.vec_uniform_f32(ar * ac, -1.0, 1.0);
+                let b = rng.vec_uniform_f32(br * bc, -1.0, 1.0);
+                let mut a_store = vec![f32::NAN; a_off + ar * lda + 8];
+                for i in 0..ar {
+                    a_store[a_off + i * lda..][..ac].copy_from_slice(&a[i * ac..][..ac]);
+                }
+                let mut b_store = vec![f32::NAN; b_off + br * ldb + 8];
+                for i in 0..br {
+                    b_store[b_off + i * ldb..][..bc].copy_from_slice(&b[i * bc..][..bc]);
+                }
+                let c_store = rng.vec_uniform_f32(c_off + m * ldc, -1.0, 1.0);
+                let bv = rng.vec_uniform_f32(n + 4, -1.0, 1.0);
+                let ta_buf = gpu.tensor("a", &[a_store.len()], &a_store).unwrap();
+                let tb_buf = gpu.tensor("b", &[b_store.len()], &b_store).unwrap();
+                let tbias = gpu.tensor("bias", &[n + 4], &bv).unwrap();
+                let tc = gpu.tensor("c", &[c_store.len()], &c_store).unwrap();
+                let g = Gemm {
+                    m,
+                    n,
+                    k,
+                    a: MatRef {
+                        buffer: &ta_buf.buffer,
+                        offset: a_off,
+                        ld: lda,
+                    },
+                    trans_a: ta,
+                    b: MatRef {
+                        buffer: &tb_buf.buffer,
+                        offset: b_off,
+                        ld: ldb,
+                    },
+                    trans_b: tb,
+                    bias: bias.then_some((&tbias.buffer, 4)),
+                    c: MatRef {
+                        buffer: &tc.buffer,
+                        offset: c_off,
+                        ld: ldc,
+                    },
+                    accumulate: acc,
+                };
+                assert_eq!(matmul_kernel(true, &g).entry, want_kernel.entry);
+                let mut rec = Recorder::new(&gpu);
+                encode_matmul(&mut rec, &g).unwrap();
+                rec.run().unwrap();
+                let got = gpu.read(&tc).unwrap();
+                let bias64 = f64s(&bv[4..]);
+                let prod = reference::matmul(
+                    &f64s(&a),
+                    &f64s(&b),
+                    m,
+                    n,
+                    k,
+                    ta,
+                    tb,
+                    bias.then_some(&bias64[..]),
+                );
+                // Everything outside C's m x n block keeps its value.
+                let mut want = f64s(&c_store);
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = &mut want[c_off + i * ldc + j];
+                        *w = prod[i * n + j] + if acc { *w } else { 0.0 };
+                    }
+                }
+                assert_close(
+                    &format!("vec4 matmul m={m} n={n} k={k} ta={ta} tb={tb} acc={acc}"),
+                    &got,
+                    &want,
+                    1e-6,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn matmul_should_honour_offsets_and_leading_dimensions() {
     let Some(gpu) = gpu() else { return };

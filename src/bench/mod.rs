@@ -201,11 +201,19 @@ pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> 
     Ok(timing)
 }
 
-/// Median wall time (ms) of an `m x k · k x n` GEMM, and its GFLOP/s.
-pub fn time_matmul(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Result<(f64, f64)> {
+/// Median time (ms) of an `m x k · k x n` GEMM, and its GFLOP/s: `C = op(A)·op(B)` with A
+/// stored `[k, m]` when `trans_a` (else `[m, k]`) and B stored `[n, k]` when `trans_b` (else
+/// `[k, n]`).
+pub fn time_matmul(
+    gpu: &Gpu,
+    (m, n, k): (usize, usize, usize),
+    (trans_a, trans_b): (bool, bool),
+    reps: usize,
+) -> Result<(f64, f64)> {
     let mut rng = Rng::new(3);
     let a = gpu.tensor("bench.a", &[m, k], &rng.vec_normal_f32(m * k))?;
     let b = gpu.tensor("bench.b", &[n, k], &rng.vec_normal_f32(n * k))?;
+    let (lda, ldb) = (if trans_a { m } else { k }, if trans_b { k } else { n });
     let c = gpu.zeros("bench.c", &[m, n])?;
     let mut walls = Vec::new();
     let mut gpus = Vec::new();
@@ -222,15 +230,15 @@ pub fn time_matmul(gpu: &Gpu, m: usize, n: usize, k: usize, reps: usize) -> Resu
                 a: MatRef {
                     buffer: &a.buffer,
                     offset: 0,
-                    ld: k,
+                    ld: lda,
                 },
-                trans_a: false,
+                trans_a,
                 b: MatRef {
                     buffer: &b.buffer,
                     offset: 0,
-                    ld: k,
+                    ld: ldb,
                 },
-                trans_b: true,
+                trans_b,
                 bias: None,
                 c: MatRef {
                     buffer: &c.buffer,

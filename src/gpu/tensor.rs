@@ -49,7 +49,10 @@ impl Gpu {
                 max,
             });
         }
-        Ok(bytes.max(4))
+        // Sizes round up to 16 bytes so that every buffer can be bound as `array<vec4<f32>>`
+        // (the vec4 kernels read whole vec4s), unless that would pass the limit.
+        let rounded = bytes.max(4).next_multiple_of(16);
+        Ok(if rounded <= max { rounded } else { bytes })
     }
 
     /// Uploads `data` as a tensor of `shape`.
@@ -62,12 +65,12 @@ impl Gpu {
                 got: vec![data.len()],
             });
         }
-        self.check_size(label, numel)?;
+        let size = self.check_size(label, numel)?;
         // create_buffer + write_buffer rather than create_buffer_init, which panics when the
         // device is lost.
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (numel as u64 * 4).max(4),
+            size,
             usage: USAGE,
             mapped_at_creation: false,
         });

@@ -27,6 +27,30 @@ pub const MATMUL_DIRECT: KernelDesc = KernelDesc {
     bindings: MATMUL.bindings,
 };
 
+/// Entries of `shaders/matmul_vec4.wgsl` (CPU adapters, vec4-aligned operands): one per
+/// storage order, A·B, A·Bᵀ and Aᵀ·B.
+pub const MATMUL_NN_VEC4: KernelDesc = KernelDesc {
+    shader: Shader::MatmulVec4,
+    entry: "matmul_nn_vec4",
+    base: 0,
+    bindings: MATMUL.bindings,
+};
+
+/// See [`MATMUL_NN_VEC4`].
+pub const MATMUL_NT_VEC4: KernelDesc = KernelDesc {
+    entry: "matmul_nt_vec4",
+    ..MATMUL_NN_VEC4
+};
+
+/// See [`MATMUL_NN_VEC4`].
+pub const MATMUL_TN_VEC4: KernelDesc = KernelDesc {
+    entry: "matmul_tn_vec4",
+    ..MATMUL_NN_VEC4
+};
+
+/// Rows and columns of C one invocation of a vec4 kernel owns.
+const VEC4_BLOCK: (usize, usize) = (8, 4);
+
 /// Mirror of WGSL `MatmulParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -93,11 +117,46 @@ pub struct Gemm<'a> {
     pub accumulate: bool,
 }
 
+/// The vec4 kernel for `g`, when its storage order has one and every leading dimension and
+/// offset is a multiple of 4 (whole vec4s) and so is n (C's columns come four at a time).
+fn vec4_kernel(g: &Gemm) -> Option<&'static KernelDesc> {
+    let aligned = [
+        g.n,
+        g.a.ld,
+        g.b.ld,
+        g.c.ld,
+        g.a.offset,
+        g.b.offset,
+        g.c.offset,
+        g.bias.map_or(0, |b| b.1),
+    ]
+    .iter()
+    .all(|x| x % 4 == 0);
+    match (aligned, g.trans_a, g.trans_b) {
+        (true, false, false) => Some(&MATMUL_NN_VEC4),
+        (true, false, true) => Some(&MATMUL_NT_VEC4),
+        (true, true, false) => Some(&MATMUL_TN_VEC4),
+        _ => None,
+    }
+}
+
+/// The kernel `encode_matmul` records for `g`: the tiled one on GPUs; on CPU adapters (see
+/// [`crate::Gpu::direct_kernels`]) a vec4 one where the operands allow, else the scalar
+/// direct one.
+pub fn matmul_kernel(direct: bool, g: &Gemm) -> &'static KernelDesc {
+    if !direct {
+        return &MATMUL;
+    }
+    vec4_kernel(g).unwrap_or(&MATMUL_DIRECT)
+}
+
 /// Records one GEMM.
 pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
+    if g.m == 0 || g.n == 0 {
+        return Ok(());
+    }
     let bias_buf = g.bias.map(|b| b.0).unwrap_or(g.a.buffer);
-    let direct = rec.gpu().prefers_direct_kernels();
-    let desc = if direct { &MATMUL_DIRECT } else { &MATMUL };
+    let desc = matmul_kernel(rec.gpu().prefers_direct_kernels(), g);
     let bind = rec.bind(desc, &[g.a.buffer, g.b.buffer, bias_buf, g.c.buffer])?;
     let flags = u32::from(g.trans_a)
         | (u32::from(g.trans_b) << 1)
@@ -117,7 +176,14 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         flags,
         _pad: 0,
     };
-    // 64x64 tiles, or 32x32 (8x8 threads of 4x4) for the direct kernel.
-    let tile = if direct { 32 } else { 64 };
-    rec.dispatch(bind, &p, [groups(g.n, tile)?, groups(g.m, tile)?, 1])
+    // C per workgroup: 64x64 (tiled, 16x16 invocations), 32x32 (direct, 8x8 of 4x4) or
+    // 64 rows x 32 columns (vec4, 8x8 of 8x4).
+    let (rows, cols) = if desc.shader == Shader::MatmulVec4 {
+        (8 * VEC4_BLOCK.0, 8 * VEC4_BLOCK.1)
+    } else if desc.entry == MATMUL_DIRECT.entry {
+        (32, 32)
+    } else {
+        (64, 64)
+    };
+    rec.dispatch(bind, &p, [groups(g.n, cols)?, groups(g.m, rows)?, 1])
 }

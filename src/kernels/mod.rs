@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 pub enum Shader {
     /// `shaders/matmul.wgsl`
     Matmul,
+    /// `shaders/matmul_vec4.wgsl`
+    MatmulVec4,
     /// `shaders/util.wgsl`
     Util,
     /// `shaders/rnn.wgsl`
@@ -46,8 +48,9 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Matmul,
+        Shader::MatmulVec4,
         Shader::Util,
         Shader::Rnn,
         Shader::Lstm,
@@ -64,6 +67,7 @@ impl Shader {
     pub fn source(self) -> &'static str {
         match self {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Shader::MatmulVec4 => include_str!("../../shaders/matmul_vec4.wgsl"),
             Shader::Util => include_str!("../../shaders/util.wgsl"),
             Shader::Rnn => concat!(
                 include_str!("../../shaders/step_common.wgsl"),
@@ -90,6 +94,7 @@ impl Shader {
     pub fn file_name(self) -> &'static str {
         match self {
             Shader::Matmul => "matmul.wgsl",
+            Shader::MatmulVec4 => "matmul_vec4.wgsl",
             Shader::Util => "util.wgsl",
             Shader::Rnn => "rnn.wgsl",
             Shader::Lstm => "lstm.wgsl",

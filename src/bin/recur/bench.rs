@@ -205,22 +205,31 @@ fn scaling(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
 
 fn matmul(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
     println!(
-        "matmul C = A·Bᵀ on {} ({:?}), median of {reps}",
+        "matmul C = op(A)·op(B) on {} ({:?}), median of {reps}",
         gpu.info.name, gpu.info.backend
     );
     println!(
-        "{:>6} {:>6} {:>6} {:>10} {:>9}",
-        "M", "N", "K", "ms", "GFLOP/s"
+        "{:>6} {:>6} {:>6} {:>6} {:>10} {:>9}",
+        "form", "M", "N", "K", "ms", "GFLOP/s"
     );
-    for (m, n, k) in [
-        (64, 64, 64),
-        (256, 256, 256),
-        (512, 512, 512),
-        (1024, 1024, 1024),
-        (2048, 1024, 256),
+    // A·Bᵀ is the input projection (X·W_ihᵀ), A·B the input gradient (dG·W_ih), Aᵀ·B the
+    // weight gradients (dGᵀ·X).
+    for (form, trans) in [
+        ("A·Bᵀ", (false, true)),
+        ("A·B", (false, false)),
+        ("Aᵀ·B", (true, false)),
     ] {
-        let (ms, gflops) = bench::time_matmul(gpu, m, n, k, reps)?;
-        println!("{m:>6} {n:>6} {k:>6} {ms:>10.3} {gflops:>9.2}");
+        for shape in [
+            (64, 64, 64),
+            (256, 256, 256),
+            (512, 512, 512),
+            (1024, 1024, 1024),
+            (2048, 1024, 256),
+        ] {
+            let (ms, gflops) = bench::time_matmul(gpu, shape, trans, reps)?;
+            let (m, n, k) = shape;
+            println!("{form:>6} {m:>6} {n:>6} {k:>6} {ms:>10.3} {gflops:>9.2}");
+        }
     }
     Ok(())
 }
