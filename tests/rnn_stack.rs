@@ -214,6 +214,22 @@ fn cases(cell: CellKind) -> Vec<Case> {
             batch: 17,
             with_state: true,
         },
+        // H a multiple of 4: the vec4 step kernels on CPU adapters (StepFamily::Vec4), with
+        // a batch that is not a multiple of their 4 rows; an odd input (scalar input GEMM)
+        // under a 16-wide second layer (vec4 GEMMs).
+        Case {
+            cfg: RnnConfig::new(cell, 3, 8).layers(2).bidirectional(true),
+            seq: 5,
+            batch: 5,
+            with_state: true,
+        },
+        // The vec4 kernels at batch 1 without bias, batch-first, several workgroups of units.
+        Case {
+            cfg: RnnConfig::new(cell, 12, 36).bias(false).batch_first(true),
+            seq: 4,
+            batch: 1,
+            with_state: true,
+        },
     ]
 }
 

@@ -13,6 +13,7 @@ pub mod optim;
 pub mod rnn;
 pub mod sample;
 pub mod step;
+pub mod step_vec4;
 pub mod util;
 
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ pub enum Shader {
     Lstm,
     /// `shaders/gru.wgsl`
     Gru,
+    /// `shaders/step_vec4.wgsl`
+    StepVec4,
     /// `shaders/embedding.wgsl`
     Embedding,
     /// `shaders/loss.wgsl`
@@ -48,13 +51,14 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 12] = [
+    pub const ALL: [Shader; 13] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
         Shader::Rnn,
         Shader::Lstm,
         Shader::Gru,
+        Shader::StepVec4,
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
@@ -81,6 +85,10 @@ impl Shader {
                 include_str!("../../shaders/step_common.wgsl"),
                 include_str!("../../shaders/gru.wgsl")
             ),
+            Shader::StepVec4 => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_vec4.wgsl")
+            ),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
@@ -99,6 +107,7 @@ impl Shader {
             Shader::Rnn => "rnn.wgsl",
             Shader::Lstm => "lstm.wgsl",
             Shader::Gru => "gru.wgsl",
+            Shader::StepVec4 => "step_vec4.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",

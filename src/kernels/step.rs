@@ -146,8 +146,55 @@ pub struct BackwardBuffers<'a> {
     pub carry_c: Option<&'a wgpu::Buffer>,
 }
 
-fn forward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
-    use super::{gru, lstm, rnn};
+/// Which variant of the step kernels a (layer, direction) records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepFamily {
+    /// 16x16 tiles through workgroup memory (GPUs).
+    Tiled,
+    /// One (row, unit) an invocation, scalar loads, no workgroup memory (CPU adapters).
+    Direct,
+    /// Four units of four rows an invocation on vec4-typed storage (CPU adapters, when
+    /// [`StepFamily::choose`] finds the sizes and offsets aligned).
+    Vec4,
+}
+
+impl StepFamily {
+    /// The family for hidden size `hidden`, state width `state` (H, or P with a projection)
+    /// and the element offsets of the (layer, direction)'s recurrent weights and bias in
+    /// the flat parameters. `direct` is [`crate::Gpu::prefers_direct_kernels`]. The vec4
+    /// kernels need every size and offset a multiple of 4 and no projection; all other
+    /// offsets they see (time slots, batch rows, directions) are multiples of H or of the
+    /// state width, so these decide it.
+    pub fn choose(
+        direct: bool,
+        hidden: usize,
+        state: usize,
+        proj: bool,
+        offsets: &[usize],
+    ) -> Self {
+        if !direct {
+            StepFamily::Tiled
+        } else if !proj && hidden % 4 == 0 && state % 4 == 0 && offsets.iter().all(|o| o % 4 == 0) {
+            StepFamily::Vec4
+        } else {
+            StepFamily::Direct
+        }
+    }
+}
+
+fn forward_desc(cell: CellKind, family: StepFamily) -> &'static KernelDesc {
+    use super::{gru, lstm, rnn, step_vec4 as v4};
+    let direct = match family {
+        StepFamily::Vec4 => {
+            return match cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_FORWARD,
+                CellKind::Lstm => &v4::LSTM_FORWARD,
+                CellKind::Gru => &v4::GRU_FORWARD,
+            }
+        }
+        StepFamily::Direct => true,
+        StepFamily::Tiled => false,
+    };
     match (cell, direct) {
         (CellKind::RnnTanh | CellKind::RnnRelu, false) => &rnn::STEP_FORWARD,
         (CellKind::RnnTanh | CellKind::RnnRelu, true) => &rnn::STEP_FORWARD_DIRECT,
@@ -158,8 +205,19 @@ fn forward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
     }
 }
 
-fn backward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
-    use super::{gru, lstm, rnn};
+fn backward_desc(cell: CellKind, family: StepFamily) -> &'static KernelDesc {
+    use super::{gru, lstm, rnn, step_vec4 as v4};
+    let direct = match family {
+        StepFamily::Vec4 => {
+            return match cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_BACKWARD,
+                CellKind::Lstm => &v4::LSTM_BACKWARD,
+                CellKind::Gru => &v4::GRU_BACKWARD,
+            }
+        }
+        StepFamily::Direct => true,
+        StepFamily::Tiled => false,
+    };
     match (cell, direct) {
         (CellKind::RnnTanh | CellKind::RnnRelu, false) => &rnn::STEP_BACKWARD,
         (CellKind::RnnTanh | CellKind::RnnRelu, true) => &rnn::STEP_BACKWARD_DIRECT,
@@ -170,18 +228,31 @@ fn backward_desc(cell: CellKind, direct: bool) -> &'static KernelDesc {
     }
 }
 
-/// The grid of a step kernel over `rows` (batch) x `units`: 16x16 tiles, or for the direct
+/// The grid of a step kernel over `rows` (batch) x `units`: 16x16 tiles; for the direct
 /// variants (see [`crate::Gpu::direct_kernels`]) one 64-wide workgroup per 64 (row, unit)
-/// pairs, folded into y past the per-dimension limit.
-fn step_grid(direct: bool, units: u32, rows: u32) -> Result<[u32; 3]> {
-    if direct {
-        return super::grid((units as usize * rows as usize).div_ceil(64));
+/// pairs, folded into y past the per-dimension limit; for the vec4 ones, workgroups of 8
+/// invocations of 4 units x 4 rows along the units, one row of workgroups per 4 rows.
+fn step_grid(family: StepFamily, units: u32, rows: u32) -> Result<[u32; 3]> {
+    let (units, rows) = (units as usize, rows as usize);
+    match family {
+        StepFamily::Direct => super::grid((units * rows).div_ceil(64)),
+        StepFamily::Tiled => Ok([groups(units, TILE)?, groups(rows, TILE)?, 1]),
+        StepFamily::Vec4 => {
+            use super::step_vec4::{ROWS, UNITS, WORKGROUP};
+            Ok([groups(units, UNITS * WORKGROUP)?, groups(rows, ROWS)?, 1])
+        }
     }
-    Ok([
-        groups(units as usize, TILE)?,
-        groups(rows as usize, TILE)?,
-        1,
-    ])
+}
+
+/// The vec4 kernels index whole vec4s: an offset that is not a multiple of 4 would be a bug
+/// of the plan (see [`StepFamily::choose`]), reported rather than computed wrongly.
+fn check_vec4(family: StepFamily, entry: &str, offsets: &[u32]) -> Result<()> {
+    if family == StepFamily::Vec4 && offsets.iter().any(|o| o % 4 != 0) {
+        return Err(crate::Error::Gpu(format!(
+            "{entry}: vec4 step kernel given offsets {offsets:?}, not all multiples of 4"
+        )));
+    }
+    Ok(())
 }
 
 /// Keeps the buffers the kernel declares (`Some` in its bindings), in binding order.
@@ -206,8 +277,13 @@ fn select<'a>(
 }
 
 /// Bind group for the forward step kernel of `cell`.
-pub fn bind_step_forward(rec: &mut Recorder, cell: CellKind, b: &ForwardBuffers) -> Result<BindId> {
-    let desc = forward_desc(cell, rec.gpu().prefers_direct_kernels());
+pub fn bind_step_forward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    family: StepFamily,
+    b: &ForwardBuffers,
+) -> Result<BindId> {
+    let desc = forward_desc(cell, family);
     let bufs = select(
         desc,
         &[
@@ -226,19 +302,24 @@ pub fn bind_step_forward(rec: &mut Recorder, cell: CellKind, b: &ForwardBuffers)
 pub fn bind_step_backward(
     rec: &mut Recorder,
     cell: CellKind,
+    family: StepFamily,
     b: &BackwardBuffers,
 ) -> Result<BindId> {
-    let desc = backward_desc(cell, rec.gpu().prefers_direct_kernels());
+    let desc = backward_desc(cell, family);
     let state = if cell == CellKind::Lstm {
         b.cs
     } else {
         Some(b.hs)
     };
-    let last = if cell == CellKind::Lstm {
-        b.carry_c
+    let (mut dg, mut last) = if cell == CellKind::Lstm {
+        (Some(b.dgx), b.carry_c)
     } else {
-        b.dgh
+        (Some(b.dgx), b.dgh)
     };
+    if family == StepFamily::Vec4 && cell == CellKind::Gru {
+        // The vec4 GRU kernel reads its recurrent product from binding 13: dg_h there.
+        (dg, last) = (b.dgh, Some(b.dgx));
+    }
     let bufs = select(
         desc,
         &[
@@ -246,7 +327,7 @@ pub fn bind_step_backward(
             Some(b.dy),
             b.acts,
             state,
-            Some(b.dgx),
+            dg,
             Some(b.carry_h),
             last,
         ],
@@ -254,15 +335,60 @@ pub fn bind_step_backward(
     rec.bind(desc, &bufs)
 }
 
-/// Records one forward step (the grid of [`step_grid`] over B x H).
-pub fn encode_step_forward(rec: &mut Recorder, bind: BindId, p: &StepParams) -> Result<()> {
-    let g = step_grid(rec.gpu().prefers_direct_kernels(), p.hidden, p.batch)?;
+/// Records one forward step (the grid of [`step_grid`] over B x H) with a bind group of
+/// [`bind_step_forward`] for the same family.
+pub fn encode_step_forward(
+    rec: &mut Recorder,
+    bind: BindId,
+    family: StepFamily,
+    p: &StepParams,
+) -> Result<()> {
+    check_vec4(
+        family,
+        "step forward",
+        &[
+            p.gx_off,
+            p.hprev_off,
+            p.hout_off,
+            p.cprev_off,
+            p.cout_off,
+            p.y_off,
+            p.y_stride,
+            p.act_off,
+            p.whh_off,
+            p.bhh_off,
+        ],
+    )?;
+    let g = step_grid(family, p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 
-/// Records one backward step (the grid of [`step_grid`] over B x H).
-pub fn encode_step_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
-    let g = step_grid(rec.gpu().prefers_direct_kernels(), p.hidden, p.batch)?;
+/// Records one backward step (the grid of [`step_grid`] over B x H) with a bind group of
+/// [`bind_step_backward`] for the same family.
+pub fn encode_step_backward(
+    rec: &mut Recorder,
+    bind: BindId,
+    family: StepFamily,
+    p: &StepBackParams,
+) -> Result<()> {
+    check_vec4(
+        family,
+        "step backward",
+        &[
+            p.dy_off,
+            p.dy_stride,
+            p.dg_off,
+            p.dgn_off,
+            p.act_off,
+            p.hprev_off,
+            p.hout_off,
+            p.cprev_off,
+            p.cout_off,
+            p.whh_off,
+            p.carry_off,
+        ],
+    )?;
+    let g = step_grid(family, p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 
@@ -293,6 +419,40 @@ pub fn bind_proj_backward(rec: &mut Recorder, b: &ProjBackwardBuffers) -> Result
 
 /// Records `lstm_proj_backward` (the grid of [`step_grid`] over B x P; `p.grows` = P).
 pub fn encode_proj_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
-    let g = step_grid(rec.gpu().prefers_direct_kernels(), p.grows, p.batch)?;
+    let family = if rec.gpu().prefers_direct_kernels() {
+        StepFamily::Direct
+    } else {
+        StepFamily::Tiled
+    };
+    let g = step_grid(family, p.grows, p.batch)?;
     rec.dispatch(bind, p, g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepFamily;
+
+    #[test]
+    fn vec4_family_needs_a_cpu_adapter_aligned_sizes_and_no_projection() {
+        assert_eq!(
+            StepFamily::choose(false, 8, 8, false, &[0, 4]),
+            StepFamily::Tiled
+        );
+        assert_eq!(
+            StepFamily::choose(true, 8, 8, false, &[0, 4]),
+            StepFamily::Vec4
+        );
+        assert_eq!(
+            StepFamily::choose(true, 7, 7, false, &[0, 4]),
+            StepFamily::Direct
+        );
+        assert_eq!(
+            StepFamily::choose(true, 8, 6, true, &[0, 4]),
+            StepFamily::Direct
+        );
+        assert_eq!(
+            StepFamily::choose(true, 8, 8, false, &[2, 4]),
+            StepFamily::Direct
+        );
+    }
 }

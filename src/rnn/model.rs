@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{
-    self, flags, BackwardBuffers, ForwardBuffers, ProjBackwardBuffers, StepBackParams, StepParams,
+    self, flags, BackwardBuffers, ForwardBuffers, ProjBackwardBuffers, StepBackParams, StepFamily,
+    StepParams,
 };
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_copy_rows, encode_sum_rows, encode_transpose01};
@@ -341,9 +342,12 @@ impl Rnn {
                 if let (Some(c0), Some(cs)) = (c0, &cs) {
                     rec.copy(&c0.buffer, sd_c, &cs.buffer, first_slot * bh, bh);
                 }
+                let family =
+                    StepFamily::choose(gpu.prefers_direct_kernels(), h, oh, proj, &[w_hh, b_hh]);
                 let bind = step::bind_step_forward(
                     rec,
                     cfg.cell,
+                    family,
                     &ForwardBuffers {
                         params: &self.params.buffer,
                         gx: &gx.buffer,
@@ -386,7 +390,7 @@ impl Rnn {
                         state: u32_of("state width", oh)?,
                         _pad: [0; 2],
                     };
-                    step::encode_step_forward(rec, bind, &p)?;
+                    step::encode_step_forward(rec, bind, family, &p)?;
                     if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
                         // h_t = r_t · W_hrᵀ into its state slot.
                         encode_matmul(
@@ -578,9 +582,13 @@ impl Rnn {
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
+                let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
+                let family =
+                    StepFamily::choose(gpu.prefers_direct_kernels(), h, oh, proj, &[w_hh, b_hh]);
                 let bind = step::bind_step_backward(
                     rec,
                     cfg.cell,
+                    family,
                     &BackwardBuffers {
                         params: &self.params.buffer,
                         dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
@@ -644,7 +652,7 @@ impl Rnn {
                         p.carry_off = u32_of("carry offset", carry_c)?;
                         p.flags = flags::PROJ;
                     }
-                    step::encode_step_backward(rec, bind, &p)?;
+                    step::encode_step_backward(rec, bind, family, &p)?;
                     prev_t = t;
                 }
                 rec.phase("weight_grads");

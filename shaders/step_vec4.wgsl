@@ -1,0 +1,347 @@
+// The fused step kernels of rnn.wgsl, lstm.wgsl and gru.wgsl for CPU adapters (lavapipe and
+// the like), with every buffer bound as `array<vec4<f32>>`: an invocation owns four adjacent
+// hidden units (one vec4) of NB batch rows, across all gates, so the recurrent product, the
+// cell and every load and store run on whole vec4s. No workgroup memory, no barriers.
+// Prefixed with step_common.wgsl (StepParams, StepBackParams, the scalar activations).
+//
+// Preconditions, checked on the host (src/kernels/step.rs::vec4_eligible): H and the state
+// width are multiples of 4, as are every offset and stride; no projection.
+//
+// Forward, invocation (x, y) owns units j0 = 4x .. 4x+3 of rows b0 = NB*y .. NB*y+NB-1:
+//   pre[b, gH + j] = gx[t, b, gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k] (+ b_hh)
+// the product of the rows of h_prev and of W_hh (both contiguous along k) as dot products of
+// vec4s: per 4 k, 4*G vec4s of W_hh and NB of h_prev, 16*G*NB FMAs.
+//
+// Backward, invocation (x, y) owns units k0 = 4x .. 4x+3 of rows b0 .. b0+NB-1:
+//   dh[b, k] = dy[t, b, k] + carry_h[b, k] + sum_r dg_rec[b, r] * W_hh[r, k]
+// where dg_rec is the gate gradient of the step processed before (HAS_NEXT) that feeds the
+// recurrent product: dg for the RNN and the LSTM, dg_h for the GRU. Per 4 r: four vec4s of
+// W_hh (rows r, adjacent across x) and NB of dg_rec, 16*NB FMAs.
+//
+// Rows past the batch read row B-1 (in bounds) and store nothing.
+
+const NB: u32 = 4u;
+// Gate rows per hidden unit of each cell.
+const G_RNN: u32 = 1u;
+const G_LSTM: u32 = 4u;
+const G_GRU: u32 = 3u;
+// The flag bits of step_common.wgsl's structs, as in src/kernels/step.rs::flags.
+const SAVE: u32 = 1u;
+const HAS_NEXT: u32 = 1u;
+const HAS_BIAS: u32 = 2u;
+const RELU: u32 = 4u;
+
+// ---------------------------------------------------------------------------------------
+// forward: bindings 0..6, as in the scalar kernels
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+@group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> gx: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> hs: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> cs: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> acts: array<vec4<f32>>;
+
+fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn tanh4(x: vec4<f32>) -> vec4<f32> {
+    return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
+}
+
+// acc[r][g]: units j0..j0+3 of gate g for row b0 + r, over the first `ng` gates.
+fn forward_product(b0: u32, j0: u32, ng: u32) -> array<array<vec4<f32>, 4>, NB> {
+    let S = p.state;
+    let H = p.hidden;
+    let ks = S / 4u;
+    var hrow: array<u32, NB>;
+    for (var r = 0u; r < NB; r++) {
+        hrow[r] = (p.hprev_off + min(b0 + r, p.batch - 1u) * S) / 4u;
+    }
+    // W_hh row of gate g, unit j0 + u: (whh_off + (g*H + j0 + u) * S) / 4.
+    let w0 = (p.whh_off + j0 * S) / 4u;
+    let gstride = H * ks;
+    var acc: array<array<vec4<f32>, 4>, NB>;
+    for (var kq = 0u; kq < ks; kq++) {
+        var hv: array<vec4<f32>, NB>;
+        for (var r = 0u; r < NB; r++) {
+            hv[r] = hs[hrow[r] + kq];
+        }
+        for (var g = 0u; g < 4u; g++) {
+            if g < ng {
+                let wi = w0 + g * gstride + kq;
+                let wa = params[wi];
+                let wb = params[wi + ks];
+                let wc = params[wi + 2u * ks];
+                let wd = params[wi + 3u * ks];
+                for (var r = 0u; r < NB; r++) {
+                    acc[r][g] += vec4<f32>(dot(hv[r], wa), dot(hv[r], wb), dot(hv[r], wc), dot(hv[r], wd));
+                }
+            }
+        }
+    }
+    return acc;
+}
+
+// b_hh of gate g for units j0..j0+3, or zero without a bias.
+fn bias_hh(g: u32, j0: u32) -> vec4<f32> {
+    if (p.flags & HAS_BIAS) == 0u {
+        return vec4<f32>(0.0);
+    }
+    return params[(p.bhh_off + g * p.hidden + j0) / 4u];
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn rnn_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let H = p.hidden;
+    let j0 = gid.x * 4u;
+    let b0 = gid.y * NB;
+    if j0 >= H || b0 >= p.batch {
+        return;
+    }
+    let acc = forward_product(b0, j0, G_RNN);
+    let bh = bias_hh(0u, j0);
+    for (var r = 0u; r < NB; r++) {
+        let b = b0 + r;
+        if b < p.batch {
+            let pre = acc[r][0] + bh + gx[(p.gx_off + b * H + j0) / 4u];
+            var h: vec4<f32>;
+            if (p.flags & RELU) != 0u {
+                h = max(pre, vec4<f32>(0.0));
+            } else {
+                h = tanh4(pre);
+            }
+            hs[(p.hout_off + b * H + j0) / 4u] = h;
+            y[(p.y_off + b * p.y_stride + j0) / 4u] = h;
+        }
+    }
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn lstm_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let H = p.hidden;
+    let GH = G_LSTM * H;
+    let j0 = gid.x * 4u;
+    let b0 = gid.y * NB;
+    if j0 >= H || b0 >= p.batch {
+        return;
+    }
+    let acc = forward_product(b0, j0, G_LSTM);
+    var bh: array<vec4<f32>, 4>;
+    for (var g = 0u; g < G_LSTM; g++) {
+        bh[g] = bias_hh(g, j0);
+    }
+    for (var r = 0u; r < NB; r++) {
+        let b = b0 + r;
+        if b < p.batch {
+            let xb = (p.gx_off + b * GH + j0) / 4u;
+            let hq = H / 4u;
+            let i = sigmoid4(acc[r][0] + bh[0] + gx[xb]);
+            let f = sigmoid4(acc[r][1] + bh[1] + gx[xb + hq]);
+            let gg = tanh4(acc[r][2] + bh[2] + gx[xb + 2u * hq]);
+            let o = sigmoid4(acc[r][3] + bh[3] + gx[xb + 3u * hq]);
+            let c = f * cs[(p.cprev_off + b * H + j0) / 4u] + i * gg;
+            let h = o * tanh4(c);
+            cs[(p.cout_off + b * H + j0) / 4u] = c;
+            hs[(p.hout_off + b * H + j0) / 4u] = h;
+            y[(p.y_off + b * p.y_stride + j0) / 4u] = h;
+            if (p.flags & SAVE) != 0u {
+                let a = (p.act_off + b * GH + j0) / 4u;
+                acts[a] = i;
+                acts[a + hq] = f;
+                acts[a + 2u * hq] = gg;
+                acts[a + 3u * hq] = o;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn gru_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let H = p.hidden;
+    let GH = G_GRU * H;
+    let j0 = gid.x * 4u;
+    let b0 = gid.y * NB;
+    if j0 >= H || b0 >= p.batch {
+        return;
+    }
+    let acc = forward_product(b0, j0, G_GRU);
+    var bh: array<vec4<f32>, 3>;
+    for (var g = 0u; g < G_GRU; g++) {
+        bh[g] = bias_hh(g, j0);
+    }
+    for (var r = 0u; r < NB; r++) {
+        let b = b0 + r;
+        if b < p.batch {
+            let xb = (p.gx_off + b * GH + j0) / 4u;
+            let hq = H / 4u;
+            // b_hn stays inside the reset product (PyTorch's form).
+            let ghn = acc[r][2] + bh[2];
+            let rg = sigmoid4(gx[xb] + acc[r][0] + bh[0]);
+            let z = sigmoid4(gx[xb + hq] + acc[r][1] + bh[1]);
+            let n = tanh4(gx[xb + 2u * hq] + rg * ghn);
+            let h = (1.0 - z) * n + z * hs[(p.hprev_off + b * H + j0) / 4u];
+            hs[(p.hout_off + b * H + j0) / 4u] = h;
+            y[(p.y_off + b * p.y_stride + j0) / 4u] = h;
+            if (p.flags & SAVE) != 0u {
+                let a = (p.act_off + b * 4u * H + j0) / 4u;
+                acts[a] = rg;
+                acts[a + hq] = z;
+                acts[a + 2u * hq] = n;
+                acts[a + 3u * hq] = ghn;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// backward: bindings 8..15, as in the scalar kernels except 13 and 15 for the GRU (13 is the
+// gradient that feeds the recurrent product, dg_h; 15 is dg_x).
+
+@group(0) @binding(8) var<uniform> q: StepBackParams;
+@group(0) @binding(9) var<storage, read> bparams: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> bacts: array<vec4<f32>>;
+// LSTM: the cell states; RNN, GRU: the hidden states.
+@group(0) @binding(12) var<storage, read> bstates: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read_write> dg_rec: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read_write> carry_h: array<vec4<f32>>;
+// LSTM: carry_c; GRU: dg_x.
+@group(0) @binding(15) var<storage, read_write> aux: array<vec4<f32>>;
+
+// dh[b0 + r, k0..k0+3] from the previous step's gate gradients (`rows` of them per batch
+// row), zero at the first step processed.
+fn backward_product(b0: u32, k0: u32, rows: u32) -> array<vec4<f32>, NB> {
+    var acc: array<vec4<f32>, NB>;
+    if (q.flags & HAS_NEXT) == 0u {
+        return acc;
+    }
+    let H = q.hidden;
+    let hq = H / 4u;
+    let rq = rows / 4u;
+    var drow: array<u32, NB>;
+    for (var r = 0u; r < NB; r++) {
+        drow[r] = (q.dgn_off + min(b0 + r, q.batch - 1u) * rows) / 4u;
+    }
+    var wi = (q.whh_off + k0) / 4u;
+    for (var s = 0u; s < rq; s++) {
+        let w0 = bparams[wi];
+        let w1 = bparams[wi + hq];
+        let w2 = bparams[wi + 2u * hq];
+        let w3 = bparams[wi + 3u * hq];
+        wi += 4u * hq;
+        for (var r = 0u; r < NB; r++) {
+            let d = dg_rec[drow[r] + s];
+            acc[r] = fma(vec4<f32>(d.x), w0, acc[r]);
+            acc[r] = fma(vec4<f32>(d.y), w1, acc[r]);
+            acc[r] = fma(vec4<f32>(d.z), w2, acc[r]);
+            acc[r] = fma(vec4<f32>(d.w), w3, acc[r]);
+        }
+    }
+    return acc;
+}
+
+// dy + carry_h for row b, units k0..k0+3.
+fn dh_in(b: u32, k0: u32) -> vec4<f32> {
+    return dy[(q.dy_off + b * q.dy_stride + k0) / 4u] + carry_h[(q.carry_off + b * q.hidden + k0) / 4u];
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn rnn_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let H = q.hidden;
+    let k0 = gid.x * 4u;
+    let b0 = gid.y * NB;
+    if k0 >= H || b0 >= q.batch {
+        return;
+    }
+    let acc = backward_product(b0, k0, G_RNN * H);
+    for (var r = 0u; r < NB; r++) {
+        let b = b0 + r;
+        if b < q.batch {
+            let dh = acc[r] + dh_in(b, k0);
+            let h = bstates[(q.hout_off + b * H + k0) / 4u];
+            var da: vec4<f32>;
+            if (q.flags & RELU) != 0u {
+                da = select(vec4<f32>(0.0), dh, h > vec4<f32>(0.0));
+            } else {
+                da = dh * (1.0 - h * h);
+            }
+            dg_rec[(q.dg_off + b * H + k0) / 4u] = da;
+            carry_h[(q.carry_off + b * H + k0) / 4u] = vec4<f32>(0.0);
+        }
+    }
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn lstm_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let H = q.hidden;
+    let GH = G_LSTM * H;
+    let hq = H / 4u;
+    let k0 = gid.x * 4u;
+    let b0 = gid.y * NB;
+    if k0 >= H || b0 >= q.batch {
+        return;
+    }
+    let acc = backward_product(b0, k0, GH);
+    for (var r = 0u; r < NB; r++) {
+        let b = b0 + r;
+        if b < q.batch {
+            let ci = (q.carry_off + b * H + k0) / 4u;
+            let dh = acc[r] + dh_in(b, k0);
+            let a = (q.act_off + b * GH + k0) / 4u;
+            let i = bacts[a];
+            let f = bacts[a + hq];
+            let gg = bacts[a + 2u * hq];
+            let o = bacts[a + 3u * hq];
+            let c = bstates[(q.cout_off + b * H + k0) / 4u];
+            let c_prev = bstates[(q.cprev_off + b * H + k0) / 4u];
+            let tc = tanh4(c);
+            let dc = aux[ci] + dh * o * (1.0 - tc * tc);
+            let d = (q.dg_off + b * GH + k0) / 4u;
+            dg_rec[d] = dc * gg * i * (1.0 - i);
+            dg_rec[d + hq] = dc * c_prev * f * (1.0 - f);
+            dg_rec[d + 2u * hq] = dc * i * (1.0 - gg * gg);
+            dg_rec[d + 3u * hq] = dh * tc * o * (1.0 - o);
+            aux[ci] = dc * f;
+            carry_h[ci] = vec4<f32>(0.0);
+        }
+    }
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn gru_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let H = q.hidden;
+    let GH = G_GRU * H;
+    let hq = H / 4u;
+    let k0 = gid.x * 4u;
+    let b0 = gid.y * NB;
+    if k0 >= H || b0 >= q.batch {
+        return;
+    }
+    let acc = backward_product(b0, k0, GH);
+    for (var r = 0u; r < NB; r++) {
+        let b = b0 + r;
+        if b < q.batch {
+            let ci = (q.carry_off + b * H + k0) / 4u;
+            let dh = acc[r] + dh_in(b, k0);
+            let a = (q.act_off + b * 4u * H + k0) / 4u;
+            let rg = bacts[a];
+            let z = bacts[a + hq];
+            let n = bacts[a + 2u * hq];
+            let ghn = bacts[a + 3u * hq];
+            let h_prev = bstates[(q.hprev_off + b * H + k0) / 4u];
+            let dan = dh * (1.0 - z) * (1.0 - n * n);
+            let dar = dan * ghn * rg * (1.0 - rg);
+            let daz = dh * (h_prev - n) * z * (1.0 - z);
+            let d = (q.dg_off + b * GH + k0) / 4u;
+            aux[d] = dar;
+            aux[d + hq] = daz;
+            aux[d + 2u * hq] = dan;
+            dg_rec[d] = dar;
+            dg_rec[d + hq] = daz;
+            dg_rec[d + 2u * hq] = dan * rg;
+            carry_h[ci] = dh * z;
+        }
+    }
+}
