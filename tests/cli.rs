@@ -1,5 +1,6 @@
 //! The `recur` binary end to end: `recur run` on a PyTorch fixture reproduces torch's outputs
-//! and gradients, and bad input ends with a one-line error and a non-zero exit, never a panic.
+//! and gradients, `recur bench --compare` joins two saved outputs, and bad input ends with a
+//! one-line error and a non-zero exit, never a panic.
 
 mod common;
 
@@ -340,5 +341,71 @@ fn run_should_fail_cleanly_on_bad_input() {
             "run", "--model", &model, "--input", &input, "--c0", &input, "--output", &y,
         ],
         "cell state",
+    );
+}
+
+/// One benchmark line of a 1-layer LSTM shape, as `recur bench --json` prints it.
+fn bench_line(mode: &str, ms: f64) -> String {
+    format!(
+        r#"{{"engine":"recur","device":"dev","cell":"lstm","input":64,"hidden":128,"layers":1,"bidirectional":false,"seq":32,"batch":16,"mode":"{mode}","ms":{ms}}}"#
+    )
+}
+
+#[test]
+fn bench_compare_should_join_two_saved_outputs_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let new = s(d.join("new.jsonl"));
+    let old = s(d.join("old.jsonl"));
+    let lines = |l: &[String]| l.join("\n") + "\n";
+    std::fs::write(
+        &new,
+        lines(&[bench_line("forward", 2.0), bench_line("train", 4.0)]),
+    )
+    .unwrap();
+    // Another order, and a log line to skip.
+    std::fs::write(
+        &old,
+        lines(&[
+            "a log line".into(),
+            bench_line("train", 16.0),
+            bench_line("forward", 4.0),
+        ]),
+    )
+    .unwrap();
+    let out = recur(&["bench", "--compare", &new, "--against", &old]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("lstm I=64 H=128 L=1 T=32 B=16 train"),
+        "{text}"
+    );
+    assert!(
+        text.contains("2.00× faster") && text.contains("4.00× faster"),
+        "{text}"
+    );
+    // sqrt(2 * 4) = 2.83
+    assert!(
+        text.contains("over 2 shapes: 2.83 (new is 2.83× faster)"),
+        "{text}"
+    );
+    // A malformed line; a missing file (refused before any GPU work).
+    let bad = s(d.join("bad.jsonl"));
+    std::fs::write(
+        &bad,
+        lines(&[bench_line("train", 1.0), r#"{"cell": 3}"#.into()]),
+    )
+    .unwrap();
+    expect_error(
+        &["bench", "--compare", &new, "--against", &bad],
+        "bad.jsonl line 2",
+    );
+    expect_error(
+        &["bench", "--compare", "/nonexistent/peer.jsonl"],
+        "/nonexistent/peer.jsonl",
     );
 }

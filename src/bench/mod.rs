@@ -16,7 +16,8 @@ use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use crate::rng::Rng;
 use crate::rnn::{CellKind, ParamLayout, Rnn, RnnConfig};
 
-/// `benches/suites.json`: the shapes shared with the PyTorch peer (`torch_rnn_bench.py`).
+/// `benches/suites.json`: the shapes shared with the PyTorch peer
+/// (`benches/peers/torch_rnn.py`).
 pub const SUITES_JSON: &str = include_str!("../../benches/suites.json");
 
 /// What one benchmark line measures.

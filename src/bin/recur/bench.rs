@@ -1,8 +1,14 @@
-//! `recur bench`: prints what `recur::bench` measures.
+//! `recur bench`: prints what `recur::bench` measures, alone or against a peer's or an earlier
+//! build's lines (`--compare`, the table logic in `compare.rs`).
 
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
 use clap::Args;
 use recur::bench::{self, host_loop, BenchShape, Mode};
 use recur::Gpu;
+
+use crate::compare::{self, Pair, Row, RowSet, Side, Table};
 
 /// Arguments of `recur bench`.
 #[derive(Args, Debug)]
@@ -10,7 +16,8 @@ pub struct BenchArgs {
     /// Which shapes of benches/suites.json: cpu (small, for software adapters) or gpu.
     #[arg(long, default_value = "cpu")]
     suite: String,
-    /// One JSON object a line (the schema ../shared/bench/compare.py joins).
+    /// One JSON object a line: engine, device, the shape's keys, ms and recur's extras (the
+    /// lines `--compare` and benches/peers/torch_rnn.py read and write).
     #[arg(long)]
     json: bool,
     /// Timed repetitions per shape (the median is reported).
@@ -26,11 +33,33 @@ pub struct BenchArgs {
     /// The matmul kernel alone, in GFLOP/s, instead of the suite.
     #[arg(long)]
     matmul: bool,
+    /// Run the suite and print, per shape, recur's ms, the peer's ms from this file (JSON
+    /// lines, e.g. from benches/peers/torch_rnn.py with the same --suite), the ratio and its
+    /// geometric mean. With --against, compare this saved file against that one instead.
+    #[arg(
+        long,
+        value_name = "PEER.jsonl",
+        conflicts_with_all = ["json", "baseline", "scaling", "matmul"]
+    )]
+    compare: Option<PathBuf>,
+    /// With --compare A.jsonl: print A against B (two saved `--json` outputs, e.g. two
+    /// builds), running nothing; ratio = B ms / A ms.
+    #[arg(long, value_name = "B.jsonl", requires = "compare")]
+    against: Option<PathBuf>,
 }
 
+/// Runs `recur bench` with arguments `a`.
 pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
-    let gpu = Gpu::new()?;
     let reps = a.reps.max(1);
+    if let Some(path) = &a.compare {
+        // Read first: a bad file fails before minutes of timing.
+        let first = RowSet::read(path)?;
+        return match &a.against {
+            Some(against) => compare_saved(path, &first, against),
+            None => compare_live(&Gpu::new()?, &a.suite, reps, path, &first),
+        };
+    }
+    let gpu = Gpu::new()?;
     if a.matmul {
         return matmul(&gpu, reps);
     }
@@ -125,6 +154,87 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 println!("{:<40} phases (gpu ms): {}", "", parts.join(", "));
             }
         }
+    }
+    Ok(())
+}
+
+/// `--compare A --against B`: the table of two saved outputs.
+fn compare_saved(a_path: &Path, a: &RowSet, b_path: &Path) -> anyhow::Result<()> {
+    let b = RowSet::read(b_path)?;
+    let pairs = compare::join(a, &b);
+    let table = Table::new(
+        Side::of_file(a_path, a),
+        Side::of_file(b_path, &b),
+        pairs.iter().map(|p| &p.key),
+    );
+    match table.render(&pairs) {
+        Some(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        None => bail!(
+            "no shape is in both {} and {}",
+            a_path.display(),
+            b_path.display()
+        ),
+    }
+}
+
+/// `--compare PEER`: runs `suite` and prints each shape against the peer as it is timed.
+fn compare_live(
+    gpu: &Gpu,
+    suite: &str,
+    reps: usize,
+    peer_path: &Path,
+    peer: &RowSet,
+) -> anyhow::Result<()> {
+    let shapes = bench::suite(suite)?;
+    let keys: Vec<compare::Key> = shapes.iter().map(compare::Key::from).collect();
+    if !keys.iter().any(|k| peer.get(k).is_some()) {
+        bail!(
+            "no shape of suite {suite} is in {} (run the peer and recur on the same --suite)",
+            peer_path.display()
+        );
+    }
+    let peer_name = peer
+        .engine()
+        .filter(|e| !e.is_empty())
+        .unwrap_or("peer")
+        .to_string();
+    let table = Table::new(
+        Side {
+            name: "recur".into(),
+            about: format!(
+                "recur on {} ({:?}), suite {suite}, median of {reps}, this run",
+                gpu.info.name, gpu.info.backend
+            ),
+        },
+        Side {
+            name: peer_name,
+            about: format!("{}, from {}", peer.describe(), peer_path.display()),
+        },
+        keys.iter().chain(peer.rows().iter().map(|r| &r.key)),
+    );
+    println!("{}", table.header());
+    let mut ours = Vec::new();
+    for (s, key) in shapes.iter().zip(keys) {
+        let t = bench::time_shape(gpu, s, reps)?;
+        let row = Row {
+            engine: Some("recur".into()),
+            device: Some(gpu.info.name.clone()),
+            key,
+            ms: t.wall_ms,
+        };
+        println!("{}", table.row(&Pair::of(&row, peer)));
+        ours.push(row);
+    }
+    let pairs = compare::join(&RowSet::new(ours), peer);
+    for p in pairs.iter().filter(|p| p.subject_ms.is_none()) {
+        println!("{}", table.row(p));
+    }
+    // At least one shape is on both sides (checked above), so there is a summary.
+    if let Some(summary) = table.summary(&pairs) {
+        println!("{summary}");
     }
     Ok(())
 }

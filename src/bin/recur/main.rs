@@ -4,6 +4,7 @@
 //! arguments, calls the library and prints.
 
 mod bench;
+mod compare;
 mod generate;
 mod info;
 mod plot;
@@ -35,7 +36,8 @@ enum Command {
     Info,
     /// Run a PyTorch-exported RNN/LSTM/GRU on a .npy input, optionally with backward.
     Run(Box<run::RunArgs>),
-    /// Time forward and training steps (suites shared with the PyTorch peer), scaling, matmul.
+    /// Time forward and training steps (suites shared with the PyTorch peer), scaling, matmul;
+    /// compare with a peer's or an earlier build's lines (--compare).
     Bench(bench::BenchArgs),
 }
 

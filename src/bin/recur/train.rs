@@ -27,7 +27,7 @@ pub struct TrainArgs {
     /// The recurrent cell [default: lstm].
     #[arg(long, value_parser = ["lstm", "gru", "rnn"], conflicts_with = "resume")]
     cell: Option<String>,
-    /// Hidden size [default: 64 on a CPU adapter, 512 on a GPU].
+    /// Hidden size [default: 128 on a CPU adapter, 512 on a GPU].
     #[arg(long, conflicts_with = "resume")]
     hidden: Option<usize>,
     /// Stacked layers [default: 1 on a CPU adapter, 2 on a GPU].
@@ -36,10 +36,10 @@ pub struct TrainArgs {
     /// Window length of truncated BPTT, in characters [default: 32 on a CPU adapter, 64].
     #[arg(long, conflicts_with = "resume")]
     seq_len: Option<usize>,
-    /// Parallel streams per step [default: 16 on a CPU adapter, 64].
+    /// Parallel streams per step [default: 32 on a CPU adapter, 64].
     #[arg(long, conflicts_with = "resume")]
     batch: Option<usize>,
-    /// Optimizer steps to run [default: 500 on a CPU adapter, 3000 on a GPU].
+    /// Optimizer steps to run [default: 900 on a CPU adapter, 3000 on a GPU].
     #[arg(long)]
     steps: Option<usize>,
     /// Adam learning rate [default: 0.004; on --resume, the checkpoint's].
@@ -103,7 +103,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let on_gpu = gpu.info.device_type != wgpu::DeviceType::Cpu;
     let pick =
         |v: Option<usize>, cpu: usize, gpu: usize| v.unwrap_or(if on_gpu { gpu } else { cpu });
-    let steps = positive("steps", pick(a.steps, 500, 3000))?;
+    let steps = positive("steps", pick(a.steps, 900, 3000))?;
     let log_every = if on_gpu { 20 } else { 10 };
     let mut lm = match &resume {
         Some(ckpt) => {
@@ -114,7 +114,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             lm
         }
         None => {
-            let hidden = positive("hidden", pick(a.hidden, 64, 512))?;
+            let hidden = positive("hidden", pick(a.hidden, 128, 512))?;
             let shape = CharModelShape {
                 cell: cell_of(a.cell.as_deref().unwrap_or("lstm"))?,
                 embed: (hidden / 2).clamp(16, 64),
@@ -136,7 +136,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
                 &text,
                 shape,
                 cfg,
-                positive("batch", pick(a.batch, 16, 64))?,
+                positive("batch", pick(a.batch, 32, 64))?,
                 positive("seq-len", pick(a.seq_len, 32, 64))?,
                 a.seed,
             )?

@@ -1,0 +1,643 @@
+//! `recur bench --compare`: joins benchmark lines from two sources on their shape and prints,
+//! shape by shape, how many times faster or slower one side is, and the geometric mean.
+//!
+//! A benchmark line is one JSON object, the schema `recur bench --json` and
+//! `benches/peers/torch_rnn.py` print: `engine`, `device`, the shape (`cell`, `input`,
+//! `hidden`, `layers`, `bidirectional`, `seq`, `batch`, `mode`) and `ms`, the median wall time
+//! of one call; other fields are ignored. Lines that do not start with `{` (logs) are skipped.
+//!
+//! The two sides are the *subject* (recur in this run, or the newer build) and the
+//! *reference* (the peer, or the baseline). Per shape, ratio = reference ms / subject ms: above
+//! 1 the subject is that many times faster. Everything here is pure except [`RowSet::read`];
+//! running the suite is `bench.rs`'s job.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use recur::bench::BenchShape;
+use serde::Deserialize;
+
+/// The shape a line measures: the keys rows are joined on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+pub struct Key {
+    /// `lstm`, `gru` or `rnn`.
+    pub cell: String,
+    /// Input features.
+    pub input: usize,
+    /// Hidden units.
+    pub hidden: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Two directions.
+    pub bidirectional: bool,
+    /// Sequence length T.
+    pub seq: usize,
+    /// Batch B.
+    pub batch: usize,
+    /// `forward` or `train`.
+    pub mode: String,
+}
+
+impl Key {
+    /// The label `recur bench` prints ([`BenchShape::label`]): `lstm I=64 H=128 L=1 T=32 B=16
+    /// train`, with ` bi` after the layers for two directions.
+    pub fn label(&self) -> String {
+        format!(
+            "{} I={} H={} L={}{} T={} B={} {}",
+            self.cell,
+            self.input,
+            self.hidden,
+            self.layers,
+            if self.bidirectional { " bi" } else { "" },
+            self.seq,
+            self.batch,
+            self.mode
+        )
+    }
+}
+
+impl From<&BenchShape> for Key {
+    fn from(s: &BenchShape) -> Self {
+        Key {
+            cell: s.cell.clone(),
+            input: s.input,
+            hidden: s.hidden,
+            layers: s.layers,
+            bidirectional: s.bidirectional,
+            seq: s.seq,
+            batch: s.batch,
+            mode: s.mode.name().to_string(),
+        }
+    }
+}
+
+/// One benchmark line; fields besides these (`gpu_ms`, `phases_ms`, ...) are ignored.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Row {
+    /// Who measured it (`recur`, `torch-cpu`, `torch-cudnn`), when the line says.
+    pub engine: Option<String>,
+    /// On what (the adapter or the CUDA device name), when the line says.
+    pub device: Option<String>,
+    /// The shape.
+    #[serde(flatten)]
+    pub key: Key,
+    /// Median wall time of one call, ms; finite and positive.
+    pub ms: f64,
+}
+
+/// Parses benchmark lines. Every line that starts with `{` (after blanks) must be a benchmark
+/// object; others are skipped. Errors name `source` and the 1-based line number.
+pub fn parse_lines(text: &str, source: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            continue;
+        }
+        let n = i + 1;
+        let row: Row = serde_json::from_str(line).map_err(|e| {
+            // serde_json ends its message with "at line 1 column C" (of this one line).
+            let msg = e.to_string();
+            let msg = match msg.rsplit_once(" at line ") {
+                Some((m, _)) if e.line() > 0 => m.to_string(),
+                _ => msg,
+            };
+            anyhow!(
+                "{source} line {n}, column {}: not a benchmark line: {msg}",
+                e.column()
+            )
+        })?;
+        if !(row.ms.is_finite() && row.ms > 0.0) {
+            return Err(anyhow!(
+                "{source} line {n}: ms must be a positive time in milliseconds, got {}",
+                row.ms
+            ));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(anyhow!(
+            "{source}: no benchmark lines (one JSON object a line, as `recur bench --json` and \
+             benches/peers/torch_rnn.py print)"
+        ));
+    }
+    Ok(rows)
+}
+
+/// Rows by shape, in the order each shape first appears; a later line for a shape replaces an
+/// earlier one (so appending a rerun to a file updates it).
+#[derive(Clone, Debug, Default)]
+pub struct RowSet {
+    rows: Vec<Row>,
+    index: HashMap<Key, usize>,
+}
+
+impl RowSet {
+    /// The set of `rows`.
+    pub fn new(rows: Vec<Row>) -> Self {
+        let mut set = RowSet::default();
+        for row in rows {
+            match set.index.get(&row.key) {
+                Some(&i) => set.rows[i] = row,
+                None => {
+                    set.index.insert(row.key.clone(), set.rows.len());
+                    set.rows.push(row);
+                }
+            }
+        }
+        set
+    }
+
+    /// Reads and parses the benchmark lines of the file at `path`; errors name the path.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(RowSet::new(parse_lines(
+            &text,
+            &path.display().to_string(),
+        )?))
+    }
+
+    /// The row of shape `key`.
+    pub fn get(&self, key: &Key) -> Option<&Row> {
+        self.index.get(key).map(|&i| &self.rows[i])
+    }
+
+    /// The rows, one a shape.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// The engine every line names, if they agree on one.
+    pub fn engine(&self) -> Option<&str> {
+        let first = self.rows.first()?.engine.as_deref()?;
+        self.rows
+            .iter()
+            .all(|r| r.engine.as_deref() == Some(first))
+            .then_some(first)
+    }
+
+    /// Who measured on what: the distinct `engine on device` of the lines, `; `-separated.
+    pub fn describe(&self) -> String {
+        let mut seen: Vec<String> = Vec::new();
+        for r in &self.rows {
+            let d = format!(
+                "{} on {}",
+                r.engine.as_deref().unwrap_or("?"),
+                r.device.as_deref().unwrap_or("?")
+            );
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+        seen.join("; ")
+    }
+}
+
+/// One shape of the table and its time on each side (`None`: that side lacks the shape).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pair {
+    /// The shape.
+    pub key: Key,
+    /// The subject's ms.
+    pub subject_ms: Option<f64>,
+    /// The reference's ms.
+    pub reference_ms: Option<f64>,
+}
+
+impl Pair {
+    /// The subject's `row` and the reference's time for the same shape, if it has one.
+    pub fn of(row: &Row, reference: &RowSet) -> Self {
+        Pair {
+            key: row.key.clone(),
+            subject_ms: Some(row.ms),
+            reference_ms: reference.get(&row.key).map(|r| r.ms),
+        }
+    }
+
+    /// reference ms / subject ms, when both sides have the shape: above 1 the subject is
+    /// faster.
+    pub fn ratio(&self) -> Option<f64> {
+        Some(self.reference_ms? / self.subject_ms?)
+    }
+}
+
+/// Joins on the shape: the subject's shapes in its order, then the reference's shapes the
+/// subject lacks.
+pub fn join(subject: &RowSet, reference: &RowSet) -> Vec<Pair> {
+    let mut pairs: Vec<Pair> = subject
+        .rows()
+        .iter()
+        .map(|r| Pair::of(r, reference))
+        .collect();
+    pairs.extend(
+        reference
+            .rows()
+            .iter()
+            .filter(|r| subject.get(&r.key).is_none())
+            .map(|r| Pair {
+                key: r.key.clone(),
+                subject_ms: None,
+                reference_ms: Some(r.ms),
+            }),
+    );
+    pairs
+}
+
+/// exp(mean(ln x)); `None` for no values or any value that is not finite and positive.
+pub fn geometric_mean(xs: &[f64]) -> Option<f64> {
+    if xs.is_empty() || xs.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+        return None;
+    }
+    Some((xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp())
+}
+
+/// `x` with three significant digits and no exponent: `112`, `3.20`, `0.00896`.
+pub fn sig3(x: f64) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let digits = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.digits$}")
+}
+
+/// A ratio (reference / subject) in words: `3.20× faster`, `112× slower`, `as fast`.
+pub fn verdict(ratio: f64) -> String {
+    if (ratio - 1.0).abs() < 0.005 {
+        "as fast".to_string()
+    } else if ratio > 1.0 {
+        format!("{}× faster", sig3(ratio))
+    } else {
+        format!("{}× slower", sig3(1.0 / ratio))
+    }
+}
+
+/// `1 shape`, `2 shapes`.
+fn shapes(n: usize) -> String {
+    format!("{n} shape{}", if n == 1 { "" } else { "s" })
+}
+
+/// One side of a comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Side {
+    /// A short name for column heads and verdicts: `recur`, `torch-cpu`, a file's stem.
+    pub name: String,
+    /// Who measured on what, and from where.
+    pub about: String,
+}
+
+impl Side {
+    /// The side of a saved file: named by the file's stem, described by its lines.
+    pub fn of_file(path: &Path, rows: &RowSet) -> Self {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "file".to_string());
+        Side {
+            name,
+            about: format!("{}, from {}", rows.describe(), path.display()),
+        }
+    }
+}
+
+/// The table's layout: the two sides and the column widths.
+pub struct Table {
+    subject: Side,
+    reference: Side,
+    shape_width: usize,
+    ms_width: usize,
+}
+
+impl Table {
+    /// A table of `subject` against `reference` whose shape column fits `keys`; two sides of
+    /// the same name become `NAME (A)` and `NAME (B)`.
+    pub fn new<'a>(
+        mut subject: Side,
+        mut reference: Side,
+        keys: impl IntoIterator<Item = &'a Key>,
+    ) -> Self {
+        if subject.name == reference.name {
+            subject.name = format!("{} (A)", subject.name);
+            reference.name = format!("{} (B)", reference.name);
+        }
+        let shape_width = keys
+            .into_iter()
+            .map(|k| k.label().chars().count())
+            .fold(40, usize::max);
+        let ms_width = [&subject.name, &reference.name]
+            .iter()
+            .map(|n| n.chars().count() + 3)
+            .fold(10, usize::max);
+        Table {
+            subject,
+            reference,
+            shape_width,
+            ms_width,
+        }
+    }
+
+    /// What is compared, how to read the ratio, and the column heads.
+    pub fn header(&self) -> String {
+        let (s, r) = (&self.subject.name, &self.reference.name);
+        let (s_ms, r_ms) = (format!("{s} ms"), format!("{r} ms"));
+        format!(
+            "{s}: {}\n{r}: {}\nratio = {r} ms / {s} ms (median wall time of one call): above 1, \
+             {s} is faster\n{:<sw$} {:>mw$} {:>mw$} {:>9}  {s}",
+            self.subject.about,
+            self.reference.about,
+            "shape",
+            s_ms,
+            r_ms,
+            "ratio",
+            sw = self.shape_width,
+            mw = self.ms_width,
+        )
+    }
+
+    /// One shape: both times, the ratio and the verdict, or `missing` for a side without it.
+    pub fn row(&self, p: &Pair) -> String {
+        let ms = |x: Option<f64>| x.map_or_else(|| "missing".to_string(), |v| format!("{v:.3}"));
+        let (ratio, words) = p.ratio().map_or_else(
+            || ("-".to_string(), String::new()),
+            |q| (sig3(q), verdict(q)),
+        );
+        format!(
+            "{:<sw$} {:>mw$} {:>mw$} {:>9}  {words}",
+            p.key.label(),
+            ms(p.subject_ms),
+            ms(p.reference_ms),
+            ratio,
+            sw = self.shape_width,
+            mw = self.ms_width,
+        )
+        .trim_end()
+        .to_string()
+    }
+
+    /// The geometric mean of the ratios over the shapes both sides have, and how many shapes
+    /// only one side has; `None` when no shape is on both sides.
+    pub fn summary(&self, pairs: &[Pair]) -> Option<String> {
+        let ratios: Vec<f64> = pairs.iter().filter_map(Pair::ratio).collect();
+        let mean = geometric_mean(&ratios)?;
+        let (s, r) = (&self.subject.name, &self.reference.name);
+        let mut out = format!(
+            "geometric mean of {r} ms / {s} ms over {}: {} ({s} is {})",
+            shapes(ratios.len()),
+            sig3(mean),
+            verdict(mean)
+        );
+        let missing = pairs.len() - ratios.len();
+        if missing > 0 {
+            out.push_str(&format!(
+                "\n{} measured by one side only (missing) not in the mean",
+                shapes(missing)
+            ));
+        }
+        Some(out)
+    }
+
+    /// The whole table of `pairs`: header, rows and summary; `None` when no shape is on both
+    /// sides.
+    pub fn render(&self, pairs: &[Pair]) -> Option<String> {
+        let summary = self.summary(pairs)?;
+        let mut out = self.header();
+        for p in pairs {
+            out.push('\n');
+            out.push_str(&self.row(p));
+        }
+        out.push('\n');
+        out.push_str(&summary);
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(engine: &str, cell: &str, hidden: usize, mode: &str, ms: f64) -> String {
+        format!(
+            r#"{{"engine": "{engine}", "device": "dev", "cell": "{cell}", "input": 64, "hidden": {hidden}, "layers": 1, "bidirectional": false, "seq": 32, "batch": 16, "mode": "{mode}", "ms": {ms}}}"#
+        )
+    }
+
+    fn set(lines: &[String]) -> RowSet {
+        RowSet::new(parse_lines(&lines.join("\n"), "test").unwrap())
+    }
+
+    fn err(text: &str) -> String {
+        format!("{:#}", parse_lines(text, "peer.jsonl").unwrap_err())
+    }
+
+    fn side(name: &str) -> Side {
+        Side {
+            name: name.into(),
+            about: String::new(),
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn parse_should_skip_non_json_lines_and_ignore_extra_fields() {
+        let text = format!(
+            "torch 2.5 on cpu\n\n{}\n  {}\nwarning: something\n",
+            line("recur", "lstm", 128, "train", 4.0),
+            r#"{"engine": "recur", "cell": "gru", "input": 8, "hidden": 16, "layers": 2, "bidirectional": true, "seq": 5, "batch": 3, "mode": "forward", "ms": 1.5, "gpu_ms": 1.2, "phases_ms": {"steps": 1.0}}"#
+        );
+        let rows = parse_lines(&text, "x").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].key.label(), "lstm I=64 H=128 L=1 T=32 B=16 train");
+        assert_eq!(rows[0].ms, 4.0);
+        assert_eq!(rows[1].key.label(), "gru I=8 H=16 L=2 bi T=5 B=3 forward");
+        assert_eq!(rows[1].device, None);
+    }
+
+    #[test]
+    fn parse_should_name_the_line_of_a_malformed_object() {
+        let good = line("torch-cpu", "lstm", 128, "train", 4.0);
+        // Cut short.
+        let e = err(&format!("header\n{good}\n{{\"cell\": \"lstm\", "));
+        assert!(e.contains("peer.jsonl line 3"), "{e}");
+        // A missing field.
+        let e = err(&format!("{good}\n{}", good.replace(r#", "ms": 4"#, "")));
+        assert!(e.contains("peer.jsonl line 2") && e.contains("`ms`"), "{e}");
+        // A field of the wrong type.
+        let e = err(&good.replace(r#""hidden": 128"#, r#""hidden": "big""#));
+        assert!(e.contains("peer.jsonl line 1"), "{e}");
+        // A time that cannot be divided by.
+        let e = err(&format!("\n{}", good.replace(r#""ms": 4"#, r#""ms": 0"#)));
+        assert!(
+            e.contains("peer.jsonl line 2") && e.contains("positive"),
+            "{e}"
+        );
+        // Nothing to compare.
+        let e = err("just a log\n");
+        assert!(e.contains("peer.jsonl: no benchmark lines"), "{e}");
+    }
+
+    #[test]
+    fn read_should_name_a_missing_file() {
+        let e = RowSet::read(Path::new("/nonexistent/peer.jsonl")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("/nonexistent/peer.jsonl"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn a_later_line_should_replace_an_earlier_one_of_the_same_shape() {
+        let s = set(&[
+            line("recur", "lstm", 128, "train", 4.0),
+            line("recur", "gru", 128, "train", 3.0),
+            line("recur", "lstm", 128, "train", 5.0),
+        ]);
+        assert_eq!(s.rows().len(), 2);
+        assert_eq!(s.rows()[0].key.cell, "lstm");
+        assert_eq!(s.rows()[0].ms, 5.0);
+    }
+
+    #[test]
+    fn join_should_match_shapes_whatever_their_order() {
+        let ours = set(&[
+            line("recur", "lstm", 128, "forward", 2.0),
+            line("recur", "lstm", 128, "train", 4.0),
+        ]);
+        let peer = set(&[
+            line("torch-cpu", "lstm", 128, "train", 32.0),
+            line("torch-cpu", "lstm", 128, "forward", 1.0),
+        ]);
+        let pairs = join(&ours, &peer);
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs[0].key.mode, "forward");
+        assert_eq!(pairs[0].ratio(), Some(0.5));
+        assert_eq!(pairs[1].key.mode, "train");
+        assert_eq!(pairs[1].ratio(), Some(8.0));
+        // Same cell and mode but another hidden size is another shape.
+        let other = set(&[line("torch-cpu", "lstm", 256, "train", 1.0)]);
+        assert!(join(&ours, &other).iter().all(|p| p.ratio().is_none()));
+    }
+
+    #[test]
+    fn a_shape_on_one_side_should_show_as_missing_and_stay_out_of_the_mean() {
+        let ours = set(&[
+            line("recur", "lstm", 128, "train", 4.0),
+            line("recur", "gru", 128, "train", 1.0),
+        ]);
+        let peer = set(&[
+            line("torch-cpu", "lstm", 128, "train", 8.0),
+            line("torch-cpu", "rnn", 128, "train", 9.0),
+        ]);
+        let pairs = join(&ours, &peer);
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(
+            (pairs[1].key.cell.as_str(), pairs[1].reference_ms),
+            ("gru", None)
+        );
+        assert_eq!(
+            (pairs[2].key.cell.as_str(), pairs[2].subject_ms),
+            ("rnn", None)
+        );
+        let table = Table::new(
+            side("recur"),
+            side("torch-cpu"),
+            pairs.iter().map(|p| &p.key),
+        );
+        let row = table.row(&pairs[1]);
+        assert!(
+            row.starts_with("gru I=64") && row.contains("missing"),
+            "{row}"
+        );
+        assert!(table.row(&pairs[2]).contains("missing"));
+        let summary = table.summary(&pairs).unwrap();
+        assert!(summary.contains("over 1 shape: 2.00"), "{summary}");
+        assert!(summary.contains("recur is 2.00× faster"), "{summary}");
+        assert!(
+            summary.contains("2 shapes measured by one side only"),
+            "{summary}"
+        );
+        // No shape in common: no mean, and the caller says why.
+        let none = join(&ours, &set(&[line("torch-cpu", "rnn", 128, "train", 9.0)]));
+        assert_eq!(table.summary(&none), None);
+        assert_eq!(table.render(&none), None);
+    }
+
+    #[test]
+    fn geometric_mean_should_match_known_values() {
+        assert!(close(geometric_mean(&[2.0, 8.0]).unwrap(), 4.0));
+        assert!(close(geometric_mean(&[1.0, 10.0, 100.0]).unwrap(), 10.0));
+        assert!(close(geometric_mean(&[0.5, 2.0]).unwrap(), 1.0));
+        assert!(close(geometric_mean(&[3.0]).unwrap(), 3.0));
+        assert_eq!(geometric_mean(&[]), None);
+        assert_eq!(geometric_mean(&[1.0, 0.0]), None);
+        assert_eq!(geometric_mean(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn the_table_should_show_ratios_in_words() {
+        let ours = set(&[
+            line("recur", "lstm", 128, "forward", 225.5),
+            line("recur", "lstm", 128, "train", 2.0),
+        ]);
+        let peer = set(&[
+            line("torch-cpu", "lstm", 128, "forward", 2.02),
+            line("torch-cpu", "lstm", 128, "train", 6.4),
+        ]);
+        let pairs = join(&ours, &peer);
+        let table = Table::new(
+            Side::of_file(Path::new("out/new.jsonl"), &ours),
+            Side::of_file(Path::new("out/old.jsonl"), &peer),
+            pairs.iter().map(|p| &p.key),
+        );
+        let text = table.render(&pairs).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "new: recur on dev, from out/new.jsonl");
+        assert_eq!(lines[1], "old: torch-cpu on dev, from out/old.jsonl");
+        assert!(
+            lines[2].starts_with("ratio = old ms / new ms"),
+            "{}",
+            lines[2]
+        );
+        assert!(lines[3].contains("new ms") && lines[3].contains("old ms"));
+        assert!(lines[4].contains("225.500") && lines[4].contains("2.020"));
+        assert!(lines[4].ends_with("0.00896  112× slower"), "{}", lines[4]);
+        assert!(lines[5].ends_with("3.20  3.20× faster"), "{}", lines[5]);
+        // sqrt(0.008958 * 3.2) = 0.1693
+        assert!(
+            lines[6].contains("over 2 shapes: 0.169 (new is 5.91× slower)"),
+            "{}",
+            lines[6]
+        );
+        assert_eq!(lines.len(), 7);
+    }
+
+    #[test]
+    fn sides_of_the_same_name_should_be_told_apart() {
+        let table = Table::new(side("recur"), side("recur"), []);
+        assert!(table.header().contains("recur (B) ms / recur (A) ms"));
+    }
+
+    #[test]
+    fn key_labels_should_match_the_suite_labels() {
+        for name in ["cpu", "gpu"] {
+            for s in recur::bench::suite(name).unwrap() {
+                assert_eq!(Key::from(&s).label(), s.label());
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_should_keep_three_significant_digits() {
+        assert_eq!(sig3(112.4), "112");
+        assert_eq!(sig3(3.2), "3.20");
+        assert_eq!(sig3(0.008958), "0.00896");
+        assert_eq!(sig3(24084.7), "24085");
+        assert_eq!(verdict(1.0), "as fast");
+        assert_eq!(verdict(0.5), "2.00× slower");
+        assert_eq!(verdict(10.0), "10.0× faster");
+    }
+}
