@@ -131,7 +131,7 @@ fn vec4_kernel(g: &Gemm) -> Option<&'static KernelDesc> {
         g.bias.map_or(0, |b| b.1),
     ]
     .iter()
-    .all(|x| x % 4 == 0);
+    .all(|x| x.is_multiple_of(4));
     match (aligned, g.trans_a, g.trans_b) {
         (true, false, false) => Some(&MATMUL_NN_VEC4),
         (true, false, true) => Some(&MATMUL_NT_VEC4),

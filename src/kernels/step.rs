@@ -174,7 +174,11 @@ impl StepFamily {
     ) -> Self {
         if !direct {
             StepFamily::Tiled
-        } else if !proj && hidden % 4 == 0 && state % 4 == 0 && offsets.iter().all(|o| o % 4 == 0) {
+        } else if !proj
+            && hidden.is_multiple_of(4)
+            && state.is_multiple_of(4)
+            && offsets.iter().all(|o| o.is_multiple_of(4))
+        {
             StepFamily::Vec4
         } else {
             StepFamily::Direct
