@@ -18,9 +18,10 @@
 // recurrent product: dg for the RNN and the LSTM, dg_h for the GRU. Per 4 r: four vec4s of
 // W_hh (rows r, adjacent across x) and NB of dg_rec, 16*NB FMAs.
 //
-// Rows past the batch read row B-1 (in bounds) and store nothing.
+// Rows past the batch are skipped in the products and store nothing.
 
-const NB: u32 = 4u;
+// NB, the batch rows an invocation owns (4, or 1 for a batch of one), is prepended by the
+// shader registry (src/kernels/mod.rs): this file is built once for each.
 // Gate rows per hidden unit of each cell.
 const G_RNN: u32 = 1u;
 const G_LSTM: u32 = 4u;
@@ -51,16 +52,17 @@ fn tanh4(x: vec4<f32>) -> vec4<f32> {
 }
 
 // acc[r][g]: units j0..j0+3 of gate g for row b0 + r, over the first `ng` gates.
-fn forward_product(b0: u32, j0: u32, ng: u32) -> array<array<vec4<f32>, 4>, NB> {
-    let S = p.state;
-    let H = p.hidden;
+fn forward_product(sp: StepParams, b0: u32, j0: u32, ng: u32) -> array<array<vec4<f32>, 4>, NB> {
+    let S = sp.state;
+    let H = sp.hidden;
     let ks = S / 4u;
+    let rows = min(NB, sp.batch - b0);
     var hrow: array<u32, NB>;
     for (var r = 0u; r < NB; r++) {
-        hrow[r] = (p.hprev_off + min(b0 + r, p.batch - 1u) * S) / 4u;
+        hrow[r] = (sp.hprev_off + min(b0 + r, sp.batch - 1u) * S) / 4u;
     }
     // W_hh row of gate g, unit j0 + u: (whh_off + (g*H + j0 + u) * S) / 4.
-    let w0 = (p.whh_off + j0 * S) / 4u;
+    let w0 = (sp.whh_off + j0 * S) / 4u;
     let gstride = H * ks;
     var acc: array<array<vec4<f32>, 4>, NB>;
     for (var kq = 0u; kq < ks; kq++) {
@@ -76,7 +78,11 @@ fn forward_product(b0: u32, j0: u32, ng: u32) -> array<array<vec4<f32>, 4>, NB> 
                 let wc = params[wi + 2u * ks];
                 let wd = params[wi + 3u * ks];
                 for (var r = 0u; r < NB; r++) {
-                    acc[r][g] += vec4<f32>(dot(hv[r], wa), dot(hv[r], wb), dot(hv[r], wc), dot(hv[r], wd));
+                    // Rows past the batch are skipped (B < NB: small batches pay for their
+                    // own rows only).
+                    if r < rows {
+                        acc[r][g] += vec4<f32>(dot(hv[r], wa), dot(hv[r], wb), dot(hv[r], wc), dot(hv[r], wd));
+                    }
                 }
             }
         }
@@ -85,69 +91,65 @@ fn forward_product(b0: u32, j0: u32, ng: u32) -> array<array<vec4<f32>, 4>, NB> 
 }
 
 // b_hh of gate g for units j0..j0+3, or zero without a bias.
-fn bias_hh(g: u32, j0: u32) -> vec4<f32> {
-    if (p.flags & HAS_BIAS) == 0u {
+fn bias_hh(sp: StepParams, g: u32, j0: u32) -> vec4<f32> {
+    if (sp.flags & HAS_BIAS) == 0u {
         return vec4<f32>(0.0);
     }
-    return params[(p.bhh_off + g * p.hidden + j0) / 4u];
+    return params[(sp.bhh_off + g * sp.hidden + j0) / 4u];
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn rnn_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let H = p.hidden;
-    let j0 = gid.x * 4u;
-    let b0 = gid.y * NB;
-    if j0 >= H || b0 >= p.batch {
+// One step of the RNN for units j0..j0+3 of rows b0..b0+NB-1.
+fn rnn_forward4(sp: StepParams, j0: u32, b0: u32) {
+    let H = sp.hidden;
+    if j0 >= H || b0 >= sp.batch {
         return;
     }
-    let acc = forward_product(b0, j0, G_RNN);
-    let bh = bias_hh(0u, j0);
+    let acc = forward_product(sp, b0, j0, G_RNN);
+    let bh = bias_hh(sp, 0u, j0);
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
-        if b < p.batch {
-            let pre = acc[r][0] + bh + gx[(p.gx_off + b * H + j0) / 4u];
+        if b < sp.batch {
+            let pre = acc[r][0] + bh + gx[(sp.gx_off + b * H + j0) / 4u];
             var h: vec4<f32>;
-            if (p.flags & RELU) != 0u {
+            if (sp.flags & RELU) != 0u {
                 h = max(pre, vec4<f32>(0.0));
             } else {
                 h = tanh4(pre);
             }
-            hs[(p.hout_off + b * H + j0) / 4u] = h;
-            y[(p.y_off + b * p.y_stride + j0) / 4u] = h;
+            hs[(sp.hout_off + b * H + j0) / 4u] = h;
+            y[(sp.y_off + b * sp.y_stride + j0) / 4u] = h;
         }
     }
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn lstm_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let H = p.hidden;
+// One step of the LSTM for units j0..j0+3 of rows b0..b0+NB-1.
+fn lstm_forward4(sp: StepParams, j0: u32, b0: u32) {
+    let H = sp.hidden;
     let GH = G_LSTM * H;
-    let j0 = gid.x * 4u;
-    let b0 = gid.y * NB;
-    if j0 >= H || b0 >= p.batch {
+    if j0 >= H || b0 >= sp.batch {
         return;
     }
-    let acc = forward_product(b0, j0, G_LSTM);
+    let acc = forward_product(sp, b0, j0, G_LSTM);
     var bh: array<vec4<f32>, 4>;
     for (var g = 0u; g < G_LSTM; g++) {
-        bh[g] = bias_hh(g, j0);
+        bh[g] = bias_hh(sp, g, j0);
     }
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
-        if b < p.batch {
-            let xb = (p.gx_off + b * GH + j0) / 4u;
+        if b < sp.batch {
+            let xb = (sp.gx_off + b * GH + j0) / 4u;
             let hq = H / 4u;
             let i = sigmoid4(acc[r][0] + bh[0] + gx[xb]);
             let f = sigmoid4(acc[r][1] + bh[1] + gx[xb + hq]);
             let gg = tanh4(acc[r][2] + bh[2] + gx[xb + 2u * hq]);
             let o = sigmoid4(acc[r][3] + bh[3] + gx[xb + 3u * hq]);
-            let c = f * cs[(p.cprev_off + b * H + j0) / 4u] + i * gg;
+            let c = f * cs[(sp.cprev_off + b * H + j0) / 4u] + i * gg;
             let h = o * tanh4(c);
-            cs[(p.cout_off + b * H + j0) / 4u] = c;
-            hs[(p.hout_off + b * H + j0) / 4u] = h;
-            y[(p.y_off + b * p.y_stride + j0) / 4u] = h;
-            if (p.flags & SAVE) != 0u {
-                let a = (p.act_off + b * GH + j0) / 4u;
+            cs[(sp.cout_off + b * H + j0) / 4u] = c;
+            hs[(sp.hout_off + b * H + j0) / 4u] = h;
+            y[(sp.y_off + b * sp.y_stride + j0) / 4u] = h;
+            if (sp.flags & SAVE) != 0u {
+                let a = (sp.act_off + b * GH + j0) / 4u;
                 acts[a] = i;
                 acts[a + hq] = f;
                 acts[a + 2u * hq] = gg;
@@ -157,35 +159,33 @@ fn lstm_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn gru_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let H = p.hidden;
+// One step of the GRU for units j0..j0+3 of rows b0..b0+NB-1.
+fn gru_forward4(sp: StepParams, j0: u32, b0: u32) {
+    let H = sp.hidden;
     let GH = G_GRU * H;
-    let j0 = gid.x * 4u;
-    let b0 = gid.y * NB;
-    if j0 >= H || b0 >= p.batch {
+    if j0 >= H || b0 >= sp.batch {
         return;
     }
-    let acc = forward_product(b0, j0, G_GRU);
+    let acc = forward_product(sp, b0, j0, G_GRU);
     var bh: array<vec4<f32>, 3>;
     for (var g = 0u; g < G_GRU; g++) {
-        bh[g] = bias_hh(g, j0);
+        bh[g] = bias_hh(sp, g, j0);
     }
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
-        if b < p.batch {
-            let xb = (p.gx_off + b * GH + j0) / 4u;
+        if b < sp.batch {
+            let xb = (sp.gx_off + b * GH + j0) / 4u;
             let hq = H / 4u;
             // b_hn stays inside the reset product (PyTorch's form).
             let ghn = acc[r][2] + bh[2];
             let rg = sigmoid4(gx[xb] + acc[r][0] + bh[0]);
             let z = sigmoid4(gx[xb + hq] + acc[r][1] + bh[1]);
             let n = tanh4(gx[xb + 2u * hq] + rg * ghn);
-            let h = (1.0 - z) * n + z * hs[(p.hprev_off + b * H + j0) / 4u];
-            hs[(p.hout_off + b * H + j0) / 4u] = h;
-            y[(p.y_off + b * p.y_stride + j0) / 4u] = h;
-            if (p.flags & SAVE) != 0u {
-                let a = (p.act_off + b * 4u * H + j0) / 4u;
+            let h = (1.0 - z) * n + z * hs[(sp.hprev_off + b * H + j0) / 4u];
+            hs[(sp.hout_off + b * H + j0) / 4u] = h;
+            y[(sp.y_off + b * sp.y_stride + j0) / 4u] = h;
+            if (sp.flags & SAVE) != 0u {
+                let a = (sp.act_off + b * 4u * H + j0) / 4u;
                 acts[a] = rg;
                 acts[a + hq] = z;
                 acts[a + 2u * hq] = n;
@@ -212,19 +212,20 @@ fn gru_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // dh[b0 + r, k0..k0+3] from the previous step's gate gradients (`rows` of them per batch
 // row), zero at the first step processed.
-fn backward_product(b0: u32, k0: u32, rows: u32) -> array<vec4<f32>, NB> {
+fn backward_product(sq: StepBackParams, b0: u32, k0: u32, rows: u32) -> array<vec4<f32>, NB> {
     var acc: array<vec4<f32>, NB>;
-    if (q.flags & HAS_NEXT) == 0u {
+    if (sq.flags & HAS_NEXT) == 0u {
         return acc;
     }
-    let H = q.hidden;
+    let H = sq.hidden;
     let hq = H / 4u;
     let rq = rows / 4u;
+    let nrows = min(NB, sq.batch - b0);
     var drow: array<u32, NB>;
     for (var r = 0u; r < NB; r++) {
-        drow[r] = (q.dgn_off + min(b0 + r, q.batch - 1u) * rows) / 4u;
+        drow[r] = (sq.dgn_off + min(b0 + r, sq.batch - 1u) * rows) / 4u;
     }
-    var wi = (q.whh_off + k0) / 4u;
+    var wi = (sq.whh_off + k0) / 4u;
     for (var s = 0u; s < rq; s++) {
         let w0 = bparams[wi];
         let w1 = bparams[wi + hq];
@@ -232,73 +233,71 @@ fn backward_product(b0: u32, k0: u32, rows: u32) -> array<vec4<f32>, NB> {
         let w3 = bparams[wi + 3u * hq];
         wi += 4u * hq;
         for (var r = 0u; r < NB; r++) {
-            let d = dg_rec[drow[r] + s];
-            acc[r] = fma(vec4<f32>(d.x), w0, acc[r]);
-            acc[r] = fma(vec4<f32>(d.y), w1, acc[r]);
-            acc[r] = fma(vec4<f32>(d.z), w2, acc[r]);
-            acc[r] = fma(vec4<f32>(d.w), w3, acc[r]);
+            if r < nrows {
+                let d = dg_rec[drow[r] + s];
+                acc[r] = fma(vec4<f32>(d.x), w0, acc[r]);
+                acc[r] = fma(vec4<f32>(d.y), w1, acc[r]);
+                acc[r] = fma(vec4<f32>(d.z), w2, acc[r]);
+                acc[r] = fma(vec4<f32>(d.w), w3, acc[r]);
+            }
         }
     }
     return acc;
 }
 
 // dy + carry_h for row b, units k0..k0+3.
-fn dh_in(b: u32, k0: u32) -> vec4<f32> {
-    return dy[(q.dy_off + b * q.dy_stride + k0) / 4u] + carry_h[(q.carry_off + b * q.hidden + k0) / 4u];
+fn dh_in(sq: StepBackParams, b: u32, k0: u32) -> vec4<f32> {
+    return dy[(sq.dy_off + b * sq.dy_stride + k0) / 4u] + carry_h[(sq.carry_off + b * sq.hidden + k0) / 4u];
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn rnn_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let H = q.hidden;
-    let k0 = gid.x * 4u;
-    let b0 = gid.y * NB;
-    if k0 >= H || b0 >= q.batch {
+// One backward step of the RNN for units k0..k0+3 of rows b0..b0+NB-1.
+fn rnn_backward4(sq: StepBackParams, k0: u32, b0: u32) {
+    let H = sq.hidden;
+    if k0 >= H || b0 >= sq.batch {
         return;
     }
-    let acc = backward_product(b0, k0, G_RNN * H);
+    let acc = backward_product(sq, b0, k0, G_RNN * H);
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
-        if b < q.batch {
-            let dh = acc[r] + dh_in(b, k0);
-            let h = bstates[(q.hout_off + b * H + k0) / 4u];
+        if b < sq.batch {
+            let dh = acc[r] + dh_in(sq, b, k0);
+            let h = bstates[(sq.hout_off + b * H + k0) / 4u];
             var da: vec4<f32>;
-            if (q.flags & RELU) != 0u {
+            if (sq.flags & RELU) != 0u {
                 da = select(vec4<f32>(0.0), dh, h > vec4<f32>(0.0));
             } else {
                 da = dh * (1.0 - h * h);
             }
-            dg_rec[(q.dg_off + b * H + k0) / 4u] = da;
-            carry_h[(q.carry_off + b * H + k0) / 4u] = vec4<f32>(0.0);
+            dg_rec[(sq.dg_off + b * H + k0) / 4u] = da;
+            carry_h[(sq.carry_off + b * H + k0) / 4u] = vec4<f32>(0.0);
         }
     }
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn lstm_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let H = q.hidden;
+// One backward step of the LSTM for units k0..k0+3 of rows b0..b0+NB-1.
+fn lstm_backward4(sq: StepBackParams, k0: u32, b0: u32) {
+    let H = sq.hidden;
     let GH = G_LSTM * H;
     let hq = H / 4u;
-    let k0 = gid.x * 4u;
-    let b0 = gid.y * NB;
-    if k0 >= H || b0 >= q.batch {
+    if k0 >= H || b0 >= sq.batch {
         return;
     }
-    let acc = backward_product(b0, k0, GH);
+    let acc = backward_product(sq, b0, k0, GH);
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
-        if b < q.batch {
-            let ci = (q.carry_off + b * H + k0) / 4u;
-            let dh = acc[r] + dh_in(b, k0);
-            let a = (q.act_off + b * GH + k0) / 4u;
+        if b < sq.batch {
+            let ci = (sq.carry_off + b * H + k0) / 4u;
+            let dh = acc[r] + dh_in(sq, b, k0);
+            let a = (sq.act_off + b * GH + k0) / 4u;
             let i = bacts[a];
             let f = bacts[a + hq];
             let gg = bacts[a + 2u * hq];
             let o = bacts[a + 3u * hq];
-            let c = bstates[(q.cout_off + b * H + k0) / 4u];
-            let c_prev = bstates[(q.cprev_off + b * H + k0) / 4u];
+            let c = bstates[(sq.cout_off + b * H + k0) / 4u];
+            let c_prev = bstates[(sq.cprev_off + b * H + k0) / 4u];
             let tc = tanh4(c);
             let dc = aux[ci] + dh * o * (1.0 - tc * tc);
-            let d = (q.dg_off + b * GH + k0) / 4u;
+            let d = (sq.dg_off + b * GH + k0) / 4u;
             dg_rec[d] = dc * gg * i * (1.0 - i);
             dg_rec[d + hq] = dc * c_prev * f * (1.0 - f);
             dg_rec[d + 2u * hq] = dc * i * (1.0 - gg * gg);
@@ -309,32 +308,30 @@ fn lstm_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-@compute @workgroup_size(8, 1, 1)
-fn gru_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let H = q.hidden;
+// One backward step of the GRU for units k0..k0+3 of rows b0..b0+NB-1.
+fn gru_backward4(sq: StepBackParams, k0: u32, b0: u32) {
+    let H = sq.hidden;
     let GH = G_GRU * H;
     let hq = H / 4u;
-    let k0 = gid.x * 4u;
-    let b0 = gid.y * NB;
-    if k0 >= H || b0 >= q.batch {
+    if k0 >= H || b0 >= sq.batch {
         return;
     }
-    let acc = backward_product(b0, k0, GH);
+    let acc = backward_product(sq, b0, k0, GH);
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
-        if b < q.batch {
-            let ci = (q.carry_off + b * H + k0) / 4u;
-            let dh = acc[r] + dh_in(b, k0);
-            let a = (q.act_off + b * 4u * H + k0) / 4u;
+        if b < sq.batch {
+            let ci = (sq.carry_off + b * H + k0) / 4u;
+            let dh = acc[r] + dh_in(sq, b, k0);
+            let a = (sq.act_off + b * 4u * H + k0) / 4u;
             let rg = bacts[a];
             let z = bacts[a + hq];
             let n = bacts[a + 2u * hq];
             let ghn = bacts[a + 3u * hq];
-            let h_prev = bstates[(q.hprev_off + b * H + k0) / 4u];
+            let h_prev = bstates[(sq.hprev_off + b * H + k0) / 4u];
             let dan = dh * (1.0 - z) * (1.0 - n * n);
             let dar = dan * ghn * rg * (1.0 - rg);
             let daz = dh * (h_prev - n) * z * (1.0 - z);
-            let d = (q.dg_off + b * GH + k0) / 4u;
+            let d = (sq.dg_off + b * GH + k0) / 4u;
             aux[d] = dar;
             aux[d + hq] = daz;
             aux[d + 2u * hq] = dan;
@@ -343,5 +340,127 @@ fn gru_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
             dg_rec[d + 2u * hq] = dan * rg;
             carry_h[ci] = dh * z;
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// entries: one step per dispatch (grid: units/4 x rows/NB), or a whole sequence in one
+// workgroup (the plan's per-step parameters in a storage array at binding 7 or 16, in the
+// order the steps run; a storage barrier between steps). The sequence form is for steps small
+// enough that one workgroup computes them faster than a CPU adapter dispatches them: within
+// one workgroup the barrier is portable, across workgroups nothing orders the steps.
+
+@group(0) @binding(7) var<storage, read> fwd_steps: array<StepParams>;
+@group(0) @binding(16) var<storage, read> bwd_steps: array<StepBackParams>;
+
+// Invocations of the sequence kernels' one workgroup.
+const SEQ_WG: u32 = 16u;
+
+// Blocks of (4 units, NB rows) in a step, and the first unit and row of block v.
+fn block_count(hidden: u32, batch: u32) -> u32 {
+    return (hidden / 4u) * ((batch + NB - 1u) / NB);
+}
+
+fn block_unit(v: u32, hidden: u32) -> u32 {
+    return (v % (hidden / 4u)) * 4u;
+}
+
+fn block_row(v: u32, hidden: u32) -> u32 {
+    return (v / (hidden / 4u)) * NB;
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn rnn_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    rnn_forward4(p, gid.x * 4u, gid.y * NB);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn lstm_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    lstm_forward4(p, gid.x * 4u, gid.y * NB);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn gru_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    gru_forward4(p, gid.x * 4u, gid.y * NB);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn rnn_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    rnn_backward4(q, gid.x * 4u, gid.y * NB);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn lstm_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    lstm_backward4(q, gid.x * 4u, gid.y * NB);
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn gru_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    gru_backward4(q, gid.x * 4u, gid.y * NB);
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn rnn_sequence_forward_vec4(@builtin(local_invocation_index) lane: u32) {
+    for (var s = 0u; s < arrayLength(&fwd_steps); s++) {
+        let sp = fwd_steps[s];
+        for (var v = lane; v < block_count(sp.hidden, sp.batch); v += SEQ_WG) {
+            rnn_forward4(sp, block_unit(v, sp.hidden), block_row(v, sp.hidden));
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn lstm_sequence_forward_vec4(@builtin(local_invocation_index) lane: u32) {
+    for (var s = 0u; s < arrayLength(&fwd_steps); s++) {
+        let sp = fwd_steps[s];
+        for (var v = lane; v < block_count(sp.hidden, sp.batch); v += SEQ_WG) {
+            lstm_forward4(sp, block_unit(v, sp.hidden), block_row(v, sp.hidden));
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn gru_sequence_forward_vec4(@builtin(local_invocation_index) lane: u32) {
+    for (var s = 0u; s < arrayLength(&fwd_steps); s++) {
+        let sp = fwd_steps[s];
+        for (var v = lane; v < block_count(sp.hidden, sp.batch); v += SEQ_WG) {
+            gru_forward4(sp, block_unit(v, sp.hidden), block_row(v, sp.hidden));
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn rnn_sequence_backward_vec4(@builtin(local_invocation_index) lane: u32) {
+    for (var s = 0u; s < arrayLength(&bwd_steps); s++) {
+        let sq = bwd_steps[s];
+        for (var v = lane; v < block_count(sq.hidden, sq.batch); v += SEQ_WG) {
+            rnn_backward4(sq, block_unit(v, sq.hidden), block_row(v, sq.hidden));
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn lstm_sequence_backward_vec4(@builtin(local_invocation_index) lane: u32) {
+    for (var s = 0u; s < arrayLength(&bwd_steps); s++) {
+        let sq = bwd_steps[s];
+        for (var v = lane; v < block_count(sq.hidden, sq.batch); v += SEQ_WG) {
+            lstm_backward4(sq, block_unit(v, sq.hidden), block_row(v, sq.hidden));
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(16, 1, 1)
+fn gru_sequence_backward_vec4(@builtin(local_invocation_index) lane: u32) {
+    for (var s = 0u; s < arrayLength(&bwd_steps); s++) {
+        let sq = bwd_steps[s];
+        for (var v = lane; v < block_count(sq.hidden, sq.batch); v += SEQ_WG) {
+            gru_backward4(sq, block_unit(v, sq.hidden), block_row(v, sq.hidden));
+        }
+        storageBarrier();
     }
 }

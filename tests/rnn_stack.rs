@@ -223,6 +223,23 @@ fn cases(cell: CellKind) -> Vec<Case> {
             batch: 5,
             with_state: true,
         },
+        // Steps too large for one workgroup (33 x 3 blocks of 4 units x 4 rows): the vec4
+        // kernels one dispatch a step; the cases above and below run every step in one
+        // dispatch (step::whole_sequence).
+        Case {
+            cfg: RnnConfig::new(cell, 5, 132).bidirectional(true),
+            seq: 3,
+            batch: 9,
+            with_state: true,
+        },
+        // The one-row build of the vec4 kernels, one dispatch a step (B=1, steps too large
+        // for one workgroup).
+        Case {
+            cfg: RnnConfig::new(cell, 6, 132).layers(2),
+            seq: 3,
+            batch: 1,
+            with_state: false,
+        },
         // The vec4 kernels at batch 1 without bias, batch-first, several workgroups of units.
         Case {
             cfg: RnnConfig::new(cell, 12, 36).bias(false).batch_first(true),

@@ -33,8 +33,10 @@ pub enum Shader {
     Lstm,
     /// `shaders/gru.wgsl`
     Gru,
-    /// `shaders/step_vec4.wgsl`
+    /// `shaders/step_vec4.wgsl` with 4 batch rows an invocation
     StepVec4,
+    /// `shaders/step_vec4.wgsl` with 1 batch row an invocation
+    StepVec4Row,
     /// `shaders/embedding.wgsl`
     Embedding,
     /// `shaders/loss.wgsl`
@@ -51,7 +53,7 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 13] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -59,6 +61,7 @@ impl Shader {
         Shader::Lstm,
         Shader::Gru,
         Shader::StepVec4,
+        Shader::StepVec4Row,
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
@@ -67,7 +70,8 @@ impl Shader {
         Shader::Sample,
     ];
 
-    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl`).
+    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl`, the
+    /// vec4 step file also with its rows-per-invocation constant `NB`).
     pub fn source(self) -> &'static str {
         match self {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
@@ -87,6 +91,12 @@ impl Shader {
             ),
             Shader::StepVec4 => concat!(
                 include_str!("../../shaders/step_common.wgsl"),
+                "const NB: u32 = 4u;\n",
+                include_str!("../../shaders/step_vec4.wgsl")
+            ),
+            Shader::StepVec4Row => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                "const NB: u32 = 1u;\n",
                 include_str!("../../shaders/step_vec4.wgsl")
             ),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
@@ -107,7 +117,7 @@ impl Shader {
             Shader::Rnn => "rnn.wgsl",
             Shader::Lstm => "lstm.wgsl",
             Shader::Gru => "gru.wgsl",
-            Shader::StepVec4 => "step_vec4.wgsl",
+            Shader::StepVec4 | Shader::StepVec4Row => "step_vec4.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",

@@ -153,15 +153,19 @@ pub enum StepFamily {
     Tiled,
     /// One (row, unit) an invocation, scalar loads, no workgroup memory (CPU adapters).
     Direct,
-    /// Four units of four rows an invocation on vec4-typed storage (CPU adapters, when
-    /// [`StepFamily::choose`] finds the sizes and offsets aligned).
-    Vec4,
+    /// Four units of `rows` batch rows an invocation on vec4-typed storage (CPU adapters,
+    /// when [`StepFamily::choose`] finds the sizes and offsets aligned): 4 rows share each
+    /// load of W_hh; a batch of one gets a build of the kernels for one row.
+    Vec4 {
+        /// Batch rows an invocation owns: 4, or 1 for a batch of one.
+        rows: usize,
+    },
 }
 
 impl StepFamily {
-    /// The family for hidden size `hidden`, state width `state` (H, or P with a projection)
-    /// and the element offsets of the (layer, direction)'s recurrent weights and bias in
-    /// the flat parameters. `direct` is [`crate::Gpu::prefers_direct_kernels`]. The vec4
+    /// The family for hidden size `hidden`, state width `state` (H, or P with a projection),
+    /// batch `batch` and the element offsets of the (layer, direction)'s recurrent weights
+    /// and bias in the flat parameters. `direct` is [`crate::Gpu::prefers_direct_kernels`]. The vec4
     /// kernels need every size and offset a multiple of 4 and no projection; all other
     /// offsets they see (time slots, batch rows, directions) are multiples of H or of the
     /// state width, so these decide it.
@@ -169,6 +173,7 @@ impl StepFamily {
         direct: bool,
         hidden: usize,
         state: usize,
+        batch: usize,
         proj: bool,
         offsets: &[usize],
     ) -> Self {
@@ -179,79 +184,93 @@ impl StepFamily {
             && state.is_multiple_of(4)
             && offsets.iter().all(|o| o.is_multiple_of(4))
         {
-            StepFamily::Vec4
+            StepFamily::Vec4 {
+                rows: if batch == 1 { 1 } else { 4 },
+            }
         } else {
             StepFamily::Direct
         }
     }
-}
 
-fn forward_desc(cell: CellKind, family: StepFamily) -> &'static KernelDesc {
-    use super::{gru, lstm, rnn, step_vec4 as v4};
-    let direct = match family {
-        StepFamily::Vec4 => {
-            return match cell {
-                CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_FORWARD,
-                CellKind::Lstm => &v4::LSTM_FORWARD,
-                CellKind::Gru => &v4::GRU_FORWARD,
-            }
-        }
-        StepFamily::Direct => true,
-        StepFamily::Tiled => false,
-    };
-    match (cell, direct) {
-        (CellKind::RnnTanh | CellKind::RnnRelu, false) => &rnn::STEP_FORWARD,
-        (CellKind::RnnTanh | CellKind::RnnRelu, true) => &rnn::STEP_FORWARD_DIRECT,
-        (CellKind::Lstm, false) => &lstm::STEP_FORWARD,
-        (CellKind::Lstm, true) => &lstm::STEP_FORWARD_DIRECT,
-        (CellKind::Gru, false) => &gru::STEP_FORWARD,
-        (CellKind::Gru, true) => &gru::STEP_FORWARD_DIRECT,
+    /// One of the vec4 builds.
+    pub fn is_vec4(self) -> bool {
+        matches!(self, StepFamily::Vec4 { .. })
     }
 }
 
-fn backward_desc(cell: CellKind, family: StepFamily) -> &'static KernelDesc {
+fn forward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
     use super::{gru, lstm, rnn, step_vec4 as v4};
     let direct = match family {
-        StepFamily::Vec4 => {
-            return match cell {
-                CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_BACKWARD,
-                CellKind::Lstm => &v4::LSTM_BACKWARD,
-                CellKind::Gru => &v4::GRU_BACKWARD,
-            }
+        StepFamily::Vec4 { rows } => {
+            return v4::for_rows(
+                match cell {
+                    CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_FORWARD,
+                    CellKind::Lstm => &v4::LSTM_FORWARD,
+                    CellKind::Gru => &v4::GRU_FORWARD,
+                },
+                rows,
+            )
         }
         StepFamily::Direct => true,
         StepFamily::Tiled => false,
     };
     match (cell, direct) {
-        (CellKind::RnnTanh | CellKind::RnnRelu, false) => &rnn::STEP_BACKWARD,
-        (CellKind::RnnTanh | CellKind::RnnRelu, true) => &rnn::STEP_BACKWARD_DIRECT,
-        (CellKind::Lstm, false) => &lstm::STEP_BACKWARD,
-        (CellKind::Lstm, true) => &lstm::STEP_BACKWARD_DIRECT,
-        (CellKind::Gru, false) => &gru::STEP_BACKWARD,
-        (CellKind::Gru, true) => &gru::STEP_BACKWARD_DIRECT,
+        (CellKind::RnnTanh | CellKind::RnnRelu, false) => rnn::STEP_FORWARD,
+        (CellKind::RnnTanh | CellKind::RnnRelu, true) => rnn::STEP_FORWARD_DIRECT,
+        (CellKind::Lstm, false) => lstm::STEP_FORWARD,
+        (CellKind::Lstm, true) => lstm::STEP_FORWARD_DIRECT,
+        (CellKind::Gru, false) => gru::STEP_FORWARD,
+        (CellKind::Gru, true) => gru::STEP_FORWARD_DIRECT,
+    }
+}
+
+fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
+    use super::{gru, lstm, rnn, step_vec4 as v4};
+    let direct = match family {
+        StepFamily::Vec4 { rows } => {
+            return v4::for_rows(
+                match cell {
+                    CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_BACKWARD,
+                    CellKind::Lstm => &v4::LSTM_BACKWARD,
+                    CellKind::Gru => &v4::GRU_BACKWARD,
+                },
+                rows,
+            )
+        }
+        StepFamily::Direct => true,
+        StepFamily::Tiled => false,
+    };
+    match (cell, direct) {
+        (CellKind::RnnTanh | CellKind::RnnRelu, false) => rnn::STEP_BACKWARD,
+        (CellKind::RnnTanh | CellKind::RnnRelu, true) => rnn::STEP_BACKWARD_DIRECT,
+        (CellKind::Lstm, false) => lstm::STEP_BACKWARD,
+        (CellKind::Lstm, true) => lstm::STEP_BACKWARD_DIRECT,
+        (CellKind::Gru, false) => gru::STEP_BACKWARD,
+        (CellKind::Gru, true) => gru::STEP_BACKWARD_DIRECT,
     }
 }
 
 /// The grid of a step kernel over `rows` (batch) x `units`: 16x16 tiles; for the direct
 /// variants (see [`crate::Gpu::direct_kernels`]) one 64-wide workgroup per 64 (row, unit)
 /// pairs, folded into y past the per-dimension limit; for the vec4 ones, workgroups of 8
-/// invocations of 4 units x 4 rows along the units, one row of workgroups per 4 rows.
+/// invocations of 4 units x `rows` rows along the units, one row of workgroups per `rows`
+/// batch rows.
 fn step_grid(family: StepFamily, units: u32, rows: u32) -> Result<[u32; 3]> {
     let (units, rows) = (units as usize, rows as usize);
     match family {
         StepFamily::Direct => super::grid((units * rows).div_ceil(64)),
         StepFamily::Tiled => Ok([groups(units, TILE)?, groups(rows, TILE)?, 1]),
-        StepFamily::Vec4 => {
-            use super::step_vec4::{ROWS, UNITS, WORKGROUP};
-            Ok([groups(units, UNITS * WORKGROUP)?, groups(rows, ROWS)?, 1])
+        StepFamily::Vec4 { rows: per } => {
+            use super::step_vec4::{UNITS, WORKGROUP};
+            Ok([groups(units, UNITS * WORKGROUP)?, groups(rows, per)?, 1])
         }
     }
 }
 
 /// The vec4 kernels index whole vec4s: an offset that is not a multiple of 4 would be a bug
 /// of the plan (see [`StepFamily::choose`]), reported rather than computed wrongly.
-fn check_vec4(family: StepFamily, entry: &str, offsets: &[u32]) -> Result<()> {
-    if family == StepFamily::Vec4 && offsets.iter().any(|o| o % 4 != 0) {
+fn check_vec4(entry: &str, offsets: &[u32]) -> Result<()> {
+    if offsets.iter().any(|o| o % 4 != 0) {
         return Err(crate::Error::Gpu(format!(
             "{entry}: vec4 step kernel given offsets {offsets:?}, not all multiples of 4"
         )));
@@ -289,7 +308,7 @@ pub fn bind_step_forward(
 ) -> Result<BindId> {
     let desc = forward_desc(cell, family);
     let bufs = select(
-        desc,
+        &desc,
         &[
             Some(b.params),
             Some(b.gx),
@@ -299,17 +318,15 @@ pub fn bind_step_forward(
             b.acts,
         ],
     )?;
-    rec.bind(desc, &bufs)
+    rec.bind(&desc, &bufs)
 }
 
-/// Bind group for the backward step kernel of `cell`.
-pub fn bind_step_backward(
-    rec: &mut Recorder,
+/// The buffers of the backward bindings 9..15 in order (`None` where the cell has none).
+fn backward_bindings<'a>(
     cell: CellKind,
     family: StepFamily,
-    b: &BackwardBuffers,
-) -> Result<BindId> {
-    let desc = backward_desc(cell, family);
+    b: &BackwardBuffers<'a>,
+) -> [Option<&'a wgpu::Buffer>; 7] {
     let state = if cell == CellKind::Lstm {
         b.cs
     } else {
@@ -320,35 +337,147 @@ pub fn bind_step_backward(
     } else {
         (Some(b.dgx), b.dgh)
     };
-    if family == StepFamily::Vec4 && cell == CellKind::Gru {
+    if family.is_vec4() && cell == CellKind::Gru {
         // The vec4 GRU kernel reads its recurrent product from binding 13: dg_h there.
         (dg, last) = (b.dgh, Some(b.dgx));
     }
-    let bufs = select(
-        desc,
-        &[
-            Some(b.params),
-            Some(b.dy),
-            b.acts,
-            state,
-            dg,
-            Some(b.carry_h),
-            last,
-        ],
-    )?;
-    rec.bind(desc, &bufs)
+    [
+        Some(b.params),
+        Some(b.dy),
+        b.acts,
+        state,
+        dg,
+        Some(b.carry_h),
+        last,
+    ]
 }
 
-/// Records one forward step (the grid of [`step_grid`] over B x H) with a bind group of
-/// [`bind_step_forward`] for the same family.
-pub fn encode_step_forward(
+/// Bind group for the backward step kernel of `cell`.
+pub fn bind_step_backward(
     rec: &mut Recorder,
-    bind: BindId,
+    cell: CellKind,
     family: StepFamily,
-    p: &StepParams,
+    b: &BackwardBuffers,
+) -> Result<BindId> {
+    let desc = backward_desc(cell, family);
+    let bufs = select(&desc, &backward_bindings(cell, family, b))?;
+    rec.bind(&desc, &bufs)
+}
+
+/// Most multiply-adds a step may have (B·G·H·state) for [`whole_sequence`]: past it, the
+/// step's arithmetic on one core costs more than a dispatch on all of them.
+const SEQUENCE_MAX_MACS: usize = 1 << 15;
+
+/// Whether a (layer, direction) runs all its steps in one dispatch of one workgroup (the
+/// `*_sequence_*_vec4` entries): vec4 family, every (4 units, 4 rows) block of a step covered
+/// by the workgroup's invocations at once, and little arithmetic a step. On CPU adapters a
+/// dispatch costs tens of µs, more than such a step's arithmetic.
+pub fn whole_sequence(
+    family: StepFamily,
+    hidden: usize,
+    state: usize,
+    gates: usize,
+    batch: usize,
+) -> bool {
+    use super::step_vec4::{SEQUENCE_BLOCKS, UNITS};
+    let StepFamily::Vec4 { rows } = family else {
+        return false;
+    };
+    (hidden / UNITS) * batch.div_ceil(rows) <= SEQUENCE_BLOCKS
+        && batch * gates * hidden * state <= SEQUENCE_MAX_MACS
+}
+
+/// The per-step parameters of a sequence entry as one storage buffer (kept alive by the bind
+/// group until the submission ends).
+fn upload_steps<P: Pod>(rec: &Recorder, steps: &[P]) -> Result<crate::gpu::Tensor> {
+    let words: &[f32] = bytemuck::cast_slice(steps);
+    rec.gpu().tensor("rnn.steps", &[words.len()], words)
+}
+
+/// Records every forward step of a (layer, direction) as one dispatch of one workgroup,
+/// `steps` in the order they run (see [`whole_sequence`]).
+pub fn encode_sequence_forward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    family: StepFamily,
+    b: &ForwardBuffers,
+    steps: &[StepParams],
 ) -> Result<()> {
+    use super::step_vec4 as v4;
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    let StepFamily::Vec4 { rows } = family else {
+        return Err(crate::Error::Gpu(
+            "whole-sequence step kernels need the vec4 family".into(),
+        ));
+    };
+    for p in steps {
+        check_forward_vec4(p)?;
+    }
+    let desc = v4::for_rows(
+        match cell {
+            CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_SEQUENCE_FORWARD,
+            CellKind::Lstm => &v4::LSTM_SEQUENCE_FORWARD,
+            CellKind::Gru => &v4::GRU_SEQUENCE_FORWARD,
+        },
+        rows,
+    );
+    let table = upload_steps(rec, steps)?;
+    let bufs = select(
+        &desc,
+        &[
+            Some(b.params),
+            Some(b.gx),
+            Some(b.hs),
+            b.cs,
+            Some(b.y),
+            b.acts,
+            Some(&table.buffer),
+        ],
+    )?;
+    let bind = rec.bind(&desc, &bufs)?;
+    rec.dispatch(bind, first, [1, 1, 1])
+}
+
+/// Records every backward step of a (layer, direction) as one dispatch of one workgroup,
+/// `steps` in the order they run (see [`whole_sequence`]).
+pub fn encode_sequence_backward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    family: StepFamily,
+    b: &BackwardBuffers,
+    steps: &[StepBackParams],
+) -> Result<()> {
+    use super::step_vec4 as v4;
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    let StepFamily::Vec4 { rows } = family else {
+        return Err(crate::Error::Gpu(
+            "whole-sequence step kernels need the vec4 family".into(),
+        ));
+    };
+    for p in steps {
+        check_backward_vec4(p)?;
+    }
+    let desc = v4::for_rows(
+        match cell {
+            CellKind::RnnTanh | CellKind::RnnRelu => &v4::RNN_SEQUENCE_BACKWARD,
+            CellKind::Lstm => &v4::LSTM_SEQUENCE_BACKWARD,
+            CellKind::Gru => &v4::GRU_SEQUENCE_BACKWARD,
+        },
+        rows,
+    );
+    let table = upload_steps(rec, steps)?;
+    let [a, b1, c, d, e, f, g] = backward_bindings(cell, family, b);
+    let bufs = select(&desc, &[a, b1, c, d, e, f, g, Some(&table.buffer)])?;
+    let bind = rec.bind(&desc, &bufs)?;
+    rec.dispatch(bind, first, [1, 1, 1])
+}
+
+fn check_forward_vec4(p: &StepParams) -> Result<()> {
     check_vec4(
-        family,
         "step forward",
         &[
             p.gx_off,
@@ -362,21 +491,11 @@ pub fn encode_step_forward(
             p.whh_off,
             p.bhh_off,
         ],
-    )?;
-    let g = step_grid(family, p.hidden, p.batch)?;
-    rec.dispatch(bind, p, g)
+    )
 }
 
-/// Records one backward step (the grid of [`step_grid`] over B x H) with a bind group of
-/// [`bind_step_backward`] for the same family.
-pub fn encode_step_backward(
-    rec: &mut Recorder,
-    bind: BindId,
-    family: StepFamily,
-    p: &StepBackParams,
-) -> Result<()> {
+fn check_backward_vec4(p: &StepBackParams) -> Result<()> {
     check_vec4(
-        family,
         "step backward",
         &[
             p.dy_off,
@@ -391,7 +510,35 @@ pub fn encode_step_backward(
             p.whh_off,
             p.carry_off,
         ],
-    )?;
+    )
+}
+
+/// Records one forward step (the grid of [`step_grid`] over B x H) with a bind group of
+/// [`bind_step_forward`] for the same family.
+pub fn encode_step_forward(
+    rec: &mut Recorder,
+    bind: BindId,
+    family: StepFamily,
+    p: &StepParams,
+) -> Result<()> {
+    if family.is_vec4() {
+        check_forward_vec4(p)?;
+    }
+    let g = step_grid(family, p.hidden, p.batch)?;
+    rec.dispatch(bind, p, g)
+}
+
+/// Records one backward step (the grid of [`step_grid`] over B x H) with a bind group of
+/// [`bind_step_backward`] for the same family.
+pub fn encode_step_backward(
+    rec: &mut Recorder,
+    bind: BindId,
+    family: StepFamily,
+    p: &StepBackParams,
+) -> Result<()> {
+    if family.is_vec4() {
+        check_backward_vec4(p)?;
+    }
     let g = step_grid(family, p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
@@ -434,29 +581,47 @@ pub fn encode_proj_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams
 
 #[cfg(test)]
 mod tests {
-    use super::StepFamily;
+    use super::{whole_sequence, StepFamily};
+
+    const FOUR: StepFamily = StepFamily::Vec4 { rows: 4 };
 
     #[test]
     fn vec4_family_needs_a_cpu_adapter_aligned_sizes_and_no_projection() {
         assert_eq!(
-            StepFamily::choose(false, 8, 8, false, &[0, 4]),
+            StepFamily::choose(false, 8, 8, 5, false, &[0, 4]),
             StepFamily::Tiled
         );
+        assert_eq!(StepFamily::choose(true, 8, 8, 5, false, &[0, 4]), FOUR);
         assert_eq!(
-            StepFamily::choose(true, 8, 8, false, &[0, 4]),
-            StepFamily::Vec4
+            StepFamily::choose(true, 8, 8, 1, false, &[0, 4]),
+            StepFamily::Vec4 { rows: 1 }
         );
         assert_eq!(
-            StepFamily::choose(true, 7, 7, false, &[0, 4]),
+            StepFamily::choose(true, 7, 7, 5, false, &[0, 4]),
             StepFamily::Direct
         );
         assert_eq!(
-            StepFamily::choose(true, 8, 6, true, &[0, 4]),
+            StepFamily::choose(true, 8, 6, 5, true, &[0, 4]),
             StepFamily::Direct
         );
         assert_eq!(
-            StepFamily::choose(true, 8, 8, false, &[2, 4]),
+            StepFamily::choose(true, 8, 8, 5, false, &[2, 4]),
             StepFamily::Direct
         );
+    }
+
+    #[test]
+    fn whole_sequence_only_for_small_vec4_steps() {
+        let one = StepFamily::Vec4 { rows: 1 };
+        // The shapes of tests/rnn_stack.rs: H=8 B=5 and H=36 B=1 in one dispatch, H=132 B=9
+        // (99 blocks) one dispatch a step.
+        assert!(whole_sequence(FOUR, 8, 8, 4, 5));
+        assert!(whole_sequence(one, 36, 36, 3, 1));
+        assert!(!whole_sequence(FOUR, 132, 132, 4, 9));
+        assert!(!whole_sequence(one, 132, 132, 4, 1));
+        assert!(!whole_sequence(StepFamily::Direct, 8, 8, 4, 5));
+        // The bench's B=1 LSTM (H=64) yes; its B=16 LSTM (H=128) no.
+        assert!(whole_sequence(one, 64, 64, 4, 1));
+        assert!(!whole_sequence(FOUR, 128, 128, 4, 16));
     }
 }

@@ -342,21 +342,31 @@ impl Rnn {
                 if let (Some(c0), Some(cs)) = (c0, &cs) {
                     rec.copy(&c0.buffer, sd_c, &cs.buffer, first_slot * bh, bh);
                 }
-                let family =
-                    StepFamily::choose(gpu.prefers_direct_kernels(), h, oh, proj, &[w_hh, b_hh]);
-                let bind = step::bind_step_forward(
-                    rec,
-                    cfg.cell,
-                    family,
-                    &ForwardBuffers {
-                        params: &self.params.buffer,
-                        gx: &gx.buffer,
-                        hs: &hs.buffer,
-                        cs: cs.as_ref().map(|c| &c.buffer),
-                        y: rs.as_ref().map_or(&y.buffer, |r| &r.buffer),
-                        acts: acts.as_ref().map(|a| &a.buffer),
-                    },
-                )?;
+                let family = StepFamily::choose(
+                    gpu.prefers_direct_kernels(),
+                    h,
+                    oh,
+                    batch,
+                    proj,
+                    &[w_hh, b_hh],
+                );
+                let fwd_bufs = ForwardBuffers {
+                    params: &self.params.buffer,
+                    gx: &gx.buffer,
+                    hs: &hs.buffer,
+                    cs: cs.as_ref().map(|c| &c.buffer),
+                    y: rs.as_ref().map_or(&y.buffer, |r| &r.buffer),
+                    acts: acts.as_ref().map(|a| &a.buffer),
+                };
+                // Small steps on a CPU adapter: every step in one dispatch (the per-step
+                // parameters are collected in `table`); else one dispatch a step.
+                let whole = step::whole_sequence(family, h, oh, gh / h, batch);
+                let bind = if whole {
+                    None
+                } else {
+                    Some(step::bind_step_forward(rec, cfg.cell, family, &fwd_bufs)?)
+                };
+                let mut table = Vec::new();
                 let mut last_slot = first_slot;
                 rec.phase("steps");
                 for s in 0..seq {
@@ -390,7 +400,10 @@ impl Rnn {
                         state: u32_of("state width", oh)?,
                         _pad: [0; 2],
                     };
-                    step::encode_step_forward(rec, bind, family, &p)?;
+                    match bind {
+                        Some(bind) => step::encode_step_forward(rec, bind, family, &p)?,
+                        None => table.push(p),
+                    }
                     if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
                         // h_t = r_t · W_hrᵀ into its state slot.
                         encode_matmul(
@@ -421,6 +434,9 @@ impl Rnn {
                             },
                         )?;
                     }
+                }
+                if whole {
+                    step::encode_sequence_forward(rec, cfg.cell, family, &fwd_bufs, &table)?;
                 }
                 if proj {
                     // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.
@@ -583,24 +599,33 @@ impl Rnn {
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
                 let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
-                let family =
-                    StepFamily::choose(gpu.prefers_direct_kernels(), h, oh, proj, &[w_hh, b_hh]);
-                let bind = step::bind_step_backward(
-                    rec,
-                    cfg.cell,
-                    family,
-                    &BackwardBuffers {
-                        params: &self.params.buffer,
-                        dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
-                        acts: sd.acts.as_ref().map(|a| &a.buffer),
-                        hs: &sd.hs.buffer,
-                        cs: sd.cs.as_ref().map(|c| &c.buffer),
-                        dgx: &dgx.buffer,
-                        dgh: dgh_own.as_ref().map(|t| &t.buffer),
-                        carry_h: &dh0.buffer,
-                        carry_c: dc0.as_ref().map(|t| &t.buffer),
-                    },
-                )?;
+                let family = StepFamily::choose(
+                    gpu.prefers_direct_kernels(),
+                    h,
+                    oh,
+                    batch,
+                    proj,
+                    &[w_hh, b_hh],
+                );
+                let bwd_bufs = BackwardBuffers {
+                    params: &self.params.buffer,
+                    dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
+                    acts: sd.acts.as_ref().map(|a| &a.buffer),
+                    hs: &sd.hs.buffer,
+                    cs: sd.cs.as_ref().map(|c| &c.buffer),
+                    dgx: &dgx.buffer,
+                    dgh: dgh_own.as_ref().map(|t| &t.buffer),
+                    carry_h: &dh0.buffer,
+                    carry_c: dc0.as_ref().map(|t| &t.buffer),
+                };
+                // As forward: every step in one dispatch when they are small.
+                let whole = step::whole_sequence(family, h, oh, gh / h, batch);
+                let bind = if whole {
+                    None
+                } else {
+                    Some(step::bind_step_backward(rec, cfg.cell, family, &bwd_bufs)?)
+                };
+                let mut table = Vec::new();
                 let proj_bind = match &dhs {
                     Some(dhs) => Some(step::bind_proj_backward(
                         rec,
@@ -652,8 +677,14 @@ impl Rnn {
                         p.carry_off = u32_of("carry offset", carry_c)?;
                         p.flags = flags::PROJ;
                     }
-                    step::encode_step_backward(rec, bind, family, &p)?;
+                    match bind {
+                        Some(bind) => step::encode_step_backward(rec, bind, family, &p)?,
+                        None => table.push(p),
+                    }
                     prev_t = t;
+                }
+                if whole {
+                    step::encode_sequence_backward(rec, cfg.cell, family, &bwd_bufs, &table)?;
                 }
                 rec.phase("weight_grads");
                 // dh0 += dG_h(first step) · W_hh
