@@ -5,7 +5,16 @@
 //! (rows share each load of W_hh) and [`Shader::StepVec4Row`] with one (a batch of one pays
 //! for one row); the constants below name the first build, [`for_rows`] picks the other.
 
+use bytemuck::Pod;
+
+use super::step::{
+    backward_bindings, select, BackwardBuffers, ForwardBuffers, StepBackParams, StepFamily,
+    StepParams,
+};
 use super::{gru, lstm, rnn, Access, KernelDesc, Shader};
+use crate::error::Result;
+use crate::gpu::Recorder;
+use crate::rnn::CellKind;
 
 const R: Option<Access> = Some(Access::Read);
 const RW: Option<Access> = Some(Access::ReadWrite);
@@ -127,4 +136,184 @@ pub fn for_rows(desc: &KernelDesc, rows: usize) -> KernelDesc {
         Shader::StepVec4
     };
     KernelDesc { shader, ..*desc }
+}
+
+/// The vec4 kernels index whole vec4s: an offset that is not a multiple of 4 would be a bug
+/// of the plan (see [`StepFamily::choose`]), reported rather than computed wrongly.
+fn check_vec4(entry: &str, offsets: &[u32]) -> Result<()> {
+    if offsets.iter().any(|o| o % 4 != 0) {
+        return Err(crate::Error::Gpu(format!(
+            "{entry}: vec4 step kernel given offsets {offsets:?}, not all multiples of 4"
+        )));
+    }
+    Ok(())
+}
+
+/// Most multiply-adds a step may have (B·G·H·state) for [`whole_sequence`]: past it, the
+/// step's arithmetic on one core costs more than a dispatch on all of them.
+const SEQUENCE_MAX_MACS: usize = 1 << 15;
+
+/// Whether a (layer, direction) runs all its steps in one dispatch of one workgroup (the
+/// `*_sequence_*_vec4` entries): vec4 family, every (4 units, 4 rows) block of a step covered
+/// by the workgroup's invocations at once, and little arithmetic a step. On CPU adapters a
+/// dispatch costs tens of µs, more than such a step's arithmetic.
+pub fn whole_sequence(
+    family: StepFamily,
+    hidden: usize,
+    state: usize,
+    gates: usize,
+    batch: usize,
+) -> bool {
+    let StepFamily::Vec4 { rows } = family else {
+        return false;
+    };
+    (hidden / UNITS) * batch.div_ceil(rows) <= SEQUENCE_BLOCKS
+        && batch * gates * hidden * state <= SEQUENCE_MAX_MACS
+}
+
+/// The per-step parameters of a sequence entry as one storage buffer (kept alive by the bind
+/// group until the submission ends).
+fn upload_steps<P: Pod>(rec: &Recorder, steps: &[P]) -> Result<crate::gpu::Tensor> {
+    let words: &[f32] = bytemuck::cast_slice(steps);
+    rec.gpu().tensor("rnn.steps", &[words.len()], words)
+}
+
+/// Records every forward step of a (layer, direction) as one dispatch of one workgroup,
+/// `steps` in the order they run (see [`whole_sequence`]).
+pub fn encode_sequence_forward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    family: StepFamily,
+    b: &ForwardBuffers,
+    steps: &[StepParams],
+) -> Result<()> {
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    let StepFamily::Vec4 { rows } = family else {
+        return Err(crate::Error::Gpu(
+            "whole-sequence step kernels need the vec4 family".into(),
+        ));
+    };
+    for p in steps {
+        check_forward_vec4(p)?;
+    }
+    let desc = for_rows(
+        match cell {
+            CellKind::RnnTanh | CellKind::RnnRelu => &RNN_SEQUENCE_FORWARD,
+            CellKind::Lstm => &LSTM_SEQUENCE_FORWARD,
+            CellKind::Gru => &GRU_SEQUENCE_FORWARD,
+        },
+        rows,
+    );
+    let table = upload_steps(rec, steps)?;
+    let bufs = select(
+        &desc,
+        &[
+            Some(b.params),
+            Some(b.gx),
+            Some(b.hs),
+            b.cs,
+            Some(b.y),
+            b.acts,
+            Some(&table.buffer),
+        ],
+    )?;
+    let bind = rec.bind(&desc, &bufs)?;
+    rec.dispatch(bind, first, [1, 1, 1])
+}
+
+/// Records every backward step of a (layer, direction) as one dispatch of one workgroup,
+/// `steps` in the order they run (see [`whole_sequence`]).
+pub fn encode_sequence_backward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    family: StepFamily,
+    b: &BackwardBuffers,
+    steps: &[StepBackParams],
+) -> Result<()> {
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    let StepFamily::Vec4 { rows } = family else {
+        return Err(crate::Error::Gpu(
+            "whole-sequence step kernels need the vec4 family".into(),
+        ));
+    };
+    for p in steps {
+        check_backward_vec4(p)?;
+    }
+    let desc = for_rows(
+        match cell {
+            CellKind::RnnTanh | CellKind::RnnRelu => &RNN_SEQUENCE_BACKWARD,
+            CellKind::Lstm => &LSTM_SEQUENCE_BACKWARD,
+            CellKind::Gru => &GRU_SEQUENCE_BACKWARD,
+        },
+        rows,
+    );
+    let table = upload_steps(rec, steps)?;
+    let [a, b1, c, d, e, f, g] = backward_bindings(cell, family, b);
+    let bufs = select(&desc, &[a, b1, c, d, e, f, g, Some(&table.buffer)])?;
+    let bind = rec.bind(&desc, &bufs)?;
+    rec.dispatch(bind, first, [1, 1, 1])
+}
+
+pub(super) fn check_forward_vec4(p: &StepParams) -> Result<()> {
+    check_vec4(
+        "step forward",
+        &[
+            p.gx_off,
+            p.hprev_off,
+            p.hout_off,
+            p.cprev_off,
+            p.cout_off,
+            p.y_off,
+            p.y_stride,
+            p.act_off,
+            p.whh_off,
+            p.bhh_off,
+        ],
+    )
+}
+
+pub(super) fn check_backward_vec4(p: &StepBackParams) -> Result<()> {
+    check_vec4(
+        "step backward",
+        &[
+            p.dy_off,
+            p.dy_stride,
+            p.dg_off,
+            p.dgn_off,
+            p.act_off,
+            p.hprev_off,
+            p.hout_off,
+            p.cprev_off,
+            p.cout_off,
+            p.whh_off,
+            p.carry_off,
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_sequence;
+    use crate::kernels::step::StepFamily;
+
+    const FOUR: StepFamily = StepFamily::Vec4 { rows: 4 };
+
+    #[test]
+    fn whole_sequence_only_for_small_vec4_steps() {
+        let one = StepFamily::Vec4 { rows: 1 };
+        // The shapes of tests/rnn_stack.rs: H=8 B=5 and H=36 B=1 in one dispatch, H=132 B=9
+        // (99 blocks) one dispatch a step.
+        assert!(whole_sequence(FOUR, 8, 8, 4, 5));
+        assert!(whole_sequence(one, 36, 36, 3, 1));
+        assert!(!whole_sequence(FOUR, 132, 132, 4, 9));
+        assert!(!whole_sequence(one, 132, 132, 4, 1));
+        assert!(!whole_sequence(StepFamily::Direct, 8, 8, 4, 5));
+        // The bench's B=1 LSTM (H=64) yes; its B=16 LSTM (H=128) no.
+        assert!(whole_sequence(one, 64, 64, 4, 1));
+        assert!(!whole_sequence(FOUR, 128, 128, 4, 16));
+    }
 }

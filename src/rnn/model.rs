@@ -28,6 +28,7 @@ use crate::kernels::step::{
     self, flags, BackwardBuffers, ForwardBuffers, ProjBackwardBuffers, StepBackParams, StepFamily,
     StepParams,
 };
+use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_copy_rows, encode_sum_rows, encode_transpose01};
 
@@ -360,7 +361,7 @@ impl Rnn {
                 };
                 // Small steps on a CPU adapter: every step in one dispatch (the per-step
                 // parameters are collected in `table`); else one dispatch a step.
-                let whole = step::whole_sequence(family, h, oh, gh / h, batch);
+                let whole = step_vec4::whole_sequence(family, h, oh, gh / h, batch);
                 let bind = if whole {
                     None
                 } else {
@@ -436,7 +437,7 @@ impl Rnn {
                     }
                 }
                 if whole {
-                    step::encode_sequence_forward(rec, cfg.cell, family, &fwd_bufs, &table)?;
+                    step_vec4::encode_sequence_forward(rec, cfg.cell, family, &fwd_bufs, &table)?;
                 }
                 if proj {
                     // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.
@@ -619,7 +620,7 @@ impl Rnn {
                     carry_c: dc0.as_ref().map(|t| &t.buffer),
                 };
                 // As forward: every step in one dispatch when they are small.
-                let whole = step::whole_sequence(family, h, oh, gh / h, batch);
+                let whole = step_vec4::whole_sequence(family, h, oh, gh / h, batch);
                 let bind = if whole {
                     None
                 } else {
@@ -684,7 +685,7 @@ impl Rnn {
                     prev_t = t;
                 }
                 if whole {
-                    step::encode_sequence_backward(rec, cfg.cell, family, &bwd_bufs, &table)?;
+                    step_vec4::encode_sequence_backward(rec, cfg.cell, family, &bwd_bufs, &table)?;
                 }
                 rec.phase("weight_grads");
                 // dh0 += dG_h(first step) · W_hh
