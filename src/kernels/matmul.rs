@@ -49,7 +49,7 @@ pub const MATMUL_TN_VEC4: KernelDesc = KernelDesc {
 };
 
 /// Rows and columns of C one invocation of a vec4 kernel owns.
-const VEC4_BLOCK: (usize, usize) = (8, 4);
+const VEC4_BLOCK: (usize, usize) = (8, 8);
 
 /// Mirror of WGSL `MatmulParams`.
 #[repr(C)]
@@ -177,7 +177,7 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         _pad: 0,
     };
     // C per workgroup: 64x64 (tiled, 16x16 invocations), 32x32 (direct, 8x8 of 4x4) or
-    // 64 rows x 32 columns (vec4, 8x8 of 8x4).
+    // 64x64 (vec4, 8x8 of 8x8).
     let (rows, cols) = if desc.shader == Shader::MatmulVec4 {
         (8 * VEC4_BLOCK.0, 8 * VEC4_BLOCK.1)
     } else if desc.entry == MATMUL_DIRECT.entry {
