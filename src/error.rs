@@ -106,14 +106,56 @@ pub enum Error {
         /// Its position (in characters) in the text.
         index: usize,
     },
+    /// An output path of a command cannot be written; checked before any work starts.
+    #[error("{flag} {path}: {reason}")]
+    OutputPath {
+        /// The flag that named it (`--checkpoint`).
+        flag: String,
+        /// The path given.
+        path: String,
+        /// Why it cannot be written.
+        reason: String,
+    },
+    /// Training diverged: a step's loss or gradient norm is NaN or infinite. The model on the
+    /// device is no longer worth saving.
+    #[error("training diverged at step {step}: the {what} is {value}")]
+    Diverged {
+        /// The optimizer step (1 for the first).
+        step: u64,
+        /// `loss` or `gradient norm`.
+        what: &'static str,
+        /// The value found.
+        value: f32,
+    },
+    /// A counter would pass its largest value.
+    #[error("{0} would overflow")]
+    Overflow(String),
     /// A checkpoint does not fit the model or optimizer it is restored into.
     #[error("checkpoint {path}: {reason}")]
     Checkpoint {
-        /// The file (or `<memory>`).
+        /// The file (`<checkpoint>` where it is not known: see [`Error::at_path`]).
         path: String,
         /// What does not fit.
         reason: String,
     },
+}
+
+/// The placeholder path of a checkpoint-content error raised where the file is not known
+/// ([`Error::at_path`] fills it in).
+pub(crate) const UNKNOWN_CHECKPOINT: &str = "<checkpoint>";
+
+impl Error {
+    /// This error with `path` as the file of an [`Error::Checkpoint`] that did not know it
+    /// (one raised while restoring a checkpoint already in memory); other errors unchanged.
+    pub fn at_path(self, path: &std::path::Path) -> Self {
+        match self {
+            Error::Checkpoint { path: p, reason } if p == UNKNOWN_CHECKPOINT => Error::Checkpoint {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        }
+    }
 }
 
 /// `Result` with recur's [`Error`].

@@ -3,20 +3,23 @@
 //!
 //! Everything read from a file is checked: a missing file is [`Error::Io`], a corrupt or
 //! truncated one is [`Error::Format`], an unsupported element type is [`Error::Dtype`]. Nothing
-//! here panics on file contents. Writers are atomic: the bytes go to a temporary file in the
-//! same directory, which is flushed to disk and then renamed over the target, so a reader sees
-//! either the old file or the complete new one.
+//! here panics on file contents, and nothing reads a file without an end (see [`files`]).
+//! Writers are atomic: the bytes go to a temporary file in the same directory, which is
+//! flushed to disk and then renamed over the target, so a reader sees either the old file or
+//! the complete new one; the temporary files of an interrupted write are removed by the next.
 
+pub mod files;
 pub mod npy;
 pub mod safetensors;
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub(crate) use self::files::read_file;
+pub use self::files::{
+    read_file_limited, same_file, write_all_atomic, write_atomic, CommandFiles, MAX_FILE_BYTES,
+};
 pub use self::npy::{read_f32, read_f32_bytes, to_npy_bytes, write_f32};
 pub use self::safetensors::{load, load_bytes, save, to_safetensors_bytes};
 
@@ -98,84 +101,24 @@ pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Reads a whole file, [`Error::Io`] if it cannot be read.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| io_err(path, e))
-}
-
-/// Writes `bytes` to `path` atomically: into a fresh temporary file in the same directory,
-/// synced to disk, then renamed over `path`. On any error the temporary file is removed and
-/// whatever was at `path` is left as it was.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-    let file_name = path.file_name().ok_or_else(|| {
-        io_err(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-
-    // Find a free temporary name; `create_new` never clobbers another writer's file.
-    let mut attempt = 0;
-    let (tmp, file) = loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut name = std::ffi::OsString::from(".");
-        name.push(file_name);
-        name.push(format!(".{}.{n}.tmp", std::process::id()));
-        let tmp = dir.join(name);
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
-                attempt += 1;
-            }
-            Err(e) => return Err(io_err(path, e)),
-        }
-    };
-
-    if let Err(e) = fill_and_rename(file, &tmp, path, bytes) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(path, e));
+/// [`Error::NonFinite`] naming `what`, the index and the value of the first NaN or infinite
+/// element of `data`. Weights and inputs get the same rule: a model with a NaN in it gives
+/// NaN (PyTorch) or finite garbage (a fused kernel that happens to skip it), never a result
+/// worth having.
+pub fn check_finite(what: &str, data: &[f32]) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::NonFinite(format!(
+            "{what} (element {i} is {})",
+            data[i]
+        ))),
     }
-    // Make the rename itself durable (best effort; not possible on every platform).
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// The fallible middle of [`write_atomic`]: fill `file` (at `tmp`), sync it, rename it to `path`.
-fn fill_and_rename(
-    mut file: fs::File,
-    tmp: &Path,
-    path: &Path,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    // Keep the permissions of the file being replaced, if any (best effort).
-    if let Ok(meta) = fs::metadata(path) {
-        if meta.is_file() {
-            let _ = file.set_permissions(meta.permissions());
-        }
-    }
-    file.write_all(bytes)?;
-    file.flush()?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(tmp, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn io_host_tensor_new_checks_the_product() {
@@ -212,5 +155,14 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         assert_eq!(fs::read(sub.join("keep")).unwrap(), b"k");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn io_check_finite_names_the_first_bad_element() {
+        assert!(check_finite("w", &[0.0, -1.5, f32::MAX]).is_ok());
+        match check_finite("model.head.bias", &[1.0, f32::NAN, f32::INFINITY]) {
+            Err(Error::NonFinite(m)) => assert_eq!(m, "model.head.bias (element 1 is NaN)"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! values outside the `f32` range become infinite); any other dtype is [`Error::Dtype`].
 //! [`save`] writes `F32` tensors and the string metadata (`__metadata__`), atomically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ::safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -155,28 +155,55 @@ fn serialize(
         let b: Vec<u8> = t.data.iter().flat_map(|x| x.to_le_bytes()).collect();
         bytes.push(b);
     }
-    let mut views = Vec::with_capacity(tensors.len());
-    for ((name, t), b) in tensors.iter().zip(&bytes) {
-        let v = TensorView::new(Dtype::F32, t.shape.clone(), b).map_err(|e| Error::Format {
-            path: path.to_string(),
-            reason: format!("cannot serialize tensor {name:?}: {e}"),
-        })?;
-        views.push((name.as_str(), v));
+    let json = |v: &str| serde_json::Value::from(v).to_string();
+    // The header is written here rather than by the safetensors crate, whose metadata map is
+    // a HashMap: its key order (and so the file's bytes) changed from run to run. Keys come
+    // in a fixed order: `__metadata__` (keys sorted), then the tensors sorted by name, whose
+    // data follows in the same order.
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
+    let mut header = String::from("{");
+    if !metadata.is_empty() {
+        header += "\"__metadata__\":{";
+        let entries: Vec<String> = metadata
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json(k), json(v)))
+            .collect();
+        header += &entries.join(",");
+        header += "}";
     }
-    let info: Option<HashMap<String, String>> = if metadata.is_empty() {
-        None
-    } else {
-        Some(
-            metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        )
-    };
-    ::safetensors::tensor::serialize(views, info).map_err(|e| Error::Format {
+    let mut offset = 0usize;
+    for (n, &i) in order.iter().enumerate() {
+        let (name, t) = &tensors[i];
+        let end = offset + bytes[i].len();
+        if n > 0 || !metadata.is_empty() {
+            header += ",";
+        }
+        let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+        header += &format!(
+            "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            json(name),
+            shape.join(",")
+        );
+        offset = end;
+    }
+    header += "}";
+    // Pad with spaces so that the data starts 8-byte aligned, as the crate does.
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for &i in &order {
+        out.extend_from_slice(&bytes[i]);
+    }
+    // Checked by the reader it is written for.
+    SafeTensors::deserialize(&out).map_err(|e| Error::Format {
         path: path.to_string(),
         reason: format!("cannot serialize: {e}"),
-    })
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -195,6 +222,37 @@ mod tests {
         assert_eq!(got["a"], t);
         assert_eq!(got["s"], s);
         assert_eq!(m, meta);
+    }
+
+    #[test]
+    fn io_safetensors_bytes_are_deterministic() {
+        let t = |v: f32| HostTensor::new(vec![1, 2], vec![v, -v]).unwrap();
+        let tensors = vec![
+            ("z.w".to_string(), t(1.0)),
+            ("a \"quoted\" ü".to_string(), t(2.0)),
+            (
+                "empty".to_string(),
+                HostTensor::new(vec![0, 3], vec![]).unwrap(),
+            ),
+        ];
+        let meta: BTreeMap<String, String> = (0..20)
+            .map(|i| (format!("key{i}"), format!("{{\"v\": \"{i}\\n\"}}")))
+            .collect();
+        let first = to_safetensors_bytes(&tensors, &meta).unwrap();
+        let mut reversed = tensors.clone();
+        reversed.reverse();
+        for _ in 0..5 {
+            assert_eq!(to_safetensors_bytes(&tensors, &meta).unwrap(), first);
+            assert_eq!(to_safetensors_bytes(&reversed, &meta).unwrap(), first);
+        }
+        let (got, m) = load_bytes(&first).unwrap();
+        assert_eq!(m, meta);
+        for (k, v) in &tensors {
+            assert_eq!(&got[k], v, "{k}");
+        }
+        // Without metadata, too.
+        let plain = to_safetensors_bytes(&tensors, &BTreeMap::new()).unwrap();
+        assert_eq!(load_bytes(&plain).unwrap().0, got);
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl Checkpoint {
             .get(STEP_KEY)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| Error::Checkpoint {
-                path: "<memory>".into(),
+                path: crate::error::UNKNOWN_CHECKPOINT.into(),
                 reason: format!("metadata {STEP_KEY:?} is missing or not a count"),
             })
     }
@@ -101,8 +101,20 @@ impl Checkpoint {
             .ok_or_else(|| Error::MissingTensor(name.to_string()))
     }
 
-    /// The file's bytes: safetensors with the format and checksum keys set.
+    /// [`Error::NonFinite`] naming the first tensor holding a NaN or infinite value: such a
+    /// checkpoint is never written, and refused on load.
+    pub fn check_finite(&self) -> Result<()> {
+        for (name, t) in &self.tensors {
+            io::check_finite(&format!("checkpoint tensor {name:?}"), &t.data)?;
+        }
+        Ok(())
+    }
+
+    /// The file's bytes: safetensors with the format and checksum keys set (the same
+    /// checkpoint always gives the same bytes). [`Error::NonFinite`] if a tensor holds a NaN
+    /// or infinite value.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.check_finite()?;
         let mut c = self.clone();
         c.metadata.insert(FORMAT_KEY.into(), FORMAT.into());
         let sum = c.checksum();
@@ -111,7 +123,8 @@ impl Checkpoint {
         io::to_safetensors_bytes(&tensors, &c.metadata)
     }
 
-    /// Parses and checks a checkpoint's bytes; `path` names them in errors.
+    /// Parses and checks a checkpoint's bytes; `path` names them in errors. A NaN or infinite
+    /// value in any tensor is [`Error::NonFinite`], even under a valid checksum.
     pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Self> {
         let (tensors, metadata) = io::load_bytes(bytes).map_err(|e| match e {
             Error::Format { reason, .. } => Error::Format {
@@ -143,14 +156,25 @@ impl Checkpoint {
                 "checksum mismatch (stored {want}, computed {got}): the file is corrupt"
             )));
         }
+        c.check_finite().map_err(|e| match e {
+            Error::NonFinite(what) => Error::NonFinite(format!("{what} in {path}")),
+            other => other,
+        })?;
         Ok(c)
+    }
+
+    /// [`Checkpoint::to_bytes`], parsed back and checked as [`Checkpoint::load`] would
+    /// before anything is written; `path` names them in errors.
+    pub fn to_checked_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let bytes = self.to_bytes()?;
+        Self::from_bytes(&bytes, path)?;
+        Ok(bytes)
     }
 
     /// Writes the checkpoint to `path` atomically; the bytes are verified before the rename,
     /// so on any error whatever was at `path` is left as it was.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        Self::from_bytes(&bytes, &path.display().to_string())?;
+        let bytes = self.to_checked_bytes(&path.display().to_string())?;
         io::write_atomic(path, &bytes)
     }
 
@@ -195,5 +219,53 @@ mod tests {
             Checkpoint::from_bytes(&bytes[..bytes.len() - 3], "x"),
             Err(Error::Format { .. })
         ));
+    }
+
+    #[test]
+    fn non_finite_checkpoints_are_neither_written_nor_loaded() {
+        let mut c = sample();
+        c.tensors.insert(
+            "model.w".into(),
+            HostTensor::new(vec![3], vec![0.5, f32::NAN, 1.0]).unwrap(),
+        );
+        assert!(matches!(c.to_bytes(), Err(Error::NonFinite(m)) if m.contains("model.w")));
+        let dir = std::env::temp_dir().join(format!("recur-ckpt-nan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.safetensors");
+        sample().save(&p).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        assert!(c.save(&p).is_err());
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            good,
+            "the good file was replaced"
+        );
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // A file that carries a NaN under a correct checksum (made by another writer).
+        c.metadata.insert(FORMAT_KEY.into(), FORMAT.into());
+        let mut meta = c.metadata.clone();
+        meta.insert(CHECKSUM_KEY.into(), c.checksum());
+        let tensors: Vec<(String, HostTensor)> = c.tensors.clone().into_iter().collect();
+        let bytes = io::to_safetensors_bytes(&tensors, &meta).unwrap();
+        match Checkpoint::from_bytes(&bytes, "x.safetensors") {
+            Err(Error::NonFinite(m)) => {
+                assert!(m.contains("model.w") && m.contains("x.safetensors"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_same_checkpoint_gives_the_same_bytes() {
+        let mut c = sample();
+        for k in ["zeta", "alpha", "model", "train", "lm.vocab", "lm.text"] {
+            c.metadata.insert(k.into(), format!("{{\"{k}\": 1}}"));
+        }
+        let first = c.to_bytes().unwrap();
+        for _ in 0..8 {
+            assert_eq!(c.clone().to_bytes().unwrap(), first);
+        }
     }
 }

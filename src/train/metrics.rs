@@ -105,7 +105,7 @@ impl MetricLog {
         loss: (&Tensor, usize),
         norm: (&Tensor, usize),
     ) -> Result<()> {
-        if self.filled == 0 || step != self.first_step + self.filled as u64 {
+        if self.filled == 0 || step != self.first_step.saturating_add(self.filled as u64) {
             self.filled = 0;
             self.first_step = step;
         }
@@ -143,7 +143,7 @@ impl MetricLog {
             count: self.filled,
             done: Arc::default(),
         });
-        self.first_step += self.filled as u64;
+        self.first_step = self.first_step.saturating_add(self.filled as u64);
         self.filled = 0;
         Ok(())
     }
@@ -192,7 +192,7 @@ impl MetricLog {
             let vals: &[f32] = bytemuck::cast_slice(&view);
             for (i, row) in vals.chunks_exact(FIELDS).enumerate() {
                 self.ready.push_back(StepMetrics {
-                    step: s.first_step + i as u64,
+                    step: s.first_step.saturating_add(i as u64),
                     loss: row[0],
                     grad_norm: row[1],
                 });

@@ -286,7 +286,10 @@ impl Optimizer {
                 self.sizes
             )));
         }
-        let step = self.step + 1;
+        let step = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| Error::Overflow("the optimizer's step count".into()))?;
         let step_u32 = u32::try_from(step).unwrap_or(u32::MAX);
         for (g, st) in groups.iter().zip(&self.state) {
             let n = n_u32(g.params.numel())?;

@@ -86,18 +86,28 @@ pub fn vocab_of(ckpt: &Checkpoint) -> Result<Vocab> {
     Vocab::from_string(s)
 }
 
+/// A checkpoint-content error unless the model reads and scores exactly the characters of
+/// `vocab`.
+fn check_vocab(cfg: &SeqModelConfig, vocab: &Vocab) -> Result<()> {
+    match cfg.vocab {
+        Some(n) if n == vocab.len() => Ok(()),
+        Some(n) => Err(ckpt_err(format!(
+            "the model reads {n} token ids, but metadata {VOCAB_KEY:?} holds {} characters",
+            vocab.len()
+        ))),
+        None => Err(ckpt_err(format!(
+            "the model reads feature vectors, not the {} characters of {VOCAB_KEY:?}",
+            vocab.len()
+        ))),
+    }
+}
+
 impl CharLm {
     /// The model and vocabulary of a [`TextTrainer`] checkpoint.
     pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Self> {
         let vocab = vocab_of(ckpt)?;
         let model = Trainer::from_checkpoint(gpu, ckpt)?.model;
-        if model.cfg.vocab != Some(vocab.len()) {
-            return Err(ckpt_err(format!(
-                "the model's vocabulary ({:?}) is not the {} characters of {VOCAB_KEY:?}",
-                model.cfg.vocab,
-                vocab.len()
-            )));
-        }
+        check_vocab(&model.cfg, &vocab)?;
         Ok(CharLm { model, vocab })
     }
 
@@ -196,13 +206,7 @@ impl TextTrainer {
                 serde_json::from_str(s).map_err(|e| ckpt_err(format!("metadata {TEXT_KEY:?}: {e}")))
             })?;
         let trainer = Trainer::from_checkpoint(gpu, ckpt)?;
-        if trainer.model.cfg.vocab != Some(vocab.len()) {
-            return Err(ckpt_err(format!(
-                "the model's vocabulary ({:?}) is not the {} characters of {VOCAB_KEY:?}",
-                trainer.model.cfg.vocab,
-                vocab.len()
-            )));
-        }
+        check_vocab(&trainer.model.cfg, &vocab)?;
         Self::assemble(gpu, trainer, vocab, &tokens, state)
     }
 
@@ -270,7 +274,7 @@ impl TextTrainer {
         self.state.next_window += 1;
         if self.state.next_window == self.windows.len() {
             self.state.next_window = 0;
-            self.state.epoch += 1;
+            self.state.epoch = self.state.epoch.saturating_add(1);
             self.trainer.reset_state();
         }
         Ok(())

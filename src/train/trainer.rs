@@ -101,7 +101,7 @@ pub struct Trainer {
 /// A checkpoint-content error (the file is fine, what it holds is not).
 pub(crate) fn ckpt_err(reason: String) -> Error {
     Error::Checkpoint {
-        path: "<checkpoint>".into(),
+        path: crate::error::UNKNOWN_CHECKPOINT.into(),
         reason,
     }
 }
@@ -218,7 +218,11 @@ impl Trainer {
         }
         // Loss and norm are final here: the metric copies may precede the optimizer step,
         // which is recorded (and counted) last so that a failure leaves the count alone.
-        let step = self.optimizer.step_count() + 1;
+        let step = self
+            .optimizer
+            .step_count()
+            .checked_add(1)
+            .ok_or_else(|| Error::Overflow("the optimizer's step count".into()))?;
         if let Err(e) =
             self.metrics
                 .record(gpu, &mut rec, step, (&self.loss, 0), (&self.norm.norm, 0))
@@ -443,7 +447,7 @@ impl Trainer {
         }
         self.tbptt.set_slots(carried);
         self.optimizer.set_step_count(step);
-        self.metrics.reset(step + 1);
+        self.metrics.reset(step.saturating_add(1));
         gpu.wait()
     }
 }

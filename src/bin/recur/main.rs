@@ -7,6 +7,7 @@ mod bench;
 mod compare;
 mod generate;
 mod info;
+mod interrupt;
 mod plot;
 mod run;
 mod train;
@@ -52,15 +53,49 @@ fn main() {
         Some(Command::Bench(args)) => bench::bench(&args),
     };
     if let Err(e) = result {
+        if let Some(stop) = e.downcast_ref::<interrupt::Interrupted>() {
+            eprintln!("interrupted: {stop}");
+            std::process::exit(interrupt::EXIT_INTERRUPTED);
+        }
         eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line; a cause already part of the message before it (an
+/// OS error that its wrapper prints too) is not repeated.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string().replace('\n', " "))
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_prints_each_cause_once() {
+        let os = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let os_text = os.to_string();
+        let e = anyhow::Error::new(recur::Error::Io {
+            path: "/no/file".into(),
+            source: os,
+        })
+        .context("--model");
+        let line = one_line(&e);
+        assert_eq!(line, format!("--model: /no/file: {os_text}"));
+        assert_eq!(line.matches(&os_text).count(), 1);
+        let two = anyhow::anyhow!("inner\nline").context("outer");
+        assert_eq!(one_line(&two), "outer: inner line");
+    }
 }

@@ -44,22 +44,22 @@ impl Frame {
     }
 }
 
-/// Writes the curve of `points` (step, loss) with the unigram entropy as a reference line,
-/// as SVG or PNG by the extension of `path`.
-pub fn write(path: &Path, points: &[(u64, f32)], entropy: f64) -> anyhow::Result<()> {
+/// The curve of `points` (step, loss) with the unigram entropy as a reference line, as the
+/// bytes of an SVG or PNG file by the extension of `path` (written by the caller, together
+/// with the checkpoint).
+pub fn render(path: &Path, points: &[(u64, f32)], entropy: f64) -> anyhow::Result<Vec<u8>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let bytes = match ext.as_deref() {
-        Some("svg") => svg(points, entropy).into_bytes(),
-        Some("png") => png(points, entropy)?,
+    match ext.as_deref() {
+        Some("svg") => Ok(svg(points, entropy).into_bytes()),
+        Some("png") => png(points, entropy),
         _ => bail!(
             "--plot {}: the file name must end in .svg or .png",
             path.display()
         ),
-    };
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    }
 }
 
 /// The `--plot` file name is checked before training, so a typo does not cost a run.

@@ -1,11 +1,15 @@
 //! `recur run`: the port checker.
+//!
+//! Every output path is checked before any work, non-finite values are refused in the
+//! weights as in the inputs (PyTorch would answer NaN), and the outputs are written together
+//! or not at all.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use recur::io::{self, HostTensor};
+use recur::io::{self, CommandFiles, HostTensor};
 use recur::rnn::state_dict::config_from_state_dict;
 use recur::rnn::Rnn;
 use recur::{CellKind, Gpu};
@@ -56,12 +60,46 @@ fn read_npy(path: &Path) -> anyhow::Result<HostTensor> {
     Ok(io::read_f32(path)?)
 }
 
+/// Every input and output of the command, checked before anything is read.
+fn check_paths(a: &RunArgs) -> anyhow::Result<()> {
+    let mut files = CommandFiles::new();
+    files.input("--model", &a.model).input("--input", &a.input);
+    for (flag, p) in [
+        ("--h0", &a.h0),
+        ("--c0", &a.c0),
+        ("--grad-output", &a.grad_output),
+    ] {
+        if let Some(p) = p {
+            files.input(flag, p);
+        }
+    }
+    files.output("--output", &a.output);
+    for (flag, p) in [("--hn", &a.hn), ("--cn", &a.cn), ("--grads", &a.grads)] {
+        if let Some(p) = p {
+            files.output(flag, p);
+        }
+    }
+    files.check()?;
+    Ok(())
+}
+
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
+    check_paths(a)?;
     let (tensors, meta) = io::load(&a.model)?;
     let nonlinearity = a.nonlinearity.as_deref().and_then(CellKind::parse);
     let (mut cfg, flat) = config_from_state_dict(&tensors, &a.prefix, nonlinearity, &meta)
         .with_context(|| format!("{}", a.model.display()))?;
     cfg.batch_first = a.batch_first;
+    // The same rule for weights as for inputs: the RNN's tensors must be finite.
+    for (name, t) in &tensors {
+        let rest = name.strip_prefix(a.prefix.as_str()).unwrap_or("");
+        if rest.starts_with("weight_") || rest.starts_with("bias_") {
+            io::check_finite(
+                &format!("--model {}: tensor {name:?}", a.model.display()),
+                &t.data,
+            )?;
+        }
+    }
     if a.cn.is_some() && cfg.cell != CellKind::Lstm {
         bail!(
             "--cn given but the model is a {}, which has no cell state",
@@ -78,16 +116,14 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let h0 = a.h0.as_deref().map(read_npy).transpose()?;
     let c0 = a.c0.as_deref().map(read_npy).transpose()?;
     let dy = a.grad_output.as_deref().map(read_npy).transpose()?;
-    for (name, t) in [
-        ("input", Some(&x)),
-        ("h0", h0.as_ref()),
-        ("c0", c0.as_ref()),
-        ("grad-output", dy.as_ref()),
+    for (flag, path, t) in [
+        ("--input", Some(&a.input), Some(&x)),
+        ("--h0", a.h0.as_ref(), h0.as_ref()),
+        ("--c0", a.c0.as_ref(), c0.as_ref()),
+        ("--grad-output", a.grad_output.as_ref(), dy.as_ref()),
     ] {
-        if let Some(t) = t {
-            if t.data.iter().any(|v| !v.is_finite()) {
-                bail!("--{name} holds NaN or infinite values");
-            }
+        if let (Some(p), Some(t)) = (path, t) {
+            io::check_finite(&format!("{flag} {}", p.display()), &t.data)?;
         }
     }
 
@@ -114,12 +150,13 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let read = |t: &recur::Tensor| -> anyhow::Result<HostTensor> {
         Ok(HostTensor::new(t.shape.clone(), gpu.read(t)?)?)
     };
-    io::write_f32(&a.output, &read(&out.y)?)?;
+    // Everything is computed and serialized before the first file is written.
+    let mut results: Vec<(&Path, Vec<u8>)> = vec![(&a.output, io::to_npy_bytes(&read(&out.y)?)?)];
     if let Some(p) = &a.hn {
-        io::write_f32(p, &read(&out.hn)?)?;
+        results.push((p, io::to_npy_bytes(&read(&out.hn)?)?));
     }
     if let (Some(p), Some(cn)) = (&a.cn, &out.cn) {
-        io::write_f32(p, &read(cn)?)?;
+        results.push((p, io::to_npy_bytes(&read(cn)?)?));
     }
     if let (Some(path), Some(g)) = (&a.grads, grads) {
         let mut named = rnn.grads_state_dict(&gpu, &a.prefix)?;
@@ -128,8 +165,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         if let Some(dc0) = &g.dc0 {
             named.push(("c0".into(), read(dc0)?));
         }
-        io::save(path, &named, &BTreeMap::new())?;
+        results.push((path, io::to_safetensors_bytes(&named, &BTreeMap::new())?));
     }
+    let files: Vec<(&Path, &[u8])> = results.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    io::write_all_atomic(&files)?;
     let (t, b) = if cfg.batch_first {
         (x.shape.get(1), x.shape.first())
     } else {
