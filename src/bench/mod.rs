@@ -119,6 +119,9 @@ pub fn suite(name: &str) -> Result<Vec<BenchShape>> {
 pub struct Timing {
     /// Median wall time of one call, ms (record + submit + wait).
     pub wall_ms: f64,
+    /// Median host time of one call, ms: recording the sequence and submitting it, without
+    /// the wait (what the CPU spends per call; the rest of `wall_ms` is the GPU's).
+    pub host_ms: f64,
     /// Median GPU time of one call (first pass start to last pass end), ms, when the
     /// adapter has timestamp queries.
     pub gpu_ms: Option<f64>,
@@ -162,6 +165,7 @@ fn setup(gpu: &Gpu, shape: &BenchShape) -> Result<(Rnn, Tensor, Tensor)> {
 pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> {
     let (rnn, x, dy) = setup(gpu, shape)?;
     let mut walls = Vec::new();
+    let mut hosts = Vec::new();
     let mut gpus = Vec::new();
     let mut timing = Timing::default();
     for rep in 0..reps + 2 {
@@ -182,13 +186,16 @@ pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> 
         let start = std::time::Instant::now();
         let rec = record(false)?;
         let dispatches = rec.dispatch_count();
-        rec.run()?;
+        rec.submit()?;
+        let host = start.elapsed().as_secs_f64() * 1e3;
+        gpu.wait()?;
         let wall = start.elapsed().as_secs_f64() * 1e3;
         let submissions = gpu.submissions() - before;
         // ... and GPU time from a profiled twin.
         let profile = record(true)?.run_profiled()?;
         if rep >= 2 {
             walls.push(wall);
+            hosts.push(host);
             if !profile.phases.is_empty() {
                 gpus.push(profile.total_ms);
             }
@@ -198,6 +205,7 @@ pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> 
         }
     }
     timing.wall_ms = median(walls);
+    timing.host_ms = median(hosts);
     timing.gpu_ms = (!gpus.is_empty()).then(|| median(gpus));
     Ok(timing)
 }

@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// The matmul kernel alone, in GFLOP/s, instead of the suite.
     #[arg(long)]
     matmul: bool,
+    /// Only the suite's shapes whose label contains this text (e.g. "T=1000").
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
     /// Run the suite and print, per shape, recur's ms, the peer's ms from this file (JSON
     /// lines, e.g. from benches/peers/torch_rnn.py with the same --suite), the ratio and its
     /// geometric mean. With --against, compare this saved file against that one instead.
@@ -66,7 +69,13 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
     if a.scaling {
         return scaling(&gpu, reps);
     }
-    let shapes = bench::suite(&a.suite)?;
+    let mut shapes = bench::suite(&a.suite)?;
+    if let Some(only) = &a.only {
+        shapes.retain(|s| s.label().contains(only.as_str()));
+        if shapes.is_empty() {
+            anyhow::bail!("no shape of suite {} has \"{only}\" in its label", a.suite);
+        }
+    }
     if !a.json {
         println!(
             "recur bench --suite {} on {} ({:?}), median of {reps}; GPU times from timestamp queries{}",
@@ -76,9 +85,10 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             if gpu.has_timestamps() { "" } else { " (not available here)" }
         );
         println!(
-            "{:<40} {:>9} {:>9} {:>8} {:>10} {:>6} {:>6}{}",
+            "{:<40} {:>9} {:>9} {:>9} {:>8} {:>10} {:>6} {:>6}{}",
             "shape",
             "wall ms",
+            "host ms",
             "gpu ms",
             "GFLOP/s",
             "tokens/s",
@@ -111,6 +121,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
                 "batch": s.batch,
                 "mode": s.mode.name(),
                 "ms": round4(t.wall_ms),
+                "host_ms": round4(t.host_ms),
                 "submissions": t.submissions,
                 "dispatches": t.dispatches,
             });
@@ -132,9 +143,10 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             let gflops = s.flops()? / ms / 1e6;
             let tokens = (s.seq * s.batch) as f64 / (t.wall_ms / 1e3);
             print!(
-                "{:<40} {:>9.3} {:>9} {:>8.2} {:>10.0} {:>6} {:>6}",
+                "{:<40} {:>9.3} {:>9.3} {:>9} {:>8.2} {:>10.0} {:>6} {:>6}",
                 s.label(),
                 t.wall_ms,
+                t.host_ms,
                 t.gpu_ms.map_or("-".into(), |g| format!("{g:.3}")),
                 gflops,
                 tokens,
