@@ -146,6 +146,21 @@ fn divergence_stops_the_run_and_keeps_the_last_good_checkpoint() {
         "the good model was replaced"
     );
     assert_eq!(listing(dir.path()), ["good.safetensors"]);
+    // With --save-every 1, the last save before the divergence is what stays (here step 5:
+    // its loss was finite, the step after it is not).
+    let o = train(
+        None,
+        &good,
+        "30",
+        &["--resume", &g, "--lr", "1e30", "--save-every", "1"],
+    );
+    let line = one_line_error(&o, &["diverged at step", "the last good checkpoint"]);
+    let kept = Checkpoint::load(&good).expect("the last save is intact");
+    let step = kept.step().unwrap();
+    assert!(line.contains(&format!("keeps step {step}")), "{line}");
+    assert!(step > 4, "no save happened before the divergence: {line}");
+    kept.check_finite().unwrap();
+    assert_eq!(listing(dir.path()), ["good.safetensors"]);
 }
 
 /// A checkpoint like `good` with a NaN in `model.head.bias` and a correct checksum (what an
@@ -408,6 +423,21 @@ fn endless_inputs_huge_files_and_full_counters_are_refused() {
             &train(Some(Path::new("/dev/zero")), &ck, "5", &[]),
             &["/dev/zero", "not a regular file"],
         );
+        one_line_error(
+            &recur(&["generate", "--checkpoint", "/dev/zero"]),
+            &["/dev/zero", "not a regular file"],
+        );
+        let y = s(&dir.path().join("y.npy"));
+        let o = recur(&[
+            "run",
+            "--model",
+            "/dev/zero",
+            "--input",
+            "/dev/zero",
+            "--output",
+            &y,
+        ]);
+        one_line_error(&o, &["/dev/zero", "not a regular file"]);
     }
     #[cfg(unix)]
     {

@@ -451,3 +451,45 @@ impl Trainer {
         gpu.wait()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::TokenIds;
+    use crate::rng::Rng;
+    use crate::rnn::{CellKind, RnnConfig};
+
+    /// A step count at u64::MAX (a hand-made checkpoint) is refused by the next step rather
+    /// than wrapped to 0, and the count stays where it was; restoring such a count (for
+    /// generation) does not overflow either.
+    #[test]
+    fn a_full_step_counter_is_an_error_not_a_wrap() {
+        let gpu = match Gpu::new() {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("SKIPPED: no GPU adapter ({e})");
+                return;
+            }
+        };
+        let cfg = SeqModelConfig {
+            vocab: Some(4),
+            rnn: RnnConfig::new(CellKind::Gru, 4, 4),
+            out_features: 4,
+        };
+        let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0)).unwrap();
+        let mut t = Trainer::new(&gpu, model, TrainConfig::default()).unwrap();
+        let x = TokenIds::new(&gpu, "x", &[2, 1], &[0, 1], 4).unwrap();
+        let y = TokenIds::new(&gpu, "y", &[2, 1], &[1, 2], 4).unwrap();
+        let batch = [Batch {
+            input: SeqInput::Tokens(&x),
+            targets: Targets::Tokens(&y),
+        }];
+        t.step(&gpu, &batch).unwrap();
+        let mut ckpt = t.checkpoint(&gpu).unwrap();
+        ckpt.metadata.insert(STEP_KEY.into(), u64::MAX.to_string());
+        t.restore(&gpu, &ckpt).unwrap();
+        assert_eq!(t.step_count(), u64::MAX);
+        assert!(matches!(t.step(&gpu, &batch), Err(Error::Overflow(_))));
+        assert_eq!(t.step_count(), u64::MAX);
+    }
+}
