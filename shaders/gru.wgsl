@@ -125,6 +125,25 @@ fn gru_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @built
     gru_forward_cell(b, j, array<f32, 3>(a.x, a.y, a.z));
 }
 
+// Small batches (B <= SB_ROWS, see step_small_batch.wgsl): workgroup x owns units
+// 4x .. 4x+3 of every row; after the product, thread (b, u) runs the cell of row b, unit u.
+@compute @workgroup_size(SB_THREADS, 1, 1)
+fn gru_step_forward_small(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j0 = wid.x * SB_UNITS;
+    small_batch_product(lid, j0);
+    if lid < SB_UNITS * SB_ROWS {
+        let b = lid / SB_UNITS;
+        let u = lid % SB_UNITS;
+        if b < p.batch && j0 + u < p.hidden {
+            var acc: array<f32, 3>;
+            for (var g = 0u; g < G; g++) {
+                acc[g] = sb_part[sb_index(b, g, u)];
+            }
+            gru_forward_cell(b, j0 + u, acc);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // backward
 

@@ -95,6 +95,21 @@ fn rnn_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @built
     rnn_forward_cell(b, j, acc);
 }
 
+// Small batches (B <= SB_ROWS, see step_small_batch.wgsl): workgroup x owns units
+// 4x .. 4x+3 of every row; after the product, thread (b, u) runs the cell of row b, unit u.
+@compute @workgroup_size(SB_THREADS, 1, 1)
+fn rnn_step_forward_small(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let j0 = wid.x * SB_UNITS;
+    small_batch_product(lid, j0);
+    if lid < SB_UNITS * SB_ROWS {
+        let b = lid / SB_UNITS;
+        let u = lid % SB_UNITS;
+        if b < p.batch && j0 + u < p.hidden {
+            rnn_forward_cell(b, j0 + u, sb_part[sb_index(b, 0u, u)]);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // backward
 

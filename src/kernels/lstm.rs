@@ -65,3 +65,10 @@ pub const PROJ_BACKWARD_DIRECT: KernelDesc = KernelDesc {
     entry: "lstm_proj_backward_direct",
     ..PROJ_BACKWARD
 };
+
+/// Entry `lstm_step_forward_small`: [`STEP_FORWARD`] for batches of at most 4 rows, the
+/// sum over k split between a workgroup's threads (`shaders/step_small_batch.wgsl`).
+pub const STEP_FORWARD_SMALL: KernelDesc = KernelDesc {
+    entry: "lstm_step_forward_small",
+    ..STEP_FORWARD
+};

@@ -70,8 +70,9 @@ impl Shader {
         Shader::Sample,
     ];
 
-    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl`, the
-    /// vec4 step file also with its rows-per-invocation constant `NB`).
+    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl` and
+    /// `shaders/step_small_batch.wgsl`, the vec4 step file with `step_common.wgsl` and its
+    /// rows-per-invocation constant `NB`).
     pub fn source(self) -> &'static str {
         match self {
             Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
@@ -79,14 +80,17 @@ impl Shader {
             Shader::Util => include_str!("../../shaders/util.wgsl"),
             Shader::Rnn => concat!(
                 include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_small_batch.wgsl"),
                 include_str!("../../shaders/rnn.wgsl")
             ),
             Shader::Lstm => concat!(
                 include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_small_batch.wgsl"),
                 include_str!("../../shaders/lstm.wgsl")
             ),
             Shader::Gru => concat!(
                 include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_small_batch.wgsl"),
                 include_str!("../../shaders/gru.wgsl")
             ),
             Shader::StepVec4 => concat!(

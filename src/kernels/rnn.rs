@@ -43,3 +43,10 @@ pub const STEP_BACKWARD_DIRECT: KernelDesc = KernelDesc {
     entry: "rnn_step_backward_direct",
     ..STEP_BACKWARD
 };
+
+/// Entry `rnn_step_forward_small`: [`STEP_FORWARD`] for batches of at most 4 rows, the
+/// sum over k split between a workgroup's threads (`shaders/step_small_batch.wgsl`).
+pub const STEP_FORWARD_SMALL: KernelDesc = KernelDesc {
+    entry: "rnn_step_forward_small",
+    ..STEP_FORWARD
+};

@@ -17,6 +17,12 @@ use crate::rnn::CellKind;
 /// Side of the square workgroup tile (units x batch rows) of the step kernels.
 pub const TILE: usize = 16;
 
+/// Most batch rows of [`StepFamily::SmallBatch`] (WGSL `SB_ROWS`).
+pub const SMALL_BATCH: usize = 4;
+
+/// Hidden units one workgroup of the small-batch kernels owns (WGSL `SB_UNITS`).
+const SMALL_BATCH_UNITS: usize = 4;
+
 /// Mirror of WGSL `StepParams` (offsets in elements).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -151,6 +157,10 @@ pub struct BackwardBuffers<'a> {
 pub enum StepFamily {
     /// 16x16 tiles through workgroup memory (GPUs).
     Tiled,
+    /// GPUs, batches of at most [`SMALL_BATCH`] rows: the forward step splits its sum over
+    /// k between the threads of a workgroup of 4 units (`*_step_forward_small`); backward as
+    /// [`StepFamily::Tiled`].
+    SmallBatch,
     /// One (row, unit) an invocation, scalar loads, no workgroup memory (CPU adapters).
     Direct,
     /// Four units of `rows` batch rows an invocation on vec4-typed storage (CPU adapters,
@@ -177,7 +187,9 @@ impl StepFamily {
         proj: bool,
         offsets: &[usize],
     ) -> Self {
-        if !direct {
+        if !direct && batch <= SMALL_BATCH {
+            StepFamily::SmallBatch
+        } else if !direct {
             StepFamily::Tiled
         } else if !proj
             && hidden.is_multiple_of(4)
@@ -196,6 +208,14 @@ impl StepFamily {
     pub fn is_vec4(self) -> bool {
         matches!(self, StepFamily::Vec4 { .. })
     }
+
+    /// The family of the backward steps (the small-batch variant is forward only).
+    fn backward(self) -> Self {
+        match self {
+            StepFamily::SmallBatch => StepFamily::Tiled,
+            f => f,
+        }
+    }
 }
 
 fn forward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
@@ -210,6 +230,13 @@ fn forward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
                 },
                 rows,
             )
+        }
+        StepFamily::SmallBatch => {
+            return match cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => rnn::STEP_FORWARD_SMALL,
+                CellKind::Lstm => lstm::STEP_FORWARD_SMALL,
+                CellKind::Gru => gru::STEP_FORWARD_SMALL,
+            }
         }
         StepFamily::Direct => true,
         StepFamily::Tiled => false,
@@ -226,7 +253,7 @@ fn forward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
 
 fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
     use super::{gru, lstm, rnn, step_vec4 as v4};
-    let direct = match family {
+    let direct = match family.backward() {
         StepFamily::Vec4 { rows } => {
             return v4::for_rows(
                 match cell {
@@ -238,7 +265,7 @@ fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
             )
         }
         StepFamily::Direct => true,
-        StepFamily::Tiled => false,
+        StepFamily::Tiled | StepFamily::SmallBatch => false,
     };
     match (cell, direct) {
         (CellKind::RnnTanh | CellKind::RnnRelu, false) => rnn::STEP_BACKWARD,
@@ -260,6 +287,7 @@ fn step_grid(family: StepFamily, units: u32, rows: u32) -> Result<[u32; 3]> {
     match family {
         StepFamily::Direct => super::grid((units * rows).div_ceil(64)),
         StepFamily::Tiled => Ok([groups(units, TILE)?, groups(rows, TILE)?, 1]),
+        StepFamily::SmallBatch => Ok([groups(units, SMALL_BATCH_UNITS)?, 1, 1]),
         StepFamily::Vec4 { rows: per } => {
             use super::step_vec4::{UNITS, WORKGROUP};
             Ok([groups(units, UNITS * WORKGROUP)?, groups(rows, per)?, 1])
@@ -379,7 +407,7 @@ pub fn encode_step_backward(
     if family.is_vec4() {
         super::step_vec4::check_backward_vec4(p)?;
     }
-    let g = step_grid(family, p.hidden, p.batch)?;
+    let g = step_grid(family.backward(), p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 
