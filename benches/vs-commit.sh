@@ -24,12 +24,16 @@ fi
 now_target=${CARGO_TARGET_DIR:-$root/target}
 cargo build --release -q
 out=$(mktemp -d)
-run() { # run BINARY NAME: the suite's JSON lines into $out/NAME.jsonl, stderr into $out/NAME.err
-  if ! "$1" bench "${args[@]}" > "$out/$2.jsonl" 2> "$out/$2.err"; then
+run() { # run BINARY NAME: the suite's JSON lines appended to $out/NAME.jsonl, stderr to $out/NAME.err
+  if ! "$1" bench "${args[@]}" >> "$out/$2.jsonl" 2> "$out/$2.err"; then
     echo "vs-commit: $1 bench ${args[*]} failed:" >&2; tail -5 "$out/$2.err" >&2; exit 1
   fi
 }
-run "$base/target/release/recur" "$name"
-run "$now_target/release/recur" now
+# Machines drift in speed over minutes: alternate the two builds ROUNDS times (default 3) and
+# compare per-shape medians (`recur bench --compare` takes the median of a shape's lines).
+for _ in $(seq "${ROUNDS:-3}"); do
+  run "$base/target/release/recur" "$name"
+  run "$now_target/release/recur" now
+done
 "$now_target/release/recur" bench --compare "$out/now.jsonl" --against "$out/$name.jsonl"
 echo "(JSON lines and logs kept in $out)"

@@ -125,8 +125,9 @@ pub fn parse_lines(text: &str, source: &str) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Rows by shape, in the order each shape first appears; a later line for a shape replaces an
-/// earlier one (so appending a rerun to a file updates it).
+/// Rows by shape, in the order each shape first appears. Several lines of one shape (reruns
+/// appended to a file, as `benches/vs-commit.sh` does when it alternates two builds) become
+/// one row with the median of their times and the other fields of the last line.
 #[derive(Clone, Debug, Default)]
 pub struct RowSet {
     rows: Vec<Row>,
@@ -137,14 +138,28 @@ impl RowSet {
     /// The set of `rows`.
     pub fn new(rows: Vec<Row>) -> Self {
         let mut set = RowSet::default();
+        let mut times: Vec<Vec<f64>> = Vec::new();
         for row in rows {
             match set.index.get(&row.key) {
-                Some(&i) => set.rows[i] = row,
+                Some(&i) => {
+                    times[i].push(row.ms);
+                    set.rows[i] = row;
+                }
                 None => {
                     set.index.insert(row.key.clone(), set.rows.len());
+                    times.push(vec![row.ms]);
                     set.rows.push(row);
                 }
             }
+        }
+        for (row, mut t) in set.rows.iter_mut().zip(times) {
+            t.sort_by(f64::total_cmp);
+            let n = t.len();
+            row.ms = if n % 2 == 1 {
+                t[n / 2]
+            } else {
+                (t[n / 2 - 1] + t[n / 2]) / 2.0
+            };
         }
         set
     }
@@ -490,15 +505,18 @@ mod tests {
     }
 
     #[test]
-    fn a_later_line_should_replace_an_earlier_one_of_the_same_shape() {
+    fn lines_of_one_shape_should_give_the_median_of_their_times() {
         let s = set(&[
             line("recur", "lstm", 128, "train", 4.0),
             line("recur", "gru", 128, "train", 3.0),
+            line("recur", "lstm", 128, "train", 9.0),
             line("recur", "lstm", 128, "train", 5.0),
+            line("recur", "gru", 128, "train", 1.0),
         ]);
         assert_eq!(s.rows().len(), 2);
         assert_eq!(s.rows()[0].key.cell, "lstm");
         assert_eq!(s.rows()[0].ms, 5.0);
+        assert_eq!(s.rows()[1].ms, 2.0);
     }
 
     #[test]
