@@ -297,6 +297,9 @@ fn save_every_writes_periodic_checkpoints() {
     }
     assert!(!out.contains("checkpoint at step 12"), "{out}");
     assert_eq!(Checkpoint::load(&ck).unwrap().step().unwrap(), 12);
+    // Resuming in place (--resume X --checkpoint X) continues X.
+    ok(&train(Some(&data), &ck, "3", &["--resume", &s(&ck)]));
+    assert_eq!(Checkpoint::load(&ck).unwrap().step().unwrap(), 15);
     // The save at step 5 holds what a 5-step run ends with.
     let five = dir.path().join("five.safetensors");
     let o = train(Some(&data), &five, "7", &["--save-every", "5"]);

@@ -250,7 +250,10 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
             #[cfg(not(unix))]
             {
                 let _ = (ma, mb);
-                fs::canonicalize(a).ok() == fs::canonicalize(b).ok()
+                match (fs::canonicalize(a), fs::canonicalize(b)) {
+                    (Ok(x), Ok(y)) => x == y,
+                    _ => false,
+                }
             }
         }
         (Err(_), Err(_)) => match (normalized(a), normalized(b)) {

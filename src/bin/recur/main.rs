@@ -62,13 +62,13 @@ fn main() {
     }
 }
 
-/// The error and its causes on one line; a cause already part of the message before it (an
-/// OS error that its wrapper prints too) is not repeated.
+/// The error and its causes on one line; a cause that the message before it already ends
+/// with (an OS error that its wrapper prints too: `path: {source}`) is not repeated.
 fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string().replace('\n', " ");
-        if line.contains(&text) {
+        if !line.is_empty() && line.ends_with(&text) {
             continue;
         }
         if !line.is_empty() {
@@ -97,5 +97,8 @@ mod tests {
         assert_eq!(line.matches(&os_text).count(), 1);
         let two = anyhow::anyhow!("inner\nline").context("outer");
         assert_eq!(one_line(&two), "outer: inner line");
+        // A cause that only appears inside the message is kept.
+        let inner = anyhow::anyhow!("step").context("the step counter");
+        assert_eq!(one_line(&inner), "the step counter: step");
     }
 }
