@@ -33,6 +33,28 @@ pub struct StepMetrics {
     pub grad_norm: f32,
 }
 
+impl StepMetrics {
+    /// [`Error::Diverged`] when the loss or the gradient norm is NaN or infinite: the step's
+    /// update has made the model worthless, and training should stop without saving it.
+    pub fn check_finite(&self) -> Result<()> {
+        let bad = if !self.loss.is_finite() {
+            Some(("loss", self.loss))
+        } else if !self.grad_norm.is_finite() {
+            Some(("gradient norm", self.grad_norm))
+        } else {
+            None
+        };
+        match bad {
+            None => Ok(()),
+            Some((what, value)) => Err(Error::Diverged {
+                step: self.step,
+                what,
+                value,
+            }),
+        }
+    }
+}
+
 type MapResult = Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
 
 #[derive(Debug)]
@@ -248,5 +270,33 @@ impl MetricLog {
             self.wait_oldest(gpu)?;
         }
         Ok(self.ready.drain(..).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_metrics_are_a_divergence() {
+        let m = |loss, grad_norm| StepMetrics {
+            step: 7,
+            loss,
+            grad_norm,
+        };
+        assert!(m(2.5, 0.3).check_finite().is_ok());
+        assert!(matches!(
+            m(f32::NAN, 0.3).check_finite(),
+            Err(Error::Diverged {
+                step: 7,
+                what: "loss",
+                ..
+            })
+        ));
+        let e = m(1.0, f32::INFINITY).check_finite().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "training diverged at step 7: the gradient norm is inf"
+        );
     }
 }

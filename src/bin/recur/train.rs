@@ -383,19 +383,7 @@ impl Run<'_> {
     /// says what became of the checkpoint.
     fn take(&mut self, metrics: &[StepMetrics]) -> anyhow::Result<()> {
         for m in metrics {
-            let bad = if !m.loss.is_finite() {
-                Some(("loss", m.loss))
-            } else if !m.grad_norm.is_finite() {
-                Some(("gradient norm", m.grad_norm))
-            } else {
-                None
-            };
-            if let Some((what, value)) = bad {
-                let e = Error::Diverged {
-                    step: m.step,
-                    what,
-                    value,
-                };
+            if let Err(e) = m.check_finite() {
                 bail!("{e}: lower --lr; {}", self.kept());
             }
             self.log.push((m.step, m.loss));
