@@ -163,6 +163,51 @@ fn safetensors_missing_file_is_io_error() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Files with no end (a device, a FIFO) and files over the size limit are refused before a
+/// byte is read, by every reader: safetensors, `.npy`, checkpoints.
+#[test]
+fn readers_refuse_endless_and_oversized_files() {
+    let dir = scratch("endless");
+    // A sparse file one byte over the limit: no disk space, and nothing may read it.
+    let big = dir.join("big.safetensors");
+    fs::File::create(&big)
+        .unwrap()
+        .set_len(io::MAX_FILE_BYTES + 1)
+        .unwrap();
+    let over = |r: Result<(), Error>| match r {
+        Err(Error::Format { reason, .. }) => assert!(reason.contains("over the limit"), "{reason}"),
+        other => panic!("{other:?}"),
+    };
+    over(io::load(&big).map(|_| ()));
+    over(io::read_f32(&big).map(|_| ()));
+    over(recur::train::Checkpoint::load(&big).map(|_| ()));
+    let mut endless = vec![dir.clone()];
+    if Path::new("/dev/zero").exists() {
+        endless.push(PathBuf::from("/dev/zero"));
+    }
+    #[cfg(unix)]
+    {
+        let fifo = dir.join("fifo");
+        if std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            endless.push(fifo);
+        }
+    }
+    for p in &endless {
+        for r in [
+            io::load(p).map(|_| ()),
+            io::read_f32(p).map(|_| ()),
+            recur::train::Checkpoint::load(p).map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(Error::Format { .. })), "{p:?}: {r:?}");
+        }
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn safetensors_corrupt_files_never_panic() {
     let mut meta = BTreeMap::new();
