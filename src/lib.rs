@@ -22,4 +22,4 @@ pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, Recorder, Tensor};
-pub use rnn::{CellKind, ParamLayout, RnnConfig};
+pub use rnn::{CellKind, ParamLayout, Rnn, RnnConfig, RnnStream};

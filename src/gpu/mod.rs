@@ -1,12 +1,14 @@
 //! The GPU layer: context and adapter choice, tensors and readback, the pipeline cache, and
 //! the recorder that turns a whole sequence into one submission.
 
+pub mod arena;
 pub mod context;
 pub(crate) mod oneshot;
 pub mod pipelines;
 pub mod recorder;
 pub mod tensor;
 
+pub use arena::Arena;
 #[cfg(not(target_arch = "wasm32"))]
 pub use context::list_adapters;
 pub use context::{AdapterSummary, Gpu};

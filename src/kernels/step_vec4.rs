@@ -13,7 +13,7 @@ use super::step::{
 };
 use super::{gru, lstm, rnn, Access, KernelDesc, Shader};
 use crate::error::Result;
-use crate::gpu::Recorder;
+use crate::gpu::{Recorder, Tensor};
 use crate::rnn::CellKind;
 
 const R: Option<Access> = Some(Access::Read);
@@ -171,21 +171,22 @@ pub fn whole_sequence(
         && batch * gates * hidden * state <= SEQUENCE_MAX_MACS
 }
 
-/// The per-step parameters of a sequence entry as one storage buffer (kept alive by the bind
-/// group until the submission ends).
-fn upload_steps<P: Pod>(rec: &Recorder, steps: &[P]) -> Result<crate::gpu::Tensor> {
-    let words: &[f32] = bytemuck::cast_slice(steps);
-    rec.gpu().tensor("rnn.steps", &[words.len()], words)
+/// The per-step parameters of a sequence entry as the words of its storage buffer (the
+/// `table` of [`encode_sequence_forward`] and [`encode_sequence_backward`]).
+pub fn steps_table<P: Pod>(steps: &[P]) -> &[f32] {
+    bytemuck::cast_slice(steps)
 }
 
 /// Records every forward step of a (layer, direction) as one dispatch of one workgroup,
-/// `steps` in the order they run (see [`whole_sequence`]).
+/// `steps` in the order they run (see [`whole_sequence`]), `table` a buffer that holds
+/// [`steps_table`]`(steps)` when the submission runs.
 pub fn encode_sequence_forward(
     rec: &mut Recorder,
     cell: CellKind,
     family: StepFamily,
     b: &ForwardBuffers,
     steps: &[StepParams],
+    table: &Tensor,
 ) -> Result<()> {
     let Some(first) = steps.first() else {
         return Ok(());
@@ -206,7 +207,7 @@ pub fn encode_sequence_forward(
         },
         rows,
     );
-    let table = upload_steps(rec, steps)?;
+    check_table(table, steps)?;
     let bufs = select(
         &desc,
         &[
@@ -224,13 +225,15 @@ pub fn encode_sequence_forward(
 }
 
 /// Records every backward step of a (layer, direction) as one dispatch of one workgroup,
-/// `steps` in the order they run (see [`whole_sequence`]).
+/// `steps` in the order they run (see [`whole_sequence`]), `table` a buffer that holds
+/// [`steps_table`]`(steps)` when the submission runs.
 pub fn encode_sequence_backward(
     rec: &mut Recorder,
     cell: CellKind,
     family: StepFamily,
     b: &BackwardBuffers,
     steps: &[StepBackParams],
+    table: &Tensor,
 ) -> Result<()> {
     let Some(first) = steps.first() else {
         return Ok(());
@@ -251,11 +254,22 @@ pub fn encode_sequence_backward(
         },
         rows,
     );
-    let table = upload_steps(rec, steps)?;
+    check_table(table, steps)?;
     let [a, b1, c, d, e, f, g] = backward_bindings(cell, family, b);
     let bufs = select(&desc, &[a, b1, c, d, e, f, g, Some(&table.buffer)])?;
     let bind = rec.bind(&desc, &bufs)?;
     rec.dispatch(bind, first, [1, 1, 1])
+}
+
+fn check_table<P: Pod>(table: &Tensor, steps: &[P]) -> Result<()> {
+    if table.numel() != steps_table(steps).len() {
+        return Err(crate::Error::Gpu(format!(
+            "step table of {} words for {} steps",
+            table.numel(),
+            steps.len()
+        )));
+    }
+    Ok(())
 }
 
 pub(super) fn check_forward_vec4(p: &StepParams) -> Result<()> {

@@ -10,5 +10,7 @@ pub use cell::CellKind;
 pub use config::RnnConfig;
 pub use params::{ParamEntry, ParamKind, ParamLayout};
 pub mod model;
+pub mod stream;
 
 pub use model::{InputGrads, Rnn, RnnOutput, Saved};
+pub use stream::RnnStream;

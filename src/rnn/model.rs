@@ -22,7 +22,7 @@
 //! `dW_hr` is one more GEMM over all steps.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::gpu::{Arena, Gpu, Recorder, Tensor};
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{
     self, flags, BackwardBuffers, ForwardBuffers, ProjBackwardBuffers, StepBackParams, StepFamily,
@@ -89,6 +89,34 @@ pub struct Saved {
     /// Output of every layer, time-major.
     ys: Vec<Tensor>,
     dirs: Vec<SavedDir>,
+}
+
+/// Where a forward pass gets its buffers: new zeroed tensors, or an arena's slots (reused
+/// from the last recording of the same shapes, not zeroed).
+enum Buffers<'a> {
+    Fresh,
+    Arena(&'a mut Arena),
+}
+
+impl Buffers<'_> {
+    fn zeros(&mut self, gpu: &Gpu, label: &str, shape: &[usize]) -> Result<Tensor> {
+        match self {
+            Buffers::Fresh => gpu.zeros(label, shape),
+            Buffers::Arena(a) => a.take(gpu, label, shape),
+        }
+    }
+
+    fn upload(&mut self, gpu: &Gpu, label: &str, data: &[f32]) -> Result<Tensor> {
+        match self {
+            Buffers::Fresh => gpu.tensor(label, &[data.len()], data),
+            Buffers::Arena(a) => a.upload(gpu, label, data),
+        }
+    }
+
+    /// Whether buffers may hold what an earlier recording left.
+    fn reused(&self) -> bool {
+        matches!(self, Buffers::Arena(_))
+    }
 }
 
 /// Sequence length and batch of an input, from its shape and the layout.
@@ -218,6 +246,35 @@ impl Rnn {
         c0: Option<&Tensor>,
         train: bool,
     ) -> Result<(RnnOutput, Option<Saved>)> {
+        self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh)
+    }
+
+    /// Records an inference forward pass whose buffers come from `arena`: after the first
+    /// call of a shape, nothing is allocated. The returned tensors are arena slots, valid
+    /// until the next recording with the same arena (which overwrites them).
+    pub fn record_inference_in(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        arena: &mut Arena,
+    ) -> Result<RnnOutput> {
+        arena.reset();
+        let (out, _) =
+            self.record_forward_with(rec, x, h0, c0, false, &mut Buffers::Arena(arena))?;
+        Ok(out)
+    }
+
+    fn record_forward_with(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train: bool,
+        bufs: &mut Buffers,
+    ) -> Result<(RnnOutput, Option<Saved>)> {
         let gpu = rec.gpu();
         let cfg = &self.cfg;
         let (seq, batch) = seq_batch(cfg, x)?;
@@ -250,20 +307,20 @@ impl Rnn {
         let by_time = train || proj;
 
         let xt = if cfg.batch_first {
-            let xt = gpu.zeros("rnn.x_tm", &[seq, batch, cfg.input_size])?;
+            let xt = bufs.zeros(gpu, "rnn.x_tm", &[seq, batch, cfg.input_size])?;
             rec.phase("layout");
             encode_transpose01(rec, &x.buffer, &xt.buffer, batch, seq, cfg.input_size)?;
             xt
         } else {
             x.clone()
         };
-        let hn = gpu.zeros("rnn.hn", &h_state)?;
+        let hn = bufs.zeros(gpu, "rnn.hn", &h_state)?;
         let cn = if lstm {
-            Some(gpu.zeros("rnn.cn", &c_state)?)
+            Some(bufs.zeros(gpu, "rnn.cn", &c_state)?)
         } else {
             None
         };
-        let gx = gpu.zeros("rnn.gx", &[seq * batch, gh])?;
+        let gx = bufs.zeros(gpu, "rnn.gx", &[seq * batch, gh])?;
         let slots = if by_time { seq + 1 } else { 2 };
         let mut ys: Vec<Tensor> = Vec::with_capacity(cfg.num_layers);
         let mut dirs = Vec::new();
@@ -279,7 +336,7 @@ impl Rnn {
         for layer in 0..cfg.num_layers {
             let input = if layer == 0 { &xt } else { &ys[layer - 1] };
             let in_w = cfg.layer_input_size(layer);
-            let y = gpu.zeros("rnn.y", &[seq, batch, ow])?;
+            let y = bufs.zeros(gpu, "rnn.y", &[seq, batch, ow])?;
             for dir in 0..d_n {
                 let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
@@ -314,34 +371,41 @@ impl Rnn {
                         accumulate: false,
                     },
                 )?;
-                let hs = gpu.zeros("rnn.hs", &[slots, batch, oh])?;
+                let hs = bufs.zeros(gpu, "rnn.hs", &[slots, batch, oh])?;
                 let cs = if lstm {
-                    Some(gpu.zeros("rnn.cs", &[slots, batch, h])?)
+                    Some(bufs.zeros(gpu, "rnn.cs", &[slots, batch, h])?)
                 } else {
                     None
                 };
                 // The LSTM/GRU kernels declare the activation buffer even when they do not
                 // save (SAVE off): inference binds a one-element placeholder.
                 let acts = if saves_acts {
-                    Some(gpu.zeros("rnn.acts", &[seq, batch, 4 * h])?)
+                    Some(bufs.zeros(gpu, "rnn.acts", &[seq, batch, 4 * h])?)
                 } else if matches!(cfg.cell, CellKind::Lstm | CellKind::Gru) {
-                    Some(gpu.zeros("rnn.acts.unused", &[1])?)
+                    Some(bufs.zeros(gpu, "rnn.acts.unused", &[1])?)
                 } else {
                     None
                 };
                 // o * tanh(c) before the projection: every step for backward, else one slot.
                 let rs = if proj {
-                    Some(gpu.zeros("rnn.r", &[if train { seq } else { 1 }, batch, h])?)
+                    Some(bufs.zeros(gpu, "rnn.r", &[if train { seq } else { 1 }, batch, h])?)
                 } else {
                     None
                 };
                 let first_slot = if by_time && dir == 1 { seq } else { 0 };
                 let (sd_h, sd_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
-                if let Some(h0) = h0 {
-                    rec.copy(&h0.buffer, sd_h, &hs.buffer, first_slot * bo, bo);
+                // The first state is h0/c0, or zero: reused buffers hold old states.
+                match h0 {
+                    Some(h0) => rec.copy(&h0.buffer, sd_h, &hs.buffer, first_slot * bo, bo),
+                    None if bufs.reused() => rec.clear(&hs.buffer, first_slot * bo, bo),
+                    None => {}
                 }
-                if let (Some(c0), Some(cs)) = (c0, &cs) {
-                    rec.copy(&c0.buffer, sd_c, &cs.buffer, first_slot * bh, bh);
+                if let Some(cs) = &cs {
+                    match c0 {
+                        Some(c0) => rec.copy(&c0.buffer, sd_c, &cs.buffer, first_slot * bh, bh),
+                        None if bufs.reused() => rec.clear(&cs.buffer, first_slot * bh, bh),
+                        None => {}
+                    }
                 }
                 let family = StepFamily::choose(
                     gpu.prefers_direct_kernels(),
@@ -367,7 +431,7 @@ impl Rnn {
                 } else {
                     Some(step::bind_step_forward(rec, cfg.cell, family, &fwd_bufs)?)
                 };
-                let mut table = Vec::new();
+                let mut steps = Vec::new();
                 let mut last_slot = first_slot;
                 rec.phase("steps");
                 for s in 0..seq {
@@ -403,7 +467,7 @@ impl Rnn {
                     };
                     match bind {
                         Some(bind) => step::encode_step_forward(rec, bind, family, &p)?,
-                        None => table.push(p),
+                        None => steps.push(p),
                     }
                     if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
                         // h_t = r_t · W_hrᵀ into its state slot.
@@ -437,7 +501,10 @@ impl Rnn {
                     }
                 }
                 if whole {
-                    step_vec4::encode_sequence_forward(rec, cfg.cell, family, &fwd_bufs, &table)?;
+                    let table = bufs.upload(gpu, "rnn.steps", step_vec4::steps_table(&steps))?;
+                    step_vec4::encode_sequence_forward(
+                        rec, cfg.cell, family, &fwd_bufs, &steps, &table,
+                    )?;
                 }
                 if proj {
                     // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.
@@ -468,7 +535,7 @@ impl Rnn {
             .ok_or_else(|| Error::InvalidConfig("no layers".into()))?
             .clone();
         let y = if cfg.batch_first {
-            let yb = gpu.zeros("rnn.y_bf", &[batch, seq, ow])?;
+            let yb = bufs.zeros(gpu, "rnn.y_bf", &[batch, seq, ow])?;
             rec.phase("layout");
             encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, ow)?;
             yb
@@ -685,7 +752,11 @@ impl Rnn {
                     prev_t = t;
                 }
                 if whole {
-                    step_vec4::encode_sequence_backward(rec, cfg.cell, family, &bwd_bufs, &table)?;
+                    let words = step_vec4::steps_table(&table);
+                    let t = gpu.tensor("rnn.steps", &[words.len()], words)?;
+                    step_vec4::encode_sequence_backward(
+                        rec, cfg.cell, family, &bwd_bufs, &table, &t,
+                    )?;
                 }
                 rec.phase("weight_grads");
                 // dh0 += dG_h(first step) · W_hh
