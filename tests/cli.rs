@@ -409,3 +409,9 @@ fn bench_compare_should_join_two_saved_outputs_without_a_gpu() {
         "/nonexistent/peer.jsonl",
     );
 }
+
+#[test]
+fn bench_should_refuse_zero_repetitions() {
+    expect_error(&["bench", "--reps", "0"], "--reps 0");
+    expect_error(&["bench", "--only", "no such shape"], "no shape of suite cpu");
+}

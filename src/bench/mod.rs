@@ -210,6 +210,36 @@ pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> 
     Ok(timing)
 }
 
+/// Median latency (ms) of one streamed LSTM step (`RnnStream::push` of T=1, B=1) with
+/// `input` features and `hidden` units, over `pushes` pushes after ten warm-up ones: push and
+/// wait for the GPU, and push and read the output back.
+pub fn time_stream(gpu: &Gpu, input: usize, hidden: usize, pushes: usize) -> Result<(f64, f64)> {
+    let cfg = RnnConfig::new(CellKind::Lstm, input, hidden);
+    let layout = ParamLayout::new(&cfg);
+    let mut rng = Rng::new(5);
+    let k = 1.0 / (hidden as f32).sqrt();
+    let rnn = Rnn::new(gpu, cfg, &rng.vec_uniform_f32(layout.total, -k, k))?;
+    let x = gpu.tensor("bench.x", &[1, 1, input], &rng.vec_normal_f32(input))?;
+    let mut stream = crate::RnnStream::new(gpu, &rnn, 1)?;
+    let mut waits = Vec::new();
+    let mut reads = Vec::new();
+    for i in 0..pushes + 10 {
+        let start = std::time::Instant::now();
+        stream.push(gpu, &rnn, &x)?;
+        gpu.wait()?;
+        let wait = start.elapsed().as_secs_f64() * 1e3;
+        let start = std::time::Instant::now();
+        let y = stream.push(gpu, &rnn, &x)?;
+        gpu.read(&y)?;
+        let read = start.elapsed().as_secs_f64() * 1e3;
+        if i >= 10 {
+            waits.push(wait);
+            reads.push(read);
+        }
+    }
+    Ok((median(waits), median(reads)))
+}
+
 /// Median time (ms) of an `m x k · k x n` GEMM, and its GFLOP/s: `C = op(A)·op(B)` with A
 /// stored `[k, m]` when `trans_a` (else `[m, k]`) and B stored `[n, k]` when `trans_b` (else
 /// `[k, n]`).

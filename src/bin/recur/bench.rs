@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// The matmul kernel alone, in GFLOP/s, instead of the suite.
     #[arg(long)]
     matmul: bool,
+    /// Latency of one streamed step (T=1, B=1) of an LSTM through `RnnStream`, at H=128 and
+    /// H=512, instead of the suite.
+    #[arg(long)]
+    stream: bool,
     /// Only the suite's shapes whose label contains this text (e.g. "T=1000").
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
@@ -42,7 +46,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         value_name = "PEER.jsonl",
-        conflicts_with_all = ["json", "baseline", "scaling", "matmul"]
+        conflicts_with_all = ["json", "baseline", "scaling", "matmul", "stream"]
     )]
     compare: Option<PathBuf>,
     /// With --compare A.jsonl: print A against B (two saved `--json` outputs, e.g. two
@@ -53,7 +57,10 @@ pub struct BenchArgs {
 
 /// Runs `recur bench` with arguments `a`.
 pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
-    let reps = a.reps.max(1);
+    if a.reps == 0 {
+        anyhow::bail!("--reps 0: at least one timed repetition is needed");
+    }
+    let reps = a.reps;
     if let Some(path) = &a.compare {
         // Read first: a bad file fails before minutes of timing.
         let first = RowSet::read(path)?;
@@ -63,6 +70,9 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         };
     }
     let gpu = Gpu::new()?;
+    if a.stream {
+        return stream(&gpu, reps);
+    }
     if a.matmul {
         return matmul(&gpu, reps);
     }
@@ -257,6 +267,24 @@ fn round4(x: f64) -> f64 {
 
 fn is_baseline_shape(s: &BenchShape) -> bool {
     s.cell == "lstm" && s.layers == 1 && !s.bidirectional
+}
+
+fn stream(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
+    println!(
+        "streamed LSTM steps (RnnStream::push, T=1, B=1) on {} ({:?}), median of {} pushes",
+        gpu.info.name,
+        gpu.info.backend,
+        reps * 20
+    );
+    println!(
+        "{:>6} {:>6} {:>16} {:>18}",
+        "input", "hidden", "push+wait ms", "push+read ms"
+    );
+    for hidden in [128, 512] {
+        let (wait, read) = bench::time_stream(gpu, hidden, hidden, reps * 20)?;
+        println!("{hidden:>6} {hidden:>6} {wait:>16.3} {read:>18.3}");
+    }
+    Ok(())
 }
 
 fn scaling(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
