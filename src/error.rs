@@ -85,6 +85,11 @@ pub enum Error {
     /// The GPU reported an error (validation, out of memory, device lost).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// An invariant of recur itself does not hold: a bug of recur, not of the caller's input
+    /// or of the GPU (a kernel given the wrong buffers, a plan offset the kernel cannot take,
+    /// a poisoned lock).
+    #[error("internal error (a bug of recur, please report it): {0}")]
+    Internal(String),
     /// A value is NaN or infinite where that is not allowed.
     #[error("non-finite value in {0}")]
     NonFinite(String),

@@ -265,7 +265,7 @@ impl Gpu {
         let mut v = self
             .errors
             .lock()
-            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+            .map_err(|_| Error::Internal("error sink poisoned".into()))?;
         if v.is_empty() {
             Ok(())
         } else {

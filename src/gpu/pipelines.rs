@@ -109,5 +109,5 @@ impl PipelineCache {
 }
 
 fn poisoned<T>(_: T) -> Error {
-    Error::Gpu("pipeline cache lock poisoned".into())
+    Error::Internal("pipeline cache lock poisoned".into())
 }

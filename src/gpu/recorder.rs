@@ -127,7 +127,7 @@ impl<'g> Recorder<'g> {
             .map(|(i, _)| desc.base + 1 + i as u32)
             .collect();
         if slots.len() != buffers.len() {
-            return Err(Error::Gpu(format!(
+            return Err(Error::Internal(format!(
                 "kernel {} takes {} buffers, got {}",
                 desc.entry,
                 slots.len(),
@@ -149,7 +149,7 @@ impl<'g> Recorder<'g> {
     pub fn dispatch<P: Pod>(&mut self, bind: BindId, params: &P, groups: [u32; 3]) -> Result<()> {
         let bytes = bytemuck::bytes_of(params);
         if bytes.len() > UNIFORM_SLOT {
-            return Err(Error::Gpu(format!(
+            return Err(Error::Internal(format!(
                 "parameter struct of {} bytes is over the {UNIFORM_SLOT}-byte uniform slot",
                 bytes.len()
             )));

@@ -2,6 +2,7 @@
 //! parameter structs that mirror the WGSL ones and the `encode_*` functions that record
 //! dispatches.
 
+pub mod cell;
 pub mod clip;
 pub mod eager;
 pub mod embedding;
@@ -15,6 +16,8 @@ pub mod sample;
 pub mod step;
 pub mod step_vec4;
 pub mod util;
+
+pub use cell::CellKind;
 
 use crate::error::{Error, Result};
 

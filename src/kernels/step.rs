@@ -9,10 +9,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::CellKind;
 use super::{groups, KernelDesc};
 use crate::error::Result;
 use crate::gpu::{BindId, Recorder};
-use crate::rnn::CellKind;
 
 /// Side of the square workgroup tile (units x batch rows) of the step kernels.
 pub const TILE: usize = 16;
@@ -304,7 +304,7 @@ pub(super) fn select<'a>(
     for (i, access) in desc.bindings.iter().enumerate() {
         if access.is_some() {
             let b = all.get(i).copied().flatten().ok_or_else(|| {
-                crate::Error::Gpu(format!(
+                crate::Error::Internal(format!(
                     "{}: binding {} has no buffer",
                     desc.entry,
                     desc.base as usize + 1 + i

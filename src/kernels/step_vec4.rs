@@ -11,10 +11,10 @@ use super::step::{
     backward_bindings, select, BackwardBuffers, ForwardBuffers, StepBackParams, StepFamily,
     StepParams,
 };
+use super::CellKind;
 use super::{gru, lstm, rnn, Access, KernelDesc, Shader};
 use crate::error::Result;
 use crate::gpu::{Recorder, Tensor};
-use crate::rnn::CellKind;
 
 const R: Option<Access> = Some(Access::Read);
 const RW: Option<Access> = Some(Access::ReadWrite);
@@ -142,7 +142,7 @@ pub fn for_rows(desc: &KernelDesc, rows: usize) -> KernelDesc {
 /// of the plan (see [`StepFamily::choose`]), reported rather than computed wrongly.
 fn check_vec4(entry: &str, offsets: &[u32]) -> Result<()> {
     if offsets.iter().any(|o| o % 4 != 0) {
-        return Err(crate::Error::Gpu(format!(
+        return Err(crate::Error::Internal(format!(
             "{entry}: vec4 step kernel given offsets {offsets:?}, not all multiples of 4"
         )));
     }
@@ -192,7 +192,7 @@ pub fn encode_sequence_forward(
         return Ok(());
     };
     let StepFamily::Vec4 { rows } = family else {
-        return Err(crate::Error::Gpu(
+        return Err(crate::Error::Internal(
             "whole-sequence step kernels need the vec4 family".into(),
         ));
     };
@@ -239,7 +239,7 @@ pub fn encode_sequence_backward(
         return Ok(());
     };
     let StepFamily::Vec4 { rows } = family else {
-        return Err(crate::Error::Gpu(
+        return Err(crate::Error::Internal(
             "whole-sequence step kernels need the vec4 family".into(),
         ));
     };
@@ -263,7 +263,7 @@ pub fn encode_sequence_backward(
 
 fn check_table<P: Pod>(table: &Tensor, steps: &[P]) -> Result<()> {
     if table.numel() != steps_table(steps).len() {
-        return Err(crate::Error::Gpu(format!(
+        return Err(crate::Error::Internal(format!(
             "step table of {} words for {} steps",
             table.numel(),
             steps.len()

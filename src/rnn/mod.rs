@@ -1,11 +1,11 @@
 //! The sequence plan: cell kinds, the flat parameter layout and the scheduler that records a
 //! whole sequence, forward and backward, into one command encoder.
 
-pub mod cell;
 pub mod config;
 pub mod params;
 pub mod state_dict;
 
+pub use crate::kernels::cell;
 pub use cell::CellKind;
 pub use config::RnnConfig;
 pub use params::{ParamEntry, ParamKind, ParamLayout};

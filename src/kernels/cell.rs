@@ -1,4 +1,6 @@
-//! Cell kinds and their gate layouts, as PyTorch stores them.
+//! Cell kinds and their gate layouts, as PyTorch stores them. The kind lives below the
+//! kernels, which pick a cell's entry points by it; [`crate::rnn`] and the crate root
+//! re-export it (`recur::CellKind`).
 
 use std::fmt;
 
