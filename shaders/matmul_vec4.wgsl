@@ -9,7 +9,7 @@
 // (two vec4s; the second is not stored past n): 64 accumulators in registers, which halves
 // the loads per FMA against 8x4 (measured: ~25 against ~19 GFLOP/s at 512³ on lavapipe).
 //
-// Preconditions, checked on the host (src/kernels/matmul.rs::vec4_eligible): lda, ldb, ldc
+// Preconditions, checked on the host (src/kernels/matmul.rs::vec4_kernel): lda, ldb, ldc
 // and the offsets of A, B, C and the bias are multiples of 4, and n is a multiple of 4.
 // Rows past m and the k tail read in-bounds neighbours (or zero, under robust access) that
 // are masked or never stored.

@@ -413,5 +413,16 @@ fn bench_compare_should_join_two_saved_outputs_without_a_gpu() {
 #[test]
 fn bench_should_refuse_zero_repetitions() {
     expect_error(&["bench", "--reps", "0"], "--reps 0");
-    expect_error(&["bench", "--only", "no such shape"], "no shape of suite cpu");
+    expect_error(
+        &["bench", "--only", "no such shape"],
+        "no shape of suite cpu",
+    );
+}
+
+#[test]
+fn bench_compare_should_refuse_endless_inputs() {
+    expect_error(
+        &["bench", "--compare", "/dev/zero", "--against", "/dev/zero"],
+        "/dev/zero",
+    );
 }

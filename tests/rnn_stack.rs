@@ -225,22 +225,23 @@ fn cases(cell: CellKind) -> Vec<Case> {
         },
         // Steps too large for one workgroup (33 x 3 blocks of 4 units x 4 rows): the vec4
         // kernels one dispatch a step; the cases above and below run every step in one
-        // dispatch (step::whole_sequence).
+        // dispatch (step_vec4::whole_sequence).
         Case {
             cfg: RnnConfig::new(cell, 5, 132).bidirectional(true),
             seq: 3,
             batch: 9,
             with_state: true,
         },
-        // The one-row build of the vec4 kernels, one dispatch a step (B=1, steps too large
-        // for one workgroup).
+        // The one-row build of the vec4 kernels, one dispatch a step (B=1, steps over
+        // step_vec4's arithmetic limit for one workgroup, every cell: 192² > 2^15).
         Case {
-            cfg: RnnConfig::new(cell, 6, 132).layers(2),
+            cfg: RnnConfig::new(cell, 6, 192).layers(2),
             seq: 3,
             batch: 1,
             with_state: false,
         },
-        // The vec4 kernels at batch 1 without bias, batch-first, several workgroups of units.
+        // The one-row vec4 kernels at batch 1 without bias, batch-first, the whole sequence
+        // in one workgroup.
         Case {
             cfg: RnnConfig::new(cell, 12, 36).bias(false).batch_first(true),
             seq: 4,

@@ -155,20 +155,27 @@ fn pushes_after_the_first_of_a_length_should_allocate_nothing() {
     let Some(gpu) = gpu() else { return };
     let rnn = stack(&gpu, RnnConfig::new(CellKind::Gru, I, 16).layers(2), 3);
     let mut stream = RnnStream::new(&gpu, &rnn, 2).unwrap();
-    let x = gpu.tensor("x", &[1, 2, I], &[0.5; 2 * I]).unwrap();
+    // Chunks of 1 and 5 steps, alternating: one set of buffers for each length.
+    let chunks = [
+        gpu.tensor("x1", &[1, 2, I], &[0.5; 2 * I]).unwrap(),
+        gpu.tensor("x5", &[5, 2, I], &[0.25; 10 * I]).unwrap(),
+    ];
     let mut counts = Vec::new();
-    let mut outputs = Vec::new();
-    for _ in 0..6 {
-        let y = stream.push(&gpu, &rnn, &x).unwrap();
+    let mut outputs: [Vec<recur::Tensor>; 2] = Default::default();
+    for i in 0..8 {
+        let y = stream.push(&gpu, &rnn, &chunks[i % 2]).unwrap();
         gpu.read(&y).unwrap();
         counts.push(gpu.memory().0);
-        outputs.push(y);
+        outputs[i % 2].push(y);
     }
-    // The outputs of every push are one reused buffer ...
-    assert!(outputs.windows(2).all(|w| w[0].buffer == w[1].buffer));
-    // ... and the live buffers stay flat (wgpu's count; zero where the backend does not count).
+    // The outputs of every push of a length are one reused buffer ...
+    for outs in &outputs {
+        assert!(outs.windows(2).all(|w| w[0].buffer == w[1].buffer));
+    }
+    // ... and the live buffers stay flat once both lengths were seen (wgpu's count; zero
+    // where the backend does not count).
     assert!(
-        counts[1..].windows(2).all(|w| w[0] == w[1]),
+        counts[2..].windows(2).all(|w| w[0] == w[1]),
         "live buffers per push: {counts:?}"
     );
 }

@@ -223,7 +223,7 @@ pub fn time_stream(gpu: &Gpu, input: usize, hidden: usize, pushes: usize) -> Res
     let mut stream = crate::RnnStream::new(gpu, &rnn, 1)?;
     let mut waits = Vec::new();
     let mut reads = Vec::new();
-    for i in 0..pushes + 10 {
+    for i in 0..pushes.saturating_add(10) {
         let start = std::time::Instant::now();
         stream.push(gpu, &rnn, &x)?;
         gpu.wait()?;

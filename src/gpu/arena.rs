@@ -1,23 +1,28 @@
-//! Device buffers reused from one recording to the next of the same shape.
+//! Device buffers reused from one recording to the next.
 //!
-//! A plan asks for its buffers in the same order every time it records the same shapes, so
-//! the arena hands out its slots by that order: the i-th request of a recording gets the i-th
-//! slot when the shape matches, and a new buffer otherwise. After the first call of a shape
-//! nothing is allocated.
+//! A plan asks for its buffers in the same order every time it records the same shapes. The
+//! arena keeps, per (label, shape), the buffers handed out so far: the k-th request of a
+//! (label, shape) in a recording gets the k-th buffer of that key, made on first need. So
+//! after the first call of each shape nothing is allocated, also when calls alternate between
+//! shapes (a stream fed chunks of varying lengths keeps one set per length).
 //!
 //! Reuse is safe because the queue runs submissions in order: a buffer written by the next
-//! recording is written after the previous submission has read it. A slot is NOT zeroed when
-//! it is handed out again: callers take from an arena only buffers they overwrite in full, or
-//! clear (see [`crate::Rnn::record_inference_in`]).
+//! recording is written after the previous submission has read it. A buffer is NOT zeroed
+//! when it is handed out again: callers take from an arena only buffers they overwrite in
+//! full, or clear (see [`crate::Rnn::record_inference_in`]).
+
+use std::collections::HashMap;
 
 use super::{Gpu, Tensor};
 use crate::error::Result;
 
-/// Buffers reused across recordings of the same shapes (see the module comment).
+type Key = (String, Vec<usize>);
+
+/// Buffers reused across recordings (see the module comment).
 #[derive(Debug, Default)]
 pub struct Arena {
-    slots: Vec<Tensor>,
-    next: usize,
+    buffers: HashMap<Key, Vec<Tensor>>,
+    taken: HashMap<Key, usize>,
 }
 
 impl Arena {
@@ -26,32 +31,26 @@ impl Arena {
         Arena::default()
     }
 
-    /// Starts a recording: requests are matched to slots from the first again.
+    /// Starts a recording: every key's buffers are handed out from the first again.
     pub fn reset(&mut self) {
-        self.next = 0;
+        self.taken.clear();
     }
 
-    /// The next slot as a tensor of `shape` (its contents are whatever the last use left,
-    /// zeros when it is new).
+    /// A buffer of `shape` for `label` (its contents are whatever its last use left, zeros
+    /// when it is new).
     pub fn take(&mut self, gpu: &Gpu, label: &str, shape: &[usize]) -> Result<Tensor> {
-        let i = self.next;
-        self.next += 1;
-        if let Some(t) = self.slots.get(i) {
-            if t.shape == shape {
-                return Ok(t.clone());
-            }
+        let key = (label.to_string(), shape.to_vec());
+        let k = self.taken.entry(key.clone()).or_insert(0);
+        let list = self.buffers.entry(key).or_default();
+        if *k == list.len() {
+            list.push(gpu.zeros(label, shape)?);
         }
-        let t = gpu.zeros(label, shape)?;
-        if i < self.slots.len() {
-            self.slots[i] = t.clone();
-        } else {
-            self.slots.push(t.clone());
-        }
-        Ok(t)
+        *k += 1;
+        Ok(list[*k - 1].clone())
     }
 
-    /// The next slot holding `data` (a 1-D tensor; written through the queue, so it is in
-    /// place before the next submission runs).
+    /// A 1-D buffer holding `data` (written through the queue, so it is in place before the
+    /// next submission runs).
     pub fn upload(&mut self, gpu: &Gpu, label: &str, data: &[f32]) -> Result<Tensor> {
         let t = self.take(gpu, label, &[data.len()])?;
         gpu.write(&t, data)?;
@@ -60,11 +59,11 @@ impl Arena {
 
     /// Buffers held.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.buffers.values().map(Vec::len).sum()
     }
 
     /// Whether the arena holds no buffer.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 }

@@ -5,8 +5,8 @@ use crate::error::{Error, Result};
 
 /// A row-major f32 tensor in a GPU storage buffer.
 ///
-/// The buffer is at least 4 bytes (wgpu rejects empty bindings) and may be larger than the
-/// shape when it was allocated for reuse; `numel` counts the elements the shape covers.
+/// The buffer is at least 4 bytes (wgpu rejects empty bindings), rounded up to 16 where the
+/// limit allows (the vec4 kernels read whole vec4s), and may be larger than the shape when it was allocated for reuse; `numel` counts the elements the shape covers.
 #[derive(Clone, Debug)]
 pub struct Tensor {
     /// The storage buffer (usable as storage, copy source and copy destination).

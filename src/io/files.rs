@@ -347,7 +347,10 @@ fn check_writable(path: &Path) -> std::result::Result<(), String> {
         return Err("is not a file name".into());
     }
     match fs::metadata(&dir) {
-        Err(_) => return Err(format!("the folder {} does not exist", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("the folder {} does not exist", dir.display()))
+        }
+        Err(e) => return Err(format!("cannot access the folder {}: {e}", dir.display())),
         Ok(m) if !m.is_dir() => return Err(format!("{} is not a folder", dir.display())),
         Ok(_) => {}
     }

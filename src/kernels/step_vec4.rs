@@ -154,8 +154,8 @@ fn check_vec4(entry: &str, offsets: &[u32]) -> Result<()> {
 const SEQUENCE_MAX_MACS: usize = 1 << 15;
 
 /// Whether a (layer, direction) runs all its steps in one dispatch of one workgroup (the
-/// `*_sequence_*_vec4` entries): vec4 family, every (4 units, 4 rows) block of a step covered
-/// by the workgroup's invocations at once, and little arithmetic a step. On CPU adapters a
+/// `*_sequence_*_vec4` entries): vec4 family, at most [`SEQUENCE_BLOCKS`] (4 units, rows)
+/// blocks a step (four per invocation), and little arithmetic a step. On CPU adapters a
 /// dispatch costs tens of µs, more than such a step's arithmetic.
 pub fn whole_sequence(
     family: StepFamily,

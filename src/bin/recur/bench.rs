@@ -38,7 +38,11 @@ pub struct BenchArgs {
     #[arg(long)]
     stream: bool,
     /// Only the suite's shapes whose label contains this text (e.g. "T=1000").
-    #[arg(long, value_name = "TEXT")]
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with_all = ["compare", "stream", "matmul", "scaling"]
+    )]
     only: Option<String>,
     /// Run the suite and print, per shape, recur's ms, the peer's ms from this file (JSON
     /// lines, e.g. from benches/peers/torch_rnn.py with the same --suite), the ratio and its
@@ -270,18 +274,19 @@ fn is_baseline_shape(s: &BenchShape) -> bool {
 }
 
 fn stream(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
+    let pushes = reps
+        .checked_mul(20)
+        .ok_or_else(|| anyhow::anyhow!("--reps {reps} is too large"))?;
     println!(
         "streamed LSTM steps (RnnStream::push, T=1, B=1) on {} ({:?}), median of {} pushes",
-        gpu.info.name,
-        gpu.info.backend,
-        reps * 20
+        gpu.info.name, gpu.info.backend, pushes
     );
     println!(
         "{:>6} {:>6} {:>16} {:>18}",
         "input", "hidden", "push+wait ms", "push+read ms"
     );
     for hidden in [128, 512] {
-        let (wait, read) = bench::time_stream(gpu, hidden, hidden, reps * 20)?;
+        let (wait, read) = bench::time_stream(gpu, hidden, hidden, pushes)?;
         println!("{hidden:>6} {hidden:>6} {wait:>16.3} {read:>18.3}");
     }
     Ok(())

@@ -166,8 +166,11 @@ impl RowSet {
 
     /// Reads and parses the benchmark lines of the file at `path`; errors name the path.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        // Through the library's reader: no endless inputs (/dev/zero, a FIFO), no huge files.
+        let bytes = recur::io::read_file_limited(path, 64 << 20)
             .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = String::from_utf8(bytes)
+            .with_context(|| format!("{} is not UTF-8 text", path.display()))?;
         Ok(RowSet::new(parse_lines(
             &text,
             &path.display().to_string(),
