@@ -67,3 +67,23 @@ fn copy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let j = idx % cols;
     dst[p.e + r * p.f + j] = src[p.c + r * p.d + j];
 }
+
+// dst[o, j, :] = src[o, rows_idx[j], :] for a [outer, rows, inner] tensor (a = outer, b = rows,
+// c = inner): reorders the batch rows of a sequence or a state (variable-length batches sort
+// their rows by length once, and put them back after).
+@group(0) @binding(3) var<storage, read> rows_idx: array<u32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let rows = p.b;
+    let inner = p.c;
+    let idx = gid.x + gid.y * nwg.x * 64u;
+    if idx >= p.a * rows * inner {
+        return;
+    }
+    let f = idx % inner;
+    let oj = idx / inner;
+    let j = oj % rows;
+    let o = oj / rows;
+    dst[idx] = src[(o * rows + rows_idx[j]) * inner + f];
+}

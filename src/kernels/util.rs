@@ -30,6 +30,18 @@ pub const COPY_ROWS: KernelDesc = KernelDesc {
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
+/// Entry `gather_rows` (the row indices at binding 3).
+pub const GATHER_ROWS: KernelDesc = KernelDesc {
+    shader: Shader::Util,
+    entry: "gather_rows",
+    base: 0,
+    bindings: &[
+        Some(Access::Read),
+        Some(Access::ReadWrite),
+        Some(Access::Read),
+    ],
+};
+
 /// Mirror of WGSL `UtilParams` (fields are per entry; see the shader).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -120,4 +132,23 @@ pub fn encode_copy_rows(
         ..Default::default()
     };
     rec.dispatch(bind, &p, super::grid((rows * cols).div_ceil(64))?)
+}
+
+/// `dst[o, j, :] = src[o, idx[j], :]` for `[outer, rows, inner]` tensors; `idx` holds `rows`
+/// row indices (u32 words, bound as they are).
+pub fn encode_gather_rows(
+    rec: &mut Recorder,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    idx: &wgpu::Buffer,
+    (outer, rows, inner): (usize, usize, usize),
+) -> Result<()> {
+    let bind = rec.bind(&GATHER_ROWS, &[src, dst, idx])?;
+    let p = UtilParams {
+        a: u32_of("outer", outer)?,
+        b: u32_of("rows", rows)?,
+        c: u32_of("inner", inner)?,
+        ..Default::default()
+    };
+    rec.dispatch(bind, &p, super::grid((outer * rows * inner).div_ceil(64))?)
 }

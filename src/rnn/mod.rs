@@ -2,6 +2,7 @@
 //! whole sequence, forward and backward, into one command encoder.
 
 pub mod config;
+pub mod lengths;
 pub mod params;
 pub mod state_dict;
 

@@ -32,6 +32,7 @@ use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_copy_rows, encode_sum_rows, encode_transpose01};
 
+use super::lengths::PackedPlan;
 use super::{CellKind, ParamKind, ParamLayout, RnnConfig};
 
 /// An RNN stack on the GPU: its config, layout, and the flat parameter and gradient buffers.
@@ -89,6 +90,8 @@ pub struct Saved {
     /// Output of every layer, time-major.
     ys: Vec<Tensor>,
     dirs: Vec<SavedDir>,
+    /// Per-row lengths of a variable-length batch (tensors above in its row order).
+    lengths: Option<PackedPlan>,
 }
 
 /// Where a forward pass gets its buffers: new zeroed tensors, or an arena's slots (reused
@@ -246,7 +249,7 @@ impl Rnn {
         c0: Option<&Tensor>,
         train: bool,
     ) -> Result<(RnnOutput, Option<Saved>)> {
-        self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh)
+        self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh, None)
     }
 
     /// Records an inference forward pass whose buffers come from `arena`: after the first
@@ -262,8 +265,49 @@ impl Rnn {
     ) -> Result<RnnOutput> {
         arena.reset();
         let (out, _) =
-            self.record_forward_with(rec, x, h0, c0, false, &mut Buffers::Arena(arena))?;
+            self.record_forward_with(rec, x, h0, c0, false, &mut Buffers::Arena(arena), None)?;
         Ok(out)
+    }
+
+    /// Runs a padded batch whose rows end at `lengths` (one per batch row, each in
+    /// `1..=T`; PyTorch's `pack_padded_sequence` with `enforce_sorted=False`, ONNX's
+    /// `sequence_lens`), inference, in one submission: outputs past a row's length are zero,
+    /// `hn`/`cn` hold each row's state after its last step, and the reverse direction starts
+    /// at each row's own last step. Each step runs over the rows still going only.
+    pub fn forward_packed(
+        &self,
+        gpu: &Gpu,
+        x: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<RnnOutput> {
+        let mut rec = Recorder::new(gpu);
+        let (out, _) = self.record_forward_packed(&mut rec, x, lengths, h0, c0, false)?;
+        rec.run()?;
+        Ok(out)
+    }
+
+    /// [`Rnn::record_forward`] for a padded batch with per-row `lengths` (see
+    /// [`Rnn::forward_packed`]); with `train`, [`Rnn::record_backward`] then gives zero
+    /// gradients at the padded positions, as PyTorch does.
+    pub fn record_forward_packed(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(RnnOutput, Option<Saved>)> {
+        let (seq, batch) = seq_batch(&self.cfg, x)?;
+        let plan = PackedPlan::new(lengths, seq, batch)?;
+        if self.cfg.proj_size > 0 {
+            return Err(Error::InvalidConfig(
+                "per-row lengths with an LSTM projection (proj_size) are not supported yet".into(),
+            ));
+        }
+        self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh, Some(plan))
     }
 
     fn record_forward_with(
@@ -274,6 +318,7 @@ impl Rnn {
         c0: Option<&Tensor>,
         train: bool,
         bufs: &mut Buffers,
+        lengths: Option<PackedPlan>,
     ) -> Result<(RnnOutput, Option<Saved>)> {
         let gpu = rec.gpu();
         let cfg = &self.cfg;
@@ -291,6 +336,14 @@ impl Rnn {
             }
             check_shape("c0", c0, &c_state)?;
         }
+        if cfg.cell == CellKind::Lstm && h0.is_some() != c0.is_some() {
+            // PyTorch takes an LSTM's state as the pair (h0, c0), or neither.
+            return Err(Error::InvalidConfig(format!(
+                "an LSTM takes h0 and c0 together (PyTorch's (h0, c0) pair), got {} without {}",
+                if h0.is_some() { "h0" } else { "c0" },
+                if h0.is_some() { "c0" } else { "h0" }
+            )));
+        }
         let (h, oh, d_n, gh) = (
             cfg.hidden_size,
             cfg.out_hidden(),
@@ -304,7 +357,10 @@ impl Rnn {
         let saves_acts = train && matches!(cfg.cell, CellKind::Lstm | CellKind::Gru);
         // States by time (see the module comment) when backward needs them, or when a
         // projection's states are gathered into y after the loop; else two alternating slots.
-        let by_time = train || proj;
+        // Per-row lengths keep them by time too: a reverse-direction row's h0 goes into the
+        // slot its first step reads before the loop (see super::lengths).
+        let by_time = train || proj || lengths.is_some();
+        let plan = lengths.as_ref();
 
         let xt = if cfg.batch_first {
             let xt = bufs.zeros(gpu, "rnn.x_tm", &[seq, batch, cfg.input_size])?;
@@ -314,6 +370,18 @@ impl Rnn {
         } else {
             x.clone()
         };
+        // With lengths, everything inside runs with the rows sorted by length.
+        let (xt, h0, c0) = match plan {
+            Some(pl) => (
+                pl.to_sorted(rec, &xt, "rnn.x_sorted")?,
+                h0.map(|t| pl.to_sorted(rec, t, "rnn.h0_sorted"))
+                    .transpose()?,
+                c0.map(|t| pl.to_sorted(rec, t, "rnn.c0_sorted"))
+                    .transpose()?,
+            ),
+            None => (xt, h0.cloned(), c0.cloned()),
+        };
+        let (h0, c0) = (h0.as_ref(), c0.as_ref());
         let hn = bufs.zeros(gpu, "rnn.hn", &h_state)?;
         let cn = if lstm {
             Some(bufs.zeros(gpu, "rnn.cn", &c_state)?)
@@ -394,17 +462,41 @@ impl Rnn {
                 };
                 let first_slot = if by_time && dir == 1 { seq } else { 0 };
                 let (sd_h, sd_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
-                // The first state is h0/c0, or zero: reused buffers hold old states.
-                match h0 {
-                    Some(h0) => rec.copy(&h0.buffer, sd_h, &hs.buffer, first_slot * bo, bo),
-                    None if bufs.reused() => rec.clear(&hs.buffer, first_slot * bo, bo),
-                    None => {}
-                }
-                if let Some(cs) = &cs {
-                    match c0 {
-                        Some(c0) => rec.copy(&c0.buffer, sd_c, &cs.buffer, first_slot * bh, bh),
-                        None if bufs.reused() => rec.clear(&cs.buffer, first_slot * bh, bh),
+                // The first state is h0/c0, or zero: reused buffers hold old states. With
+                // lengths, a reverse-direction group of rows of length L starts at t = L-1,
+                // whose step reads slot L: its h0 rows go there.
+                let starts: Vec<(usize, usize, usize)> = match plan {
+                    Some(pl) if dir == 1 => pl
+                        .groups
+                        .iter()
+                        .map(|&(len, r0, r1)| (len, r0, r1 - r0))
+                        .collect(),
+                    _ => vec![(first_slot, 0, batch)],
+                };
+                for &(slot, r0, n) in &starts {
+                    match h0 {
+                        Some(h0) => rec.copy(
+                            &h0.buffer,
+                            sd_h + r0 * oh,
+                            &hs.buffer,
+                            slot * bo + r0 * oh,
+                            n * oh,
+                        ),
+                        None if bufs.reused() => rec.clear(&hs.buffer, first_slot * bo, bo),
                         None => {}
+                    }
+                    if let Some(cs) = &cs {
+                        match c0 {
+                            Some(c0) => rec.copy(
+                                &c0.buffer,
+                                sd_c + r0 * h,
+                                &cs.buffer,
+                                slot * bh + r0 * h,
+                                n * h,
+                            ),
+                            None if bufs.reused() => rec.clear(&cs.buffer, first_slot * bh, bh),
+                            None => {}
+                        }
                     }
                 }
                 let family = StepFamily::choose(
@@ -436,6 +528,11 @@ impl Rnn {
                 rec.phase("steps");
                 for s in 0..seq {
                     let t = if dir == 0 { s } else { seq - 1 - s };
+                    // With lengths, the rows still going (the first ones: sorted by length).
+                    let rows = plan.map_or(batch, |pl| pl.active[t]);
+                    if rows == 0 {
+                        continue;
+                    }
                     let (prev, out) = match (by_time, dir) {
                         (true, 0) => (t, t + 1),
                         (true, _) => (t + 1, t),
@@ -449,7 +546,7 @@ impl Rnn {
                         (t * batch * ow + dir * oh, ow)
                     };
                     let p = StepParams {
-                        batch: u32_of("batch", batch)?,
+                        batch: u32_of("batch", rows)?,
                         hidden: u32_of("hidden", h)?,
                         gx_off: u32_of("gx offset", t * batch * gh)?,
                         hprev_off: u32_of("hs offset", prev * bo)?,
@@ -522,18 +619,51 @@ impl Rnn {
                         oh,
                     )?;
                 }
-                rec.copy(&hs.buffer, last_slot * bo, &hn.buffer, sd_h, bo);
-                if let (Some(cs), Some(cn)) = (&cs, &cn) {
-                    rec.copy(&cs.buffer, last_slot * bh, &cn.buffer, sd_c, bh);
+                // Final states: the last slot, or with lengths (forward direction) each group's
+                // state after its own last step, in slot L.
+                let ends: Vec<(usize, usize, usize)> = match plan {
+                    Some(pl) if dir == 0 => pl
+                        .groups
+                        .iter()
+                        .map(|&(len, r0, r1)| (len, r0, r1 - r0))
+                        .collect(),
+                    _ => vec![(last_slot, 0, batch)],
+                };
+                for &(slot, r0, n) in &ends {
+                    rec.copy(
+                        &hs.buffer,
+                        slot * bo + r0 * oh,
+                        &hn.buffer,
+                        sd_h + r0 * oh,
+                        n * oh,
+                    );
+                    if let (Some(cs), Some(cn)) = (&cs, &cn) {
+                        rec.copy(
+                            &cs.buffer,
+                            slot * bh + r0 * h,
+                            &cn.buffer,
+                            sd_c + r0 * h,
+                            n * h,
+                        );
+                    }
                 }
                 dirs.push(SavedDir { hs, cs, acts, rs });
             }
             ys.push(y);
         }
-        let top = ys
+        let mut top = ys
             .last()
             .ok_or_else(|| Error::InvalidConfig("no layers".into()))?
             .clone();
+        let (mut hn, mut cn) = (hn, cn);
+        if let Some(pl) = plan {
+            // Back to the caller's row order.
+            top = pl.to_caller(rec, &top, "rnn.y_rows")?;
+            hn = pl.to_caller(rec, &hn, "rnn.hn_rows")?;
+            cn = cn
+                .map(|c| pl.to_caller(rec, &c, "rnn.cn_rows"))
+                .transpose()?;
+        }
         let y = if cfg.batch_first {
             let yb = bufs.zeros(gpu, "rnn.y_bf", &[batch, seq, ow])?;
             rec.phase("layout");
@@ -549,6 +679,7 @@ impl Rnn {
             x: xt,
             ys,
             dirs,
+            lengths,
         });
         Ok((out, saved))
     }
@@ -612,6 +743,19 @@ impl Rnn {
         } else {
             dy.clone()
         };
+        // With lengths, backward runs in the forward's sorted row order too.
+        let plan = saved.lengths.as_ref();
+        let (dy_t, dhn, dcn) = match plan {
+            Some(pl) => (
+                pl.to_sorted(rec, &dy_t, "rnn.dy_sorted")?,
+                dhn.map(|t| pl.to_sorted(rec, t, "rnn.dhn_sorted"))
+                    .transpose()?,
+                dcn.map(|t| pl.to_sorted(rec, t, "rnn.dcn_sorted"))
+                    .transpose()?,
+            ),
+            None => (dy_t, dhn.cloned(), dcn.cloned()),
+        };
+        let (dhn, dcn) = (dhn.as_ref(), dcn.as_ref());
         if !accumulate {
             rec.clear(&self.grads.buffer, 0, self.layout.total);
         }
@@ -707,19 +851,31 @@ impl Rnn {
                     )?),
                     None => None,
                 };
-                let mut prev_t = 0;
                 rec.phase("steps_backward");
                 for s in 0..seq {
                     let t = if dir == 0 { seq - 1 - s } else { s };
+                    // With lengths, the rows still going; a row's first step here reads the
+                    // zero gate gradients of a step it never ran.
+                    let rows = plan.map_or(batch, |pl| pl.active[t]);
+                    if rows == 0 {
+                        continue;
+                    }
                     let (hp, ho) = if dir == 0 { (t, t + 1) } else { (t + 1, t) };
                     let has_next = if s > 0 { flags::HAS_NEXT } else { 0 };
+                    // The gate gradient of the step processed just before (t+1 forward, t-1
+                    // reverse); read only with HAS_NEXT.
+                    let next_t = match (s, dir) {
+                        (0, _) => 0,
+                        (_, 0) => t + 1,
+                        _ => t - 1,
+                    };
                     let mut p = StepBackParams {
-                        batch: u32_of("batch", batch)?,
+                        batch: u32_of("batch", rows)?,
                         hidden: u32_of("hidden", h)?,
                         dy_off: u32_of("dy offset", t * batch * ow + dir * oh)?,
                         dy_stride: u32_of("dy stride", ow)?,
                         dg_off: u32_of("dg offset", t * batch * gh)?,
-                        dgn_off: u32_of("dg offset", prev_t * batch * gh)?,
+                        dgn_off: u32_of("dg offset", next_t * batch * gh)?,
                         act_off: u32_of("acts offset", t * batch * 4 * h)?,
                         hprev_off: u32_of("hs offset", hp * bo)?,
                         hout_off: u32_of("hs offset", ho * bo)?,
@@ -749,7 +905,6 @@ impl Rnn {
                         Some(bind) => step::encode_step_backward(rec, bind, family, &p)?,
                         None => table.push(p),
                     }
-                    prev_t = t;
                 }
                 if whole {
                     let words = step_vec4::steps_table(&table);
@@ -759,34 +914,45 @@ impl Rnn {
                     )?;
                 }
                 rec.phase("weight_grads");
-                // dh0 += dG_h(first step) · W_hh
-                encode_matmul(
-                    rec,
-                    &Gemm {
-                        m: batch,
-                        n: oh,
-                        k: gh,
-                        a: MatRef {
-                            buffer: &dgh.buffer,
-                            offset: prev_t * batch * gh,
-                            ld: gh,
+                // dh0 += dG_h(first step) · W_hh, the first step being t = 0 forward and the
+                // last t reverse; with lengths each reverse group's own last step L-1.
+                let firsts: Vec<(usize, usize, usize)> = match plan {
+                    Some(pl) if dir == 1 => pl
+                        .groups
+                        .iter()
+                        .map(|&(len, r0, r1)| (len - 1, r0, r1 - r0))
+                        .collect(),
+                    _ => vec![(if dir == 0 { 0 } else { seq - 1 }, 0, batch)],
+                };
+                for &(t, r0, n) in &firsts {
+                    encode_matmul(
+                        rec,
+                        &Gemm {
+                            m: n,
+                            n: oh,
+                            k: gh,
+                            a: MatRef {
+                                buffer: &dgh.buffer,
+                                offset: t * batch * gh + r0 * gh,
+                                ld: gh,
+                            },
+                            trans_a: false,
+                            b: MatRef {
+                                buffer: &self.params.buffer,
+                                offset: w_hh,
+                                ld: oh,
+                            },
+                            trans_b: false,
+                            bias: None,
+                            c: MatRef {
+                                buffer: &dh0.buffer,
+                                offset: carry_h + r0 * oh,
+                                ld: oh,
+                            },
+                            accumulate: true,
                         },
-                        trans_a: false,
-                        b: MatRef {
-                            buffer: &self.params.buffer,
-                            offset: w_hh,
-                            ld: oh,
-                        },
-                        trans_b: false,
-                        bias: None,
-                        c: MatRef {
-                            buffer: &dh0.buffer,
-                            offset: carry_h,
-                            ld: oh,
-                        },
-                        accumulate: true,
-                    },
-                )?;
+                    )?;
+                }
                 // dW_ih += dGxᵀ · X
                 encode_matmul(
                     rec,
@@ -932,7 +1098,15 @@ impl Rnn {
             }
             d_out = d_in;
         }
-        let dx_tm = dx_tm.ok_or_else(|| Error::InvalidConfig("no layers".into()))?;
+        let mut dx_tm = dx_tm.ok_or_else(|| Error::InvalidConfig("no layers".into()))?;
+        let (mut dh0, mut dc0) = (dh0, dc0);
+        if let Some(pl) = plan {
+            dx_tm = pl.to_caller(rec, &dx_tm, "rnn.dx_rows")?;
+            dh0 = pl.to_caller(rec, &dh0, "rnn.dh0_rows")?;
+            dc0 = dc0
+                .map(|t| pl.to_caller(rec, &t, "rnn.dc0_rows"))
+                .transpose()?;
+        }
         let dx = if cfg.batch_first {
             let t = gpu.zeros("rnn.dx_bf", &[batch, seq, cfg.input_size])?;
             rec.phase("layout");
