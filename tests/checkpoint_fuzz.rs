@@ -15,6 +15,7 @@ fn small_checkpoint(gpu: &recur::Gpu) -> Checkpoint {
         vocab: Some(6),
         rnn: RnnConfig::new(CellKind::Lstm, 5, 7),
         out_features: 6,
+        readout: recur::nn::Readout::EveryStep,
     };
     let model = SeqModel::init(gpu, cfg, &mut Rng::new(1)).unwrap();
     let tcfg = TrainConfig {
@@ -23,7 +24,7 @@ fn small_checkpoint(gpu: &recur::Gpu) -> Checkpoint {
         log_every: 1,
         max_in_flight: 1,
     };
-    Trainer::new(gpu, model, tcfg)
+    Trainer::new(gpu, model, tcfg, recur::train::TrainMode::Stateful)
         .unwrap()
         .checkpoint(gpu)
         .unwrap()

@@ -17,6 +17,7 @@ fn model(gpu: &Gpu, cell: CellKind, layers: usize) -> SeqModel {
         vocab: Some(V),
         rnn: RnnConfig::new(cell, 6, 10).layers(layers),
         out_features: V,
+        readout: recur::nn::Readout::EveryStep,
     };
     SeqModel::init(gpu, cfg, &mut Rng::new(5)).unwrap()
 }

@@ -325,6 +325,7 @@ fn fixture_model(gpu: &Gpu, f: &Fixture, embed: bool) -> SeqModel {
             vocab: embed.then_some(v),
             rnn: rnn_cfg,
             out_features: v,
+            readout: recur::nn::Readout::EveryStep,
         },
         embedding,
         rnn,
@@ -364,7 +365,7 @@ fn run_tbptt_fixture(gpu: &Gpu, name: &str, embed: bool) {
         log_every: 2,
         max_in_flight: 2,
     };
-    let mut trainer = Trainer::new(gpu, model, cfg).unwrap();
+    let mut trainer = Trainer::new(gpu, model, cfg, recur::train::TrainMode::Stateful).unwrap();
     let input = get(&f, "input");
     let targets = get(&f, "targets");
     let batch = targets.shape[1];

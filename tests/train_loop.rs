@@ -42,6 +42,7 @@ fn lstm_model(gpu: &Gpu, seed: u64, hidden: usize) -> SeqModel {
         vocab: Some(VOCAB),
         rnn: RnnConfig::new(CellKind::Lstm, 8, hidden),
         out_features: VOCAB,
+        readout: recur::nn::Readout::EveryStep,
     };
     SeqModel::init(gpu, cfg, &mut Rng::new(seed)).unwrap()
 }
@@ -70,7 +71,7 @@ fn lstm_learns_delayed_recall_through_tbptt() {
         log_every: 25,
         max_in_flight: 2,
     };
-    let mut trainer = Trainer::new(&gpu, model, cfg).unwrap();
+    let mut trainer = Trainer::new(&gpu, model, cfg, recur::train::TrainMode::Stateful).unwrap();
     let ids = TokenIds::new(&gpu, "x", &[K, B], &x[..K * B], VOCAB).unwrap();
     let tg = TokenIds::new(&gpu, "y", &[K, B], &y[..K * B], VOCAB).unwrap();
     let mut log = Vec::new();
@@ -119,7 +120,13 @@ fn lm_trainer(gpu: &Gpu) -> Trainer {
         log_every: 4,
         max_in_flight: 2,
     };
-    Trainer::new(gpu, lstm_model(gpu, 3, 12), cfg).unwrap()
+    Trainer::new(
+        gpu,
+        lstm_model(gpu, 3, 12),
+        cfg,
+        recur::train::TrainMode::Stateful,
+    )
+    .unwrap()
 }
 
 /// Runs `n` windows of `stream` from window `from`; returns the last loss.
@@ -232,7 +239,13 @@ fn truncated_or_corrupt_checkpoints_are_typed_errors_and_change_nothing() {
     // A checkpoint of another model is refused before anything is written.
     let before = all_params(&gpu, &t);
     let other_model = {
-        let mut o = Trainer::new(&gpu, lstm_model(&gpu, 9, 10), *t.config()).unwrap();
+        let mut o = Trainer::new(
+            &gpu,
+            lstm_model(&gpu, 9, 10),
+            *t.config(),
+            recur::train::TrainMode::Stateful,
+        )
+        .unwrap();
         run_windows(&gpu, &mut o, &stream, 0, 1);
         o.checkpoint(&gpu).unwrap()
     };
@@ -292,8 +305,20 @@ fn micro_batch_accumulation_equals_one_large_batch() {
         log_every: 1,
         max_in_flight: 1,
     };
-    let mut big = Trainer::new(&gpu, lstm_model(&gpu, 4, 9), cfg).unwrap();
-    let mut small = Trainer::new(&gpu, lstm_model(&gpu, 4, 9), cfg).unwrap();
+    let mut big = Trainer::new(
+        &gpu,
+        lstm_model(&gpu, 4, 9),
+        cfg,
+        recur::train::TrainMode::Stateful,
+    )
+    .unwrap();
+    let mut small = Trainer::new(
+        &gpu,
+        lstm_model(&gpu, 4, 9),
+        cfg,
+        recur::train::TrainMode::Stateful,
+    )
+    .unwrap();
     // Columns `cols` of a (k, b) time-major window.
     let cols = |v: &[u32], cols: std::ops::Range<usize>| -> Vec<u32> {
         v.chunks(b)

@@ -11,6 +11,7 @@
 pub mod files;
 pub mod npy;
 pub mod safetensors;
+pub mod transfer;
 
 use std::path::Path;
 
@@ -23,7 +24,9 @@ pub use self::files::{
 pub use self::npy::{read_f32, read_f32_bytes, to_npy_bytes, write_f32};
 pub use self::safetensors::{load, load_bytes, save, to_safetensors_bytes};
 
-/// A dense, row-major (C order) `f32` tensor in host memory.
+/// A dense, row-major (C order) `f32` tensor in host memory: what files hold, and what
+/// [`crate::Gpu::upload`] / [`crate::Gpu::download`] move to and from the device with its
+/// shape.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostTensor {
     /// Dimensions, slowest first. An empty shape is a scalar (one element).
@@ -75,13 +78,15 @@ impl HostTensor {
         self.shape.len()
     }
 
-    /// [`Error::Shape`] naming `what` unless `data.len()` is the product of `shape`.
+    /// [`Error::Shape`] naming `what` unless `data.len()` is the product of `shape`; the
+    /// error compares element counts with element counts (`expected [6], got [5]`) and names
+    /// the shape in `what`.
     pub(crate) fn check(&self, what: &str) -> Result<()> {
         match checked_numel(&self.shape) {
             Some(n) if n == self.data.len() => Ok(()),
-            _ => Err(Error::Shape {
-                what: format!("{what} (data holds {} elements)", self.data.len()),
-                expected: self.shape.clone(),
+            n => Err(Error::Shape {
+                what: format!("{what}: element count of shape {:?}", self.shape),
+                expected: n.map(|n| vec![n]).unwrap_or_default(),
                 got: vec![self.data.len()],
             }),
         }

@@ -85,6 +85,29 @@ impl Linear {
         Ok(x.numel() / width)
     }
 
+    /// Runs `y = x·Wᵀ + b` for `x` of shape `[.., in]` in one submission: inference without
+    /// a [`Recorder`]. The result `[.., out]` stays on the device.
+    ///
+    /// ```
+    /// # fn main() -> recur::Result<()> {
+    /// use recur::{nn::Linear, Gpu};
+    /// let gpu = Gpu::new()?;
+    /// // weight [[1, 2], [3, 4], [5, 6]] (out 3, in 2), then bias [0.5, 0, -0.5]
+    /// let head = Linear::new(&gpu, 2, 3, true, &[1., 2., 3., 4., 5., 6., 0.5, 0., -0.5])?;
+    /// let x = gpu.tensor("x", &[1, 2], &[1.0, -1.0])?;
+    /// let y = head.forward(&gpu, &x)?;
+    /// assert_eq!(y.shape, [1, 3]);
+    /// assert_eq!(gpu.read(&y)?, [-0.5, -1.0, -1.5]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn forward(&self, gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
+        let mut rec = Recorder::new(gpu);
+        let y = self.record_forward(&mut rec, x)?;
+        rec.run()?;
+        Ok(y)
+    }
+
     /// Records `y = x·Wᵀ + b` for `x` of shape `[.., in]`: a new tensor `[.., out]`.
     pub fn record_forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         let rows = self.rows_of("linear input", x, self.in_features)?;
@@ -92,7 +115,29 @@ impl Linear {
         if let Some(last) = shape.last_mut() {
             *last = self.out_features;
         }
-        let y = rec.gpu().zeros("linear.out", &shape)?;
+        self.record_forward_rows(rec, x, 0, rows, &shape)
+    }
+
+    /// Records the forward of rows `first..first + rows` of `x` (`[.., in]`, read as
+    /// `[numel / in, in]`) into a new tensor of `shape` (`rows * out` elements): a head on
+    /// the last time step reads the last `B` rows of `(T, B, in)` in place.
+    pub(crate) fn record_forward_rows(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        first: usize,
+        rows: usize,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        let total = self.rows_of("linear input", x, self.in_features)?;
+        if first + rows > total || shape.iter().product::<usize>() != rows * self.out_features {
+            return Err(Error::Shape {
+                what: format!("linear rows {first}..{} of the input", first + rows),
+                expected: vec![first + rows, self.in_features],
+                got: x.shape.clone(),
+            });
+        }
+        let y = rec.gpu().zeros("linear.out", shape)?;
         encode_matmul(
             rec,
             &Gemm {
@@ -101,7 +146,7 @@ impl Linear {
                 k: self.in_features,
                 a: MatRef {
                     buffer: &x.buffer,
-                    offset: 0,
+                    offset: first * self.in_features,
                     ld: self.in_features,
                 },
                 trans_a: false,
@@ -138,19 +183,34 @@ impl Linear {
         want_dx: bool,
     ) -> Result<Option<Tensor>> {
         let rows = self.rows_of("linear input", x, self.in_features)?;
+        self.record_backward_rows(rec, x, 0, rows, dy, accumulate, want_dx)
+    }
+
+    /// The backward of [`Linear::record_forward_rows`]: `dy` holds `rows` rows of output
+    /// gradient for rows `first..first + rows` of `x`; `dx` (when wanted) is shaped like `x`,
+    /// zero outside those rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_backward_rows(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        first: usize,
+        rows: usize,
+        dy: &Tensor,
+        accumulate: bool,
+        want_dx: bool,
+    ) -> Result<Option<Tensor>> {
+        let total = self.rows_of("linear input", x, self.in_features)?;
         let dy_rows = self.rows_of("linear output gradient", dy, self.out_features)?;
-        if dy_rows != rows {
-            let mut expected = x.shape.clone();
-            if let Some(last) = expected.last_mut() {
-                *last = self.out_features;
-            }
+        if dy_rows != rows || first + rows > total {
             return Err(Error::Shape {
                 what: "linear output gradient".into(),
-                expected,
+                expected: vec![rows, self.out_features],
                 got: dy.shape.clone(),
             });
         }
         let (n_in, n_out) = (self.in_features, self.out_features);
+        let x_off = first * n_in;
         encode_matmul(
             rec,
             &Gemm {
@@ -165,7 +225,7 @@ impl Linear {
                 trans_a: true,
                 b: MatRef {
                     buffer: &x.buffer,
-                    offset: 0,
+                    offset: x_off,
                     ld: n_in,
                 },
                 trans_b: false,
@@ -197,6 +257,7 @@ impl Linear {
         if !want_dx {
             return Ok(None);
         }
+        // A new buffer is zero: rows outside `first..first + rows` get no gradient.
         let dx = rec.gpu().zeros("linear.dx", &x.shape)?;
         encode_matmul(
             rec,
@@ -219,7 +280,7 @@ impl Linear {
                 bias: None,
                 c: MatRef {
                     buffer: &dx.buffer,
-                    offset: 0,
+                    offset: x_off,
                     ld: n_in,
                 },
                 accumulate: false,

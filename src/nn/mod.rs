@@ -4,8 +4,11 @@
 //!
 //! - [`Embedding`]: token ids ([`TokenIds`]) to vectors, with a deterministic gradient;
 //! - [`Linear`]: `y = x·Wᵀ + b` with `dW`, `db`, `dx`, on the crate's one GEMM;
-//! - [`SeqModel`]: input (embedding or dense features) → [`Rnn`] → [`Linear`] head, the
-//!   composition the training driver ([`crate::train`]) runs;
+//! - [`SeqModel`]: input (embedding or dense features) → [`Rnn`] → [`Linear`] head on every
+//!   step or the last ([`Readout`]), the composition the training driver ([`crate::train`])
+//!   runs; [`SeqModel::forward`] for inference;
+//! - [`saving`]: a model saved and loaded alone, in PyTorch's state_dict names
+//!   ([`SeqModel::save`], [`SeqModel::load`], [`Rnn::load`] with [`LoadOptions`]);
 //! - [`charlm`]: a character model's vocabulary, the unigram entropy, and generation on the
 //!   device (sampling kernel, state resident, one submission);
 //! - [`init`]: PyTorch's default initialisations, seeded by [`crate::rng::Rng`].
@@ -18,13 +21,15 @@ pub mod charlm;
 pub mod embedding;
 pub mod init;
 pub mod linear;
+pub mod saving;
 pub mod seq;
 pub mod tokens;
 
 pub use charlm::{generate, unigram_entropy, Sampling, Vocab};
 pub use embedding::Embedding;
 pub use linear::Linear;
-pub use seq::{SeqInput, SeqModel, SeqModelConfig, SeqOutput, SeqSaved};
+pub use saving::{state_dict, LoadOptions, READOUT_KEY};
+pub use seq::{Readout, SeqInput, SeqModel, SeqModelConfig, SeqOutput, SeqSaved};
 pub use tokens::TokenIds;
 
 use crate::gpu::Tensor;

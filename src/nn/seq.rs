@@ -3,8 +3,31 @@
 //! `Embedding(V, I) → Rnn(I, H) → Linear(D*H, out)`; with dense input the embedding is
 //! skipped and the input is `(T, B, I)` features.
 //!
-//! Everything is time-major: inputs `(T, B)` ids or `(T, B, I)` features, head output
-//! `(T, B, out)` whose row `t * B + b` lines up with target `t * B + b`.
+//! Everything is time-major: inputs `(T, B)` ids or `(T, B, I)` features. The head reads
+//! every step ([`Readout::EveryStep`], many-to-many: output `(T, B, out)` whose row
+//! `t * B + b` lines up with target `t * B + b`) or the last one only ([`Readout::LastStep`],
+//! many-to-one: output `(B, out)`, a classifier or regressor of whole sequences).
+//!
+//! In PyTorch terms the model is
+//!
+//! ```python
+//! class SeqModel(nn.Module):
+//!     def __init__(self, vocab, rnn, out_features, last_step):
+//!         super().__init__()
+//!         if vocab is not None:
+//!             self.embedding = nn.Embedding(vocab, rnn.input_size)
+//!         self.rnn = rnn  # nn.RNN / nn.LSTM / nn.GRU, batch_first=False
+//!         self.head = nn.Linear(rnn.hidden_size * (2 if rnn.bidirectional else 1), out_features)
+//!         self.last_step = last_step
+//!     def forward(self, x, state=None):
+//!         if hasattr(self, "embedding"):
+//!             x = self.embedding(x)
+//!         y, state = self.rnn(x, state)
+//!         return self.head(y[-1] if self.last_step else y), state
+//! ```
+//!
+//! and [`SeqModel::save`] writes its `state_dict` names (`embedding.weight`,
+//! `rnn.weight_ih_l0`, ..., `head.weight`, `head.bias`).
 
 use serde_json::{json, Value};
 
@@ -24,9 +47,60 @@ pub struct SeqModelConfig {
     pub rnn: RnnConfig,
     /// Width of the head's output (the vocabulary for a language model).
     pub out_features: usize,
+    /// Which steps the head reads.
+    pub readout: Readout,
+}
+
+/// Which RNN outputs a [`SeqModel`]'s head reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Readout {
+    /// Every step (many-to-many): output `(T, B, out)`, targets `(T, B)` ids or
+    /// `(T, B, out)` values. A language model.
+    #[default]
+    EveryStep,
+    /// The last step only (many-to-one, PyTorch's `head(y[-1])`): output `(B, out)`, targets
+    /// `(B,)` ids or `(B, out)` values. A sequence classifier or regressor. With a
+    /// bidirectional stack the reverse half of `y[-1]` has seen one step only, as in PyTorch.
+    LastStep,
+}
+
+impl Readout {
+    /// `every_step` or `last_step` (the name in configs and file metadata).
+    pub fn name(self) -> &'static str {
+        match self {
+            Readout::EveryStep => "every_step",
+            Readout::LastStep => "last_step",
+        }
+    }
+
+    /// The readout called `name` ([`Readout::name`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "every_step" => Some(Readout::EveryStep),
+            "last_step" => Some(Readout::LastStep),
+            _ => None,
+        }
+    }
 }
 
 impl SeqModelConfig {
+    /// A model config reading every step ([`Readout::EveryStep`]); `vocab` `Some(V)` puts an
+    /// embedding of V rows in front.
+    pub fn new(vocab: Option<usize>, rnn: RnnConfig, out_features: usize) -> Self {
+        SeqModelConfig {
+            vocab,
+            rnn,
+            out_features,
+            readout: Readout::EveryStep,
+        }
+    }
+
+    /// This config with the head on the last step only ([`Readout::LastStep`]).
+    pub fn last_step(mut self) -> Self {
+        self.readout = Readout::LastStep;
+        self
+    }
+
     /// Checks sizes and layout.
     pub fn validate(&self) -> Result<()> {
         self.rnn.validate()?;
@@ -49,6 +123,7 @@ impl SeqModelConfig {
         json!({
             "vocab": self.vocab,
             "out_features": self.out_features,
+            "readout": self.readout.name(),
             "rnn": {
                 "cell": r.cell.name(),
                 "input_size": r.input_size,
@@ -63,7 +138,8 @@ impl SeqModelConfig {
     }
 
     /// Parses [`SeqModelConfig::to_json`]'s output; [`Error::InvalidConfig`] when a field is
-    /// missing or has the wrong type.
+    /// missing or has the wrong type. A config without `readout` (written before it existed)
+    /// reads every step.
     pub fn from_json(v: &Value) -> Result<Self> {
         let bad = |what: &str| Error::InvalidConfig(format!("model config: bad or missing {what}"));
         let uint = |o: &Value, k: &str| -> Result<usize> {
@@ -90,10 +166,18 @@ impl SeqModelConfig {
             Some(_) => Some(uint(v, "vocab")?),
             None => return Err(bad("vocab")),
         };
+        let readout = match v.get("readout") {
+            None => Readout::EveryStep,
+            Some(r) => r
+                .as_str()
+                .and_then(Readout::parse)
+                .ok_or_else(|| bad("readout (every_step or last_step)"))?,
+        };
         let cfg = SeqModelConfig {
             vocab,
             rnn,
             out_features: uint(v, "out_features")?,
+            readout,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -109,10 +193,11 @@ pub enum SeqInput<'a> {
     Dense(&'a Tensor),
 }
 
-/// What [`SeqModel::record_forward`] returns.
+/// What [`SeqModel::forward`] and [`SeqModel::record_forward`] return.
 #[derive(Debug)]
 pub struct SeqOutput {
-    /// Head output `(T, B, out)` (logits for a language model).
+    /// Head output: `(T, B, out)` (logits for a language model), or `(B, out)` with
+    /// [`Readout::LastStep`].
     pub out: Tensor,
     /// Final hidden state of the RNN.
     pub hn: Tensor,
@@ -217,6 +302,37 @@ impl SeqModel {
         self.modules().into_iter().map(|(_, m)| m.group()).collect()
     }
 
+    /// Runs the model forward in one submission (inference: no [`Recorder`], nothing kept for
+    /// backward), from `h0`/`c0` or zeros; the outputs stay on the device.
+    ///
+    /// ```
+    /// # fn main() -> recur::Result<()> {
+    /// use recur::nn::{SeqInput, SeqModel, SeqModelConfig};
+    /// use recur::{rng::Rng, CellKind, Gpu, RnnConfig};
+    /// let gpu = Gpu::new()?;
+    /// // 3 features -> GRU(8) -> 2 classes, read at the last step (many-to-one).
+    /// let cfg = SeqModelConfig::new(None, RnnConfig::new(CellKind::Gru, 3, 8), 2).last_step();
+    /// let model = SeqModel::init(&gpu, cfg, &mut Rng::new(7))?;
+    /// let x = gpu.tensor("x", &[5, 4, 3], &[0.1; 5 * 4 * 3])?; // (T, B, I)
+    /// let out = model.forward(&gpu, SeqInput::Dense(&x), None, None)?;
+    /// assert_eq!(out.out.shape, [4, 2]); // (B, out)
+    /// assert_eq!(out.hn.shape, [1, 4, 8]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn forward(
+        &self,
+        gpu: &Gpu,
+        input: SeqInput,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<SeqOutput> {
+        let mut rec = Recorder::new(gpu);
+        let (out, _) = self.record_forward(&mut rec, input, h0, c0, false)?;
+        rec.run()?;
+        Ok(out)
+    }
+
     /// Records the forward pass of one window; with `train`, keeps what backward needs.
     pub fn record_forward(
         &self,
@@ -250,7 +366,19 @@ impl SeqModel {
             }
         };
         let (out, saved) = self.rnn.record_forward(rec, &x, h0, c0, train)?;
-        let logits = self.head.record_forward(rec, &out.y)?;
+        let logits = match self.cfg.readout {
+            Readout::EveryStep => self.head.record_forward(rec, &out.y)?,
+            Readout::LastStep => {
+                let (seq, batch) = (out.y.shape[0], out.y.shape[1]);
+                self.head.record_forward_rows(
+                    rec,
+                    &out.y,
+                    (seq - 1) * batch,
+                    batch,
+                    &[batch, self.cfg.out_features],
+                )?
+            }
+        };
         let saved = match saved {
             Some(rnn) => Some(SeqSaved {
                 ids,
@@ -270,7 +398,8 @@ impl SeqModel {
     }
 
     /// Records the backward pass for output gradient `dout` (shaped like
-    /// [`SeqOutput::out`]): every layer's gradient is added to its `grads` with
+    /// [`SeqOutput::out`]; with [`Readout::LastStep`] the other steps get no gradient from the
+    /// head): every layer's gradient is added to its `grads` with
     /// `accumulate`, else overwritten. No gradient reaches h0/c0 (truncated BPTT).
     pub fn record_backward(
         &self,
@@ -279,10 +408,24 @@ impl SeqModel {
         dout: &Tensor,
         accumulate: bool,
     ) -> Result<()> {
-        let dy = self
-            .head
-            .record_backward(rec, &saved.y, dout, accumulate, true)?
-            .ok_or_else(|| Error::Gpu("linear backward returned no dx".into()))?;
+        let dy = match self.cfg.readout {
+            Readout::EveryStep => self
+                .head
+                .record_backward(rec, &saved.y, dout, accumulate, true)?,
+            Readout::LastStep => {
+                let (seq, batch) = (saved.y.shape[0], saved.y.shape[1]);
+                self.head.record_backward_rows(
+                    rec,
+                    &saved.y,
+                    (seq - 1) * batch,
+                    batch,
+                    dout,
+                    accumulate,
+                    true,
+                )?
+            }
+        }
+        .ok_or_else(|| Error::Gpu("linear backward returned no dx".into()))?;
         let grads = self
             .rnn
             .record_backward(rec, &saved.rnn, &dy, None, None, accumulate)?;

@@ -28,4 +28,4 @@ pub use metrics::{MetricLog, StepMetrics};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use tbptt::{windows, CarriedState, Tbptt, TokenStream};
 pub use text::{CharLm, CharModelShape, TextState, TextTrainer};
-pub use trainer::{Batch, TrainConfig, Trainer};
+pub use trainer::{Batch, TrainConfig, TrainMode, Trainer, MODE_KEY};

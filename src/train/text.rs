@@ -50,6 +50,7 @@ impl CharModelShape {
             vocab: Some(vocab),
             rnn: RnnConfig::new(self.cell, self.embed, self.hidden).layers(self.layers),
             out_features: vocab,
+            readout: crate::nn::Readout::EveryStep,
         }
     }
 }
@@ -181,7 +182,7 @@ impl TextTrainer {
         let vocab = Vocab::from_text(text)?;
         let tokens = vocab.encode(text)?;
         let model = SeqModel::init(gpu, shape.config(vocab.len()), &mut Rng::new(seed))?;
-        let trainer = Trainer::new(gpu, model, train)?;
+        let trainer = Trainer::new(gpu, model, train, super::TrainMode::Stateful)?;
         let state = TextState {
             batch,
             seq_len,

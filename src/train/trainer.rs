@@ -9,6 +9,12 @@
 //! 3. the optimizer step over every layer's flat buffer;
 //! 4. the copy of loss and norm into the metric ring ([`MetricLog`]).
 //!
+//! The trainer is built for one of two [`TrainMode`]s, said out loud at construction:
+//! [`TrainMode::Stateful`] (truncated BPTT over long streams: each step starts from the state
+//! the previous step ended in, so consecutive batches must continue the same B streams) or
+//! [`TrainMode::Independent`] (every batch is a set of unrelated sequences starting from zero
+//! state; the batch size may change from step to step).
+//!
 //! It is submitted once and not waited for: the host can prepare the next batch while the
 //! GPU works. At most `max_in_flight` steps are queued; the step after that waits for the
 //! oldest (back-pressure). Loss and norm reach the host every `log_every` steps through
@@ -34,6 +40,31 @@ use crate::nn::{SeqInput, SeqModel, SeqModelConfig};
 pub const MODEL_KEY: &str = "model";
 /// Metadata key of the training config (JSON).
 pub const TRAIN_KEY: &str = "train";
+/// Metadata key of the [`TrainMode`] (`stateful` or `independent`; absent means stateful).
+pub const MODE_KEY: &str = "mode";
+
+/// What a step starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainMode {
+    /// Truncated BPTT over streams: the final state of micro-batch slot i in one step is the
+    /// initial state of slot i in the next (no gradient crosses the cut). Consecutive batches
+    /// must continue the same streams, so their batch size is fixed until
+    /// [`Trainer::reset_state`]. What `recur train` does.
+    Stateful,
+    /// Independent sequences: every step starts from zero state and carries nothing, and the
+    /// batch size may change from step to step (a classifier over windows, say).
+    Independent,
+}
+
+impl TrainMode {
+    /// `stateful` or `independent`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainMode::Stateful => "stateful",
+            TrainMode::Independent => "independent",
+        }
+    }
+}
 
 /// How a [`Trainer`] steps.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +121,7 @@ pub struct Trainer {
     /// The model being trained.
     pub model: SeqModel,
     cfg: TrainConfig,
+    mode: TrainMode,
     optimizer: Optimizer,
     norm: GradNorm,
     tbptt: Tbptt,
@@ -107,8 +139,32 @@ pub(crate) fn ckpt_err(reason: String) -> Error {
 }
 
 impl Trainer {
-    /// A trainer at step 0 with zero optimizer state and zero carried states.
-    pub fn new(gpu: &Gpu, model: SeqModel, cfg: TrainConfig) -> Result<Self> {
+    /// A trainer at step 0 with zero optimizer state and zero carried states, stepping in
+    /// `mode` (see [`TrainMode`]).
+    ///
+    /// ```
+    /// # fn main() -> recur::Result<()> {
+    /// use recur::nn::{SeqInput, SeqModel, SeqModelConfig};
+    /// use recur::train::{Batch, Targets, TrainConfig, TrainMode, Trainer};
+    /// use recur::{rng::Rng, CellKind, Gpu, RnnConfig};
+    /// let gpu = Gpu::new()?;
+    /// // Sequences of 2 features -> LSTM(8) -> one value at the last step.
+    /// let cfg = SeqModelConfig::new(None, RnnConfig::new(CellKind::Lstm, 2, 8), 1).last_step();
+    /// let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0))?;
+    /// let mut trainer = Trainer::new(&gpu, model, TrainConfig::default(), TrainMode::Independent)?;
+    /// for batch in [4, 3] {
+    ///     // Independent sequences: the batch size may change between steps.
+    ///     let x = gpu.tensor("x", &[6, batch, 2], &vec![0.5; 6 * batch * 2])?; // (T, B, I)
+    ///     let y = gpu.tensor("y", &[batch, 1], &vec![1.0; batch])?; // (B, out)
+    ///     trainer.step(&gpu, &[Batch { input: SeqInput::Dense(&x), targets: Targets::Dense(&y) }])?;
+    /// }
+    /// let metrics = trainer.flush_metrics(&gpu)?; // loss and gradient norm of each step
+    /// assert_eq!(metrics.len(), 2);
+    /// assert!(metrics[1].loss.is_finite());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(gpu: &Gpu, model: SeqModel, cfg: TrainConfig, mode: TrainMode) -> Result<Self> {
         cfg.validate()?;
         let groups = model.groups();
         let optimizer = Optimizer::new(gpu, cfg.optimizer, &groups)?;
@@ -117,6 +173,7 @@ impl Trainer {
         Ok(Trainer {
             model,
             cfg,
+            mode,
             optimizer,
             norm,
             tbptt: Tbptt::new(),
@@ -129,6 +186,11 @@ impl Trainer {
     /// The training config.
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
+    }
+
+    /// Whether steps carry state ([`TrainMode`]).
+    pub fn mode(&self) -> TrainMode {
+        self.mode
     }
 
     /// Optimizer steps taken.
@@ -178,16 +240,25 @@ impl Trainer {
 
     /// Records and submits one optimizer step over `micro` (one micro-batch per carried
     /// state slot); returns without waiting for the GPU.
+    ///
+    /// In [`TrainMode::Stateful`], a micro-batch whose batch size differs from the state its
+    /// slot carries is [`Error::InvalidConfig`] saying what to do (nothing is recorded).
     pub fn step(&mut self, gpu: &Gpu, micro: &[Batch]) -> Result<()> {
         if micro.is_empty() {
             return Err(Error::InvalidConfig(
                 "a step needs at least one micro-batch".into(),
             ));
         }
+        if self.mode == TrainMode::Stateful {
+            self.check_carried_batches(micro)?;
+        }
         let mut rec = Recorder::new(gpu);
         let scale = 1.0 / micro.len() as f32;
         for (i, mb) in micro.iter().enumerate() {
-            let (h0, c0) = self.tbptt.state(i);
+            let (h0, c0) = match self.mode {
+                TrainMode::Stateful => self.tbptt.state(i),
+                TrainMode::Independent => (None, None),
+            };
             let (out, saved) = self
                 .model
                 .record_forward(&mut rec, mb.input, h0, c0, true)?;
@@ -204,8 +275,10 @@ impl Trainer {
                 },
             )?;
             self.model.record_backward(&mut rec, &saved, &dout, i > 0)?;
-            self.tbptt
-                .record_carry(&mut rec, i, &out.hn, out.cn.as_ref())?;
+            if self.mode == TrainMode::Stateful {
+                self.tbptt
+                    .record_carry(&mut rec, i, &out.hn, out.cn.as_ref())?;
+            }
         }
         let groups = self.model.groups();
         let max_norm = match self.cfg.clip {
@@ -254,6 +327,30 @@ impl Trainer {
         self.metrics.after_submit();
         self.in_flight.push_back(idx);
         gpu.check()
+    }
+
+    /// [`Error::InvalidConfig`] unless every micro-batch has the batch size of the state its
+    /// slot carries (slots without state take any size).
+    fn check_carried_batches(&self, micro: &[Batch]) -> Result<()> {
+        for (i, mb) in micro.iter().enumerate() {
+            let rows = match mb.input {
+                SeqInput::Tokens(ids) => ids.shape.get(1).copied(),
+                SeqInput::Dense(x) => x.shape.get(1).copied(),
+            };
+            let carried = self.tbptt.state(i).0.and_then(|h| h.shape.get(1).copied());
+            if let (Some(rows), Some(carried)) = (rows, carried) {
+                if rows != carried {
+                    return Err(Error::InvalidConfig(format!(
+                        "micro-batch {i} has {rows} sequences, but this stateful (TBPTT) trainer \
+                         carries the state of {carried} streams from the last step into it: \
+                         call reset_state() before starting new streams of another batch size, \
+                         or build the trainer with TrainMode::Independent to start every batch \
+                         from zero state"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Without blocking: loss and gradient norm of the steps whose metrics have reached the
@@ -317,6 +414,8 @@ impl Trainer {
             .insert(STEP_KEY.into(), self.step_count().to_string());
         c.metadata
             .insert(MODEL_KEY.into(), self.model.cfg.to_json().to_string());
+        c.metadata
+            .insert(MODE_KEY.into(), self.mode.name().to_string());
         c.metadata.insert(
             TRAIN_KEY.into(),
             serde_json::to_string(&self.cfg).map_err(|e| Error::Gpu(e.to_string()))?,
@@ -345,13 +444,44 @@ impl Trainer {
         Ok((model, train))
     }
 
-    /// A trainer rebuilt from a checkpoint: its configs, parameters, optimizer state, step
-    /// count and carried states.
+    /// The [`TrainMode`] a checkpoint was made in (stateful when it does not say: the only
+    /// mode before there were two).
+    pub fn mode_of(ckpt: &Checkpoint) -> Result<TrainMode> {
+        match ckpt.metadata.get(MODE_KEY).map(String::as_str) {
+            None | Some("stateful") => Ok(TrainMode::Stateful),
+            Some("independent") => Ok(TrainMode::Independent),
+            Some(other) => Err(ckpt_err(format!(
+                "metadata {MODE_KEY:?} is {other:?}, expected stateful or independent"
+            ))),
+        }
+    }
+
+    /// A trainer rebuilt from a checkpoint: its configs, mode, parameters, optimizer state,
+    /// step count and carried states.
+    ///
+    /// ```
+    /// # fn main() -> recur::Result<()> {
+    /// use recur::nn::{SeqModel, SeqModelConfig};
+    /// use recur::train::{Checkpoint, TrainConfig, TrainMode, Trainer};
+    /// use recur::{rng::Rng, CellKind, Gpu, RnnConfig};
+    /// let gpu = Gpu::new()?;
+    /// let cfg = SeqModelConfig::new(Some(5), RnnConfig::new(CellKind::Gru, 3, 4), 5);
+    /// let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0))?;
+    /// let mut trainer = Trainer::new(&gpu, model, TrainConfig::default(), TrainMode::Stateful)?;
+    /// let path = std::env::temp_dir().join(format!("recur-doc-ckpt-{}.safetensors", std::process::id()));
+    /// trainer.save_checkpoint(&gpu, &path)?; // model, optimizer state, step, carried states
+    /// let resumed = Trainer::from_checkpoint(&gpu, &Checkpoint::load(&path)?)?;
+    /// assert_eq!((resumed.step_count(), resumed.mode()), (0, TrainMode::Stateful));
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Self> {
         let (mcfg, tcfg) = Self::configs_of(ckpt)?;
+        let mode = Self::mode_of(ckpt)?;
         let mut rng = crate::rng::Rng::new(0);
         let model = SeqModel::init(gpu, mcfg, &mut rng)?;
-        let mut t = Trainer::new(gpu, model, tcfg)?;
+        let mut t = Trainer::new(gpu, model, tcfg, mode)?;
         t.restore(gpu, ckpt)?;
         Ok(t)
     }
@@ -475,9 +605,10 @@ mod tests {
             vocab: Some(4),
             rnn: RnnConfig::new(CellKind::Gru, 4, 4),
             out_features: 4,
+            readout: crate::nn::Readout::EveryStep,
         };
         let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0)).unwrap();
-        let mut t = Trainer::new(&gpu, model, TrainConfig::default()).unwrap();
+        let mut t = Trainer::new(&gpu, model, TrainConfig::default(), TrainMode::Stateful).unwrap();
         let x = TokenIds::new(&gpu, "x", &[2, 1], &[0, 1], 4).unwrap();
         let y = TokenIds::new(&gpu, "y", &[2, 1], &[1, 2], 4).unwrap();
         let batch = [Batch {
