@@ -16,6 +16,9 @@
 
 const WG: u32 = 256u;
 
+// Flag bit of EmbeddingParams.flags, as in src/kernels/embedding.rs::flags.
+const ACCUMULATE: u32 = 1u;
+
 struct EmbeddingParams {
     // forward: rows n; backward: vocabulary V
     count: u32,
@@ -70,7 +73,7 @@ fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let v = idx / bp.dim;
     let d = idx % bp.dim;
     var s = 0.0;
-    if (bp.flags & 1u) != 0u {
+    if (bp.flags & ACCUMULATE) != 0u {
         s = dweight[idx];
     }
     let lo = b_ids[bp.starts_off + v];

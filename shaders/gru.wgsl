@@ -81,7 +81,7 @@ fn gru_forward_cell(b: u32, j: u32, acc_in: array<f32, 3>) {
     let H = p.hidden;
     var acc = acc_in;
     let GH = G * H;
-    if (p.flags & 2u) != 0u {
+    if (p.flags & HAS_BIAS) != 0u {
         for (var g = 0u; g < G; g++) {
             acc[g] += params[p.bhh_off + g * H + j];
         }
@@ -94,7 +94,7 @@ fn gru_forward_cell(b: u32, j: u32, acc_in: array<f32, 3>) {
     let h = (1.0 - z) * n + z * h_prev;
     hs[p.hout_off + b * H + j] = h;
     y[p.y_off + b * p.y_stride + j] = h;
-    if (p.flags & 1u) != 0u {
+    if (p.flags & SAVE) != 0u {
         let a = p.act_off + b * 4u * H + j;
         acts[a] = r;
         acts[a + H] = z;
@@ -169,7 +169,7 @@ fn gru_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     let k = k0 + lid.x;
     let b = b0 + lid.y;
     var acc = 0.0;
-    if (q.flags & 1u) != 0u {
+    if (q.flags & HAS_NEXT) != 0u {
         for (var r0 = 0u; r0 < GH; r0 += T16) {
             let rr = r0 + lid.x;
             var dv = 0.0;
@@ -235,7 +235,7 @@ fn gru_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let b = idx / H;
     let k = idx % H;
     var acc = 0.0;
-    if (q.flags & 1u) != 0u {
+    if (q.flags & HAS_NEXT) != 0u {
         for (var r = 0u; r < GH; r++) {
             acc = fma(dgh[q.dgn_off + b * GH + r], bparams[q.whh_off + r * H + k], acc);
         }

@@ -24,6 +24,9 @@
 const WG: u32 = 128u;
 const RWG: u32 = 256u;
 
+// Flag bit of ReduceParams.flags, as in src/kernels/loss.rs::flags.
+const ACCUMULATE: u32 = 1u;
+
 // ---------------------------------------------------------------------------------------
 // cross_entropy: bindings 0..4
 
@@ -186,7 +189,7 @@ fn loss_reduce(@builtin(local_invocation_id) lid3: vec3<u32>) {
     }
     if lid == 0u {
         var v = rp.scale * red_r[0];
-        if (rp.flags & 1u) != 0u {
+        if (rp.flags & ACCUMULATE) != 0u {
             v += dst[rp.dst_off];
         }
         dst[rp.dst_off] = v;

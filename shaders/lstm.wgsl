@@ -85,7 +85,7 @@ fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
 fn lstm_forward_cell(b: u32, j: u32, acc: array<f32, 4>) {
     let H = p.hidden;
     let GH = G * H;
-    let has_bias = (p.flags & 2u) != 0u;
+    let has_bias = (p.flags & HAS_BIAS) != 0u;
     var pre: array<f32, 4>;
     for (var g = 0u; g < G; g++) {
         var v = acc[g] + gx[p.gx_off + b * GH + g * H + j];
@@ -103,11 +103,11 @@ fn lstm_forward_cell(b: u32, j: u32, acc: array<f32, 4>) {
     cs[p.cout_off + b * H + j] = c;
     // With PROJ, h here is the unprojected o * tanh(c): it goes to y (bound to the r buffer)
     // and a GEMM with W_hr writes the P-wide state into hs.
-    if (p.flags & 8u) == 0u {
+    if (p.flags & PROJ) == 0u {
         hs[p.hout_off + b * H + j] = h;
     }
     y[p.y_off + b * p.y_stride + j] = h;
-    if (p.flags & 1u) != 0u {
+    if (p.flags & SAVE) != 0u {
         let a = p.act_off + b * GH + j;
         acts[a] = i;
         acts[a + H] = f;
@@ -185,11 +185,11 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     let b = b0 + lid.y;
     // Rows of the recurrent product: dg_next (4H of them) through W_hh, or with PROJ the
     // step's dh (P of them, from the dy binding) through W_hr; both matrices are H wide.
-    let proj = (q.flags & 8u) != 0u;
+    let proj = (q.flags & PROJ) != 0u;
     var rows = 0u;
     if proj {
         rows = q.grows;
-    } else if (q.flags & 1u) != 0u {
+    } else if (q.flags & HAS_NEXT) != 0u {
         rows = GH;
     }
     var acc = 0.0;
@@ -229,7 +229,7 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
 fn lstm_backward_cell(b: u32, k: u32, acc: f32) {
     let H = q.hidden;
     let GH = G * H;
-    let proj = (q.flags & 8u) != 0u;
+    let proj = (q.flags & PROJ) != 0u;
     let ci = q.carry_off + b * H + k;
     var dh = acc;
     if !proj {
@@ -266,13 +266,13 @@ fn lstm_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     }
     let b = idx / H;
     let k = idx % H;
-    let proj = (q.flags & 8u) != 0u;
+    let proj = (q.flags & PROJ) != 0u;
     var acc = 0.0;
     if proj {
         for (var r = 0u; r < q.grows; r++) {
             acc = fma(dy[q.dy_off + b * q.dy_stride + r], bparams[q.whh_off + r * H + k], acc);
         }
-    } else if (q.flags & 1u) != 0u {
+    } else if (q.flags & HAS_NEXT) != 0u {
         for (var r = 0u; r < GH; r++) {
             acc = fma(dg[q.dgn_off + b * GH + r], bparams[q.whh_off + r * H + k], acc);
         }
@@ -308,7 +308,7 @@ fn lstm_proj_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     let pp = p0 + lid.x;
     let b = b0 + lid.y;
     var acc = 0.0;
-    if (u.flags & 1u) != 0u {
+    if (u.flags & HAS_NEXT) != 0u {
         for (var r0 = 0u; r0 < GH; r0 += T16) {
             let rr = r0 + lid.x;
             var dv = 0.0;
@@ -356,7 +356,7 @@ fn lstm_proj_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @bui
     let b = idx / P;
     let pp = idx % P;
     var acc = 0.0;
-    if (u.flags & 1u) != 0u {
+    if (u.flags & HAS_NEXT) != 0u {
         for (var r = 0u; r < GH; r++) {
             acc = fma(pdg[u.dgn_off + b * GH + r], pparams[u.whh_off + r * P + pp], acc);
         }

@@ -35,6 +35,12 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+// Flag bits of MatmulParams.flags, as in src/kernels/matmul.rs::flags.
+const TRANS_A: u32 = 1u;
+const TRANS_B: u32 = 2u;
+const ACCUMULATE: u32 = 4u;
+const BIAS: u32 = 8u;
+
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
@@ -48,8 +54,8 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let tid = lid.y * 16u + lid.x;
     let m0 = wid.y * TM;
     let n0 = wid.x * TN;
-    let trans_a = (p.flags & 1u) != 0u;
-    let trans_b = (p.flags & 2u) != 0u;
+    let trans_a = (p.flags & TRANS_A) != 0u;
+    let trans_b = (p.flags & TRANS_B) != 0u;
     // Thread (x, y) owns rows y + 16i (i < 4) and columns 4x .. 4x+3: four vec4
     // accumulators that stay in registers.
     var acc0 = vec4<f32>(0.0);
@@ -124,8 +130,8 @@ fn store_row(gm: u32, gn: u32, v: vec4<f32>) {
     if gm >= p.m {
         return;
     }
-    let accumulate = (p.flags & 4u) != 0u;
-    let has_bias = (p.flags & 8u) != 0u;
+    let accumulate = (p.flags & ACCUMULATE) != 0u;
+    let has_bias = (p.flags & BIAS) != 0u;
     for (var j = 0u; j < 4u; j++) {
         let n = gn + j;
         if n >= p.n {
@@ -149,8 +155,8 @@ fn store_row(gm: u32, gn: u32, v: vec4<f32>) {
 // A and B.
 @compute @workgroup_size(8, 8, 1)
 fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let trans_a = (p.flags & 1u) != 0u;
-    let trans_b = (p.flags & 2u) != 0u;
+    let trans_a = (p.flags & TRANS_A) != 0u;
+    let trans_b = (p.flags & TRANS_B) != 0u;
     let m0 = gid.y * 4u;
     let n0 = gid.x * 4u;
     if m0 >= p.m || n0 >= p.n {

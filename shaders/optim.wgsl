@@ -25,6 +25,12 @@
 
 const WG: u32 = 256u;
 
+// Flag bits of OptimParams.flags, as in src/kernels/optim.rs::flags.
+const HAS_MOMENTUM: u32 = 1u;
+const NESTEROV: u32 = 2u;
+const FIRST: u32 = 4u;
+const DECOUPLED: u32 = 1u;
+
 struct OptimParams {
     n: u32,
     step: u32,
@@ -70,13 +76,13 @@ fn sgd_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     let p = s_params[i];
     var g = s_grads[i] + sp.weight_decay * p;
-    if (sp.flags & 1u) != 0u {
+    if (sp.flags & HAS_MOMENTUM) != 0u {
         var buf = g;
-        if (sp.flags & 4u) == 0u {
+        if (sp.flags & FIRST) == 0u {
             buf = sp.a * s_buf[i] + sp.one_minus_a * g;
         }
         s_buf[i] = buf;
-        if (sp.flags & 2u) != 0u {
+        if (sp.flags & NESTEROV) != 0u {
             g = g + sp.a * buf;
         } else {
             g = buf;
@@ -102,7 +108,7 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     var p = a_params[i];
     var g = a_grads[i];
-    if (ap.flags & 1u) != 0u {
+    if (ap.flags & DECOUPLED) != 0u {
         p = p * ap.decay;
     } else {
         g = g + ap.weight_decay * p;

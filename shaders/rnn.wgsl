@@ -62,11 +62,11 @@ fn rnn_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
 fn rnn_forward_cell(b: u32, j: u32, acc: f32) {
     let H = p.hidden;
     var pre = acc + gx[p.gx_off + b * H + j];
-    if (p.flags & 2u) != 0u {
+    if (p.flags & HAS_BIAS) != 0u {
         pre += params[p.bhh_off + j];
     }
     var h: f32;
-    if (p.flags & 4u) != 0u {
+    if (p.flags & RELU) != 0u {
         h = max(pre, 0.0);
     } else {
         h = tanh_c(pre);
@@ -132,7 +132,7 @@ fn rnn_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     let k = k0 + lid.x;
     let b = b0 + lid.y;
     var acc = 0.0;
-    if (q.flags & 1u) != 0u {
+    if (q.flags & HAS_NEXT) != 0u {
         for (var r0 = 0u; r0 < H; r0 += T16) {
             let rr = r0 + lid.x;
             var dv = 0.0;
@@ -166,7 +166,7 @@ fn rnn_backward_cell(b: u32, k: u32, acc: f32) {
     let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
     let h = bhs[q.hout_off + b * H + k];
     var da: f32;
-    if (q.flags & 4u) != 0u {
+    if (q.flags & RELU) != 0u {
         da = select(0.0, dh, h > 0.0);
     } else {
         da = dh * (1.0 - h * h);
@@ -186,7 +186,7 @@ fn rnn_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let b = idx / H;
     let k = idx % H;
     var acc = 0.0;
-    if (q.flags & 1u) != 0u {
+    if (q.flags & HAS_NEXT) != 0u {
         for (var r = 0u; r < H; r++) {
             acc = fma(dg[q.dgn_off + b * H + r], bparams[q.whh_off + r * H + k], acc);
         }

@@ -19,6 +19,9 @@
 
 const WG: u32 = 64u;
 
+// Flag bit of SampleParams.flags, as in src/kernels/sample.rs::flags.
+const GREEDY: u32 = 1u;
+
 struct SampleParams {
     vocab: u32,
     logits_off: u32,
@@ -115,7 +118,7 @@ fn sample_token(@builtin(local_invocation_id) lid3: vec3<u32>) {
     m = red_f[0];
     let arg = min(red_u[0], V - 1u);
     workgroupBarrier();
-    if (sp.flags & 1u) != 0u {
+    if (sp.flags & GREEDY) != 0u {
         if lid == 0u {
             emit(arg);
         }

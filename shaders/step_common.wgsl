@@ -44,6 +44,15 @@ struct StepBackParams {
     _pad0: u32,
 }
 
+// Flag bits of StepParams.flags and StepBackParams.flags, as in src/kernels/step.rs::flags
+// (asserted equal by tests/mirrors.rs).
+const SAVE: u32 = 1u;
+const HAS_NEXT: u32 = 1u;
+const HAS_BIAS: u32 = 2u;
+const RELU: u32 = 4u;
+const PROJ: u32 = 8u;
+
+// Side of the square workgroup tile of the tiled step kernels (src/kernels/step.rs::TILE).
 const T16: u32 = 16u;
 
 fn sigmoid(x: f32) -> f32 {

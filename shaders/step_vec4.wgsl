@@ -26,11 +26,6 @@
 const G_RNN: u32 = 1u;
 const G_LSTM: u32 = 4u;
 const G_GRU: u32 = 3u;
-// The flag bits of step_common.wgsl's structs, as in src/kernels/step.rs::flags.
-const SAVE: u32 = 1u;
-const HAS_NEXT: u32 = 1u;
-const HAS_BIAS: u32 = 2u;
-const RELU: u32 = 4u;
 
 // ---------------------------------------------------------------------------------------
 // forward: bindings 0..6, as in the scalar kernels

@@ -3,6 +3,7 @@
 
 pub mod arena;
 pub mod context;
+pub mod kernel;
 pub(crate) mod oneshot;
 pub mod pipelines;
 pub mod recorder;
@@ -12,5 +13,6 @@ pub use arena::Arena;
 #[cfg(not(target_arch = "wasm32"))]
 pub use context::list_adapters;
 pub use context::{AdapterSummary, Gpu};
+pub use kernel::{Access, KernelDesc, Shader};
 pub use recorder::{BindId, Profile, Recorder};
 pub use tensor::Tensor;

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::kernel::{Access, KernelDesc, Shader};
 use crate::error::{Error, Result};
-use crate::kernels::{Access, KernelDesc, Shader};
 
 /// A compiled kernel: its pipeline and bind group layout.
 #[derive(Debug)]

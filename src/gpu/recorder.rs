@@ -10,9 +10,9 @@ use std::sync::Arc;
 use bytemuck::Pod;
 
 use super::context::Gpu;
+use super::kernel::KernelDesc;
 use super::pipelines::Pipeline;
 use crate::error::{Error, Result};
-use crate::kernels::KernelDesc;
 
 /// Bytes reserved for one kernel's parameter struct in the uniform arena.
 pub const UNIFORM_SLOT: usize = 256;

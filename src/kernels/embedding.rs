@@ -34,6 +34,12 @@ pub const EMBEDDING_BACKWARD: KernelDesc = KernelDesc {
     ],
 };
 
+/// Flag bits of [`EmbeddingParams::flags`] (WGSL consts of the same names).
+pub mod flags {
+    /// Backward: `dweight += ...` instead of `dweight = ...`.
+    pub const ACCUMULATE: u32 = 1;
+}
+
 /// Mirror of WGSL `EmbeddingParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -44,7 +50,7 @@ pub struct EmbeddingParams {
     pub dim: u32,
     /// Vocabulary V.
     pub vocab: u32,
-    /// bit 0 ACCUMULATE (backward).
+    /// See [`flags`].
     pub flags: u32,
     /// Backward: element offset of the `V + 1` bucket starts in the id buffer.
     pub starts_off: u32,
@@ -95,7 +101,7 @@ pub fn encode_backward(
         count: u32_of("embedding vocab", vocab)?,
         dim: u32_of("embedding dim", dim)?,
         vocab: u32_of("embedding vocab", vocab)?,
-        flags: u32::from(accumulate),
+        flags: if accumulate { flags::ACCUMULATE } else { 0 },
         starts_off: u32_of("embedding starts offset", starts_off)?,
         rows_off: u32_of("embedding rows offset", rows_off)?,
         ..Default::default()

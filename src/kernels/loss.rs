@@ -79,6 +79,12 @@ pub struct MseParams {
     pub _pad: [u32; 3],
 }
 
+/// Flag bits of [`ReduceParams::flags`] (WGSL consts of the same names).
+pub mod flags {
+    /// `dst += ...` instead of `dst = ...`.
+    pub const ACCUMULATE: u32 = 1;
+}
+
 /// Mirror of WGSL `ReduceParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -87,7 +93,7 @@ pub struct ReduceParams {
     pub n: u32,
     /// Element offset of the result in dst.
     pub dst_off: u32,
-    /// bit 0 ACCUMULATE.
+    /// See [`flags`].
     pub flags: u32,
     /// Padding.
     pub _pad0: u32,
@@ -173,7 +179,7 @@ pub fn encode_loss_reduce(
     let p = ReduceParams {
         n: u32_of("loss_reduce elements", n)?,
         dst_off: u32_of("loss_reduce offset", dst_off)?,
-        flags: u32::from(accumulate),
+        flags: if accumulate { flags::ACCUMULATE } else { 0 },
         scale,
         ..Default::default()
     };

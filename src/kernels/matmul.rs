@@ -48,8 +48,28 @@ pub const MATMUL_TN_VEC4: KernelDesc = KernelDesc {
     ..MATMUL_NN_VEC4
 };
 
-/// Rows and columns of C one invocation of a vec4 kernel owns.
-const VEC4_BLOCK: (usize, usize) = (8, 8);
+/// Flag bits of [`MatmulParams::flags`] (WGSL consts of the same names).
+pub mod flags {
+    /// A is stored transposed.
+    pub const TRANS_A: u32 = 1;
+    /// B is stored transposed.
+    pub const TRANS_B: u32 = 2;
+    /// `C += ...` instead of `C = ...`.
+    pub const ACCUMULATE: u32 = 4;
+    /// Add the bias over columns.
+    pub const BIAS: u32 = 8;
+}
+
+/// Rows and columns of C one workgroup of `matmul` owns (WGSL `TM`, `TN`): 16x16
+/// invocations of 4x4.
+pub const TILE: (usize, usize) = (64, 64);
+
+/// Rows and columns of C one invocation of `matmul_direct` owns (8x8 invocations a
+/// workgroup).
+pub const DIRECT_BLOCK: (usize, usize) = (4, 4);
+
+/// Rows and columns of C one invocation of a vec4 kernel owns (8x8 invocations a workgroup).
+pub const VEC4_BLOCK: (usize, usize) = (8, 8);
 
 /// Mirror of WGSL `MatmulParams`.
 #[repr(C)]
@@ -75,7 +95,7 @@ pub struct MatmulParams {
     pub c_off: u32,
     /// Element offset of the bias.
     pub bias_off: u32,
-    /// bit 0 TRANS_A, bit 1 TRANS_B, bit 2 ACCUMULATE, bit 3 BIAS.
+    /// See [`flags`].
     pub flags: u32,
     /// Padding.
     pub _pad: u32,
@@ -158,10 +178,11 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
     let bias_buf = g.bias.map(|b| b.0).unwrap_or(g.a.buffer);
     let desc = matmul_kernel(rec.gpu().prefers_direct_kernels(), g);
     let bind = rec.bind(desc, &[g.a.buffer, g.b.buffer, bias_buf, g.c.buffer])?;
-    let flags = u32::from(g.trans_a)
-        | (u32::from(g.trans_b) << 1)
-        | (u32::from(g.accumulate) << 2)
-        | (u32::from(g.bias.is_some()) << 3);
+    let bit = |on: bool, flag: u32| if on { flag } else { 0 };
+    let flags = bit(g.trans_a, flags::TRANS_A)
+        | bit(g.trans_b, flags::TRANS_B)
+        | bit(g.accumulate, flags::ACCUMULATE)
+        | bit(g.bias.is_some(), flags::BIAS);
     let p = MatmulParams {
         m: u32_of("matmul m", g.m)?,
         n: u32_of("matmul n", g.n)?,
@@ -176,14 +197,13 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         flags,
         _pad: 0,
     };
-    // C per workgroup: 64x64 (tiled, 16x16 invocations), 32x32 (direct, 8x8 of 4x4) or
-    // 64x64 (vec4, 8x8 of 8x8).
+    // C per workgroup: the tile, or 8x8 invocations of a block.
     let (rows, cols) = if desc.shader == Shader::MatmulVec4 {
         (8 * VEC4_BLOCK.0, 8 * VEC4_BLOCK.1)
     } else if desc.entry == MATMUL_DIRECT.entry {
-        (32, 32)
+        (8 * DIRECT_BLOCK.0, 8 * DIRECT_BLOCK.1)
     } else {
-        (64, 64)
+        TILE
     };
     rec.dispatch(bind, &p, [groups(g.n, cols)?, groups(g.m, rows)?, 1])
 }

@@ -1,6 +1,7 @@
-//! Kernels: the one shader registry, and one Rust file per WGSL file with the `#[repr(C)]`
-//! parameter structs that mirror the WGSL ones and the `encode_*` functions that record
-//! dispatches.
+//! Kernels: one Rust file per WGSL file with its [`KernelDesc`]s, the `#[repr(C)]` parameter
+//! structs that mirror the WGSL ones and the `encode_*` functions that record dispatches. The
+//! shader registry ([`Shader`]) and the descriptor type belong to the GPU layer
+//! ([`crate::gpu::kernel`]) and are re-exported here.
 
 pub mod cell;
 pub mod clip;
@@ -17,146 +18,76 @@ pub mod step;
 pub mod step_vec4;
 pub mod util;
 
+pub use crate::gpu::kernel::{Access, KernelDesc, Shader};
 pub use cell::CellKind;
 
 use crate::error::{Error, Result};
 
-/// Every WGSL file recur has; the only place shader sources are included.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Shader {
-    /// `shaders/matmul.wgsl`
-    Matmul,
-    /// `shaders/matmul_vec4.wgsl`
-    MatmulVec4,
-    /// `shaders/util.wgsl`
-    Util,
-    /// `shaders/rnn.wgsl`
-    Rnn,
-    /// `shaders/lstm.wgsl`
-    Lstm,
-    /// `shaders/gru.wgsl`
-    Gru,
-    /// `shaders/step_vec4.wgsl` with 4 batch rows an invocation
-    StepVec4,
-    /// `shaders/step_vec4.wgsl` with 1 batch row an invocation
-    StepVec4Row,
-    /// `shaders/embedding.wgsl`
-    Embedding,
-    /// `shaders/loss.wgsl`
-    Loss,
-    /// `shaders/optim.wgsl`
-    Optim,
-    /// `shaders/clip.wgsl`
-    Clip,
-    /// `shaders/eager.wgsl` (the bench's host-loop baseline)
-    Eager,
-    /// `shaders/sample.wgsl`
-    Sample,
-}
-
-impl Shader {
-    /// All shaders (for validation tests).
-    pub const ALL: [Shader; 14] = [
-        Shader::Matmul,
-        Shader::MatmulVec4,
-        Shader::Util,
-        Shader::Rnn,
-        Shader::Lstm,
-        Shader::Gru,
-        Shader::StepVec4,
-        Shader::StepVec4Row,
-        Shader::Embedding,
-        Shader::Loss,
-        Shader::Optim,
-        Shader::Clip,
-        Shader::Eager,
-        Shader::Sample,
+/// Every kernel the library defines, for the GPU-free mirror test (`tests/mirrors.rs`): each
+/// entry point's bindings and uniform are checked against the WGSL with naga. The vec4 step
+/// kernels come in both builds ([`step_vec4::for_rows`] 4 and 1). A new `KernelDesc` belongs
+/// here; the test fails on a WGSL entry point that no kernel names.
+pub fn all_kernels() -> Vec<KernelDesc> {
+    let mut all = vec![
+        matmul::MATMUL,
+        matmul::MATMUL_DIRECT,
+        matmul::MATMUL_NN_VEC4,
+        matmul::MATMUL_NT_VEC4,
+        matmul::MATMUL_TN_VEC4,
+        util::SUM_ROWS,
+        util::TRANSPOSE01,
+        util::COPY_ROWS,
+        util::GATHER_ROWS,
+        rnn::STEP_FORWARD,
+        rnn::STEP_BACKWARD,
+        rnn::STEP_FORWARD_DIRECT,
+        rnn::STEP_BACKWARD_DIRECT,
+        rnn::STEP_FORWARD_SMALL,
+        lstm::STEP_FORWARD,
+        lstm::STEP_BACKWARD,
+        lstm::PROJ_BACKWARD,
+        lstm::STEP_FORWARD_DIRECT,
+        lstm::STEP_BACKWARD_DIRECT,
+        lstm::PROJ_BACKWARD_DIRECT,
+        lstm::STEP_FORWARD_SMALL,
+        gru::STEP_FORWARD,
+        gru::STEP_BACKWARD,
+        gru::STEP_FORWARD_DIRECT,
+        gru::STEP_BACKWARD_DIRECT,
+        gru::STEP_FORWARD_SMALL,
+        embedding::EMBEDDING_FORWARD,
+        embedding::EMBEDDING_BACKWARD,
+        loss::CROSS_ENTROPY,
+        loss::MSE,
+        loss::LOSS_REDUCE,
+        optim::SGD_STEP,
+        optim::ADAM_STEP,
+        clip::CLIP_NORM_PARTIALS,
+        clip::CLIP_NORM_FINISH,
+        clip::CLIP_SCALE,
+        clip::CLIP_VALUE,
+        sample::SAMPLE_TOKEN,
+        eager::EW_BINARY,
+        eager::EW_UNARY,
     ];
-
-    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl` and
-    /// `shaders/step_small_batch.wgsl`, the vec4 step file with `step_common.wgsl` and its
-    /// rows-per-invocation constant `NB`).
-    pub fn source(self) -> &'static str {
-        match self {
-            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
-            Shader::MatmulVec4 => include_str!("../../shaders/matmul_vec4.wgsl"),
-            Shader::Util => include_str!("../../shaders/util.wgsl"),
-            Shader::Rnn => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                include_str!("../../shaders/step_small_batch.wgsl"),
-                include_str!("../../shaders/rnn.wgsl")
-            ),
-            Shader::Lstm => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                include_str!("../../shaders/step_small_batch.wgsl"),
-                include_str!("../../shaders/lstm.wgsl")
-            ),
-            Shader::Gru => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                include_str!("../../shaders/step_small_batch.wgsl"),
-                include_str!("../../shaders/gru.wgsl")
-            ),
-            Shader::StepVec4 => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                "const NB: u32 = 4u;\n",
-                include_str!("../../shaders/step_vec4.wgsl")
-            ),
-            Shader::StepVec4Row => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                "const NB: u32 = 1u;\n",
-                include_str!("../../shaders/step_vec4.wgsl")
-            ),
-            Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
-            Shader::Loss => include_str!("../../shaders/loss.wgsl"),
-            Shader::Optim => include_str!("../../shaders/optim.wgsl"),
-            Shader::Clip => include_str!("../../shaders/clip.wgsl"),
-            Shader::Eager => include_str!("../../shaders/eager.wgsl"),
-            Shader::Sample => include_str!("../../shaders/sample.wgsl"),
-        }
+    use step_vec4 as v4;
+    for desc in [
+        &v4::RNN_FORWARD,
+        &v4::RNN_BACKWARD,
+        &v4::LSTM_FORWARD,
+        &v4::LSTM_BACKWARD,
+        &v4::GRU_FORWARD,
+        &v4::GRU_BACKWARD,
+        &v4::RNN_SEQUENCE_FORWARD,
+        &v4::LSTM_SEQUENCE_FORWARD,
+        &v4::GRU_SEQUENCE_FORWARD,
+        &v4::RNN_SEQUENCE_BACKWARD,
+        &v4::LSTM_SEQUENCE_BACKWARD,
+        &v4::GRU_SEQUENCE_BACKWARD,
+    ] {
+        all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
     }
-
-    /// The file name under `shaders/`.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Shader::Matmul => "matmul.wgsl",
-            Shader::MatmulVec4 => "matmul_vec4.wgsl",
-            Shader::Util => "util.wgsl",
-            Shader::Rnn => "rnn.wgsl",
-            Shader::Lstm => "lstm.wgsl",
-            Shader::Gru => "gru.wgsl",
-            Shader::StepVec4 | Shader::StepVec4Row => "step_vec4.wgsl",
-            Shader::Embedding => "embedding.wgsl",
-            Shader::Loss => "loss.wgsl",
-            Shader::Optim => "optim.wgsl",
-            Shader::Clip => "clip.wgsl",
-            Shader::Eager => "eager.wgsl",
-            Shader::Sample => "sample.wgsl",
-        }
-    }
-}
-
-/// How a kernel uses a storage binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// `var<storage, read>`
-    Read,
-    /// `var<storage, read_write>`
-    ReadWrite,
-}
-
-/// A kernel entry point and its bind group 0: a uniform parameter struct at binding `base`
-/// (bound with a dynamic offset), then storage buffers at `base + 1 + i` for each `Some` in
-/// `bindings`.
-#[derive(Clone, Copy, Debug)]
-pub struct KernelDesc {
-    /// The WGSL file.
-    pub shader: Shader,
-    /// The entry point.
-    pub entry: &'static str,
-    /// Binding number of the uniform.
-    pub base: u32,
-    /// Storage bindings after the uniform; `None` is a gap.
-    pub bindings: &'static [Option<Access>],
+    all
 }
 
 /// Element offsets and sizes travel to WGSL as u32.

@@ -20,6 +20,12 @@ pub const SAMPLE_TOKEN: KernelDesc = KernelDesc {
     ],
 };
 
+/// Flag bits of [`SampleParams::flags`] (WGSL consts of the same names).
+pub mod flags {
+    /// Argmax (temperature 0) instead of a draw.
+    pub const GREEDY: u32 = 1;
+}
+
 /// Mirror of WGSL `SampleParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -38,7 +44,7 @@ pub struct SampleParams {
     pub seed_hi: u32,
     /// The step (the random number's counter).
     pub step: u32,
-    /// bit 0 GREEDY (argmax, temperature 0).
+    /// See [`flags`].
     pub flags: u32,
     /// 1 / temperature.
     pub inv_temp: f32,
@@ -88,7 +94,7 @@ pub fn encode_sample_token(
         seed_lo: s.seed as u32,
         seed_hi: (s.seed >> 32) as u32,
         step: u32_of("sample step", step)?,
-        flags: u32::from(greedy),
+        flags: if greedy { flags::GREEDY } else { 0 },
         inv_temp: if greedy { 0.0 } else { 1.0 / s.temperature },
         ..Default::default()
     };

@@ -21,7 +21,10 @@ pub const TILE: usize = 16;
 pub const SMALL_BATCH: usize = 4;
 
 /// Hidden units one workgroup of the small-batch kernels owns (WGSL `SB_UNITS`).
-const SMALL_BATCH_UNITS: usize = 4;
+pub const SMALL_BATCH_UNITS: usize = 4;
+
+/// Invocations of a workgroup of the direct step kernels, one (row, unit) each.
+pub const DIRECT_WORKGROUP: usize = 64;
 
 /// Mirror of WGSL `StepParams` (offsets in elements).
 #[repr(C)]
@@ -285,7 +288,7 @@ fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
 fn step_grid(family: StepFamily, units: u32, rows: u32) -> Result<[u32; 3]> {
     let (units, rows) = (units as usize, rows as usize);
     match family {
-        StepFamily::Direct => super::grid((units * rows).div_ceil(64)),
+        StepFamily::Direct => super::grid((units * rows).div_ceil(DIRECT_WORKGROUP)),
         StepFamily::Tiled => Ok([groups(units, TILE)?, groups(rows, TILE)?, 1]),
         StepFamily::SmallBatch => Ok([groups(units, SMALL_BATCH_UNITS)?, 1, 1]),
         StepFamily::Vec4 { rows: per } => {
