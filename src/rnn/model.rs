@@ -344,14 +344,6 @@ impl Rnn {
                 if h0.is_some() { "c0" } else { "h0" }
             )));
         }
-        if cfg.cell == CellKind::Lstm && h0.is_some() != c0.is_some() {
-            // PyTorch takes an LSTM's state as the pair (h0, c0), or neither.
-            return Err(Error::InvalidConfig(format!(
-                "an LSTM takes h0 and c0 together (PyTorch's (h0, c0) pair), got {} without {}",
-                if h0.is_some() { "h0" } else { "c0" },
-                if h0.is_some() { "c0" } else { "h0" }
-            )));
-        }
         let (h, oh, d_n, gh) = (
             cfg.hidden_size,
             cfg.out_hidden(),
