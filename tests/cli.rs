@@ -426,3 +426,122 @@ fn bench_compare_should_refuse_endless_inputs() {
         "/dev/zero",
     );
 }
+
+/// A 1-D integer `.npy` (`<i4` or `<i8`).
+fn int_npy(path: &Path, values: &[i64], wide: bool) {
+    let descr = if wide { "<i8" } else { "<i4" };
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
+        values.len()
+    );
+    // Pad the header to a multiple of 64 bytes, newline last, as numpy does.
+    let pad = (64 - (10 + dict.len() + 1) % 64) % 64;
+    let header = format!("{dict}{}\n", " ".repeat(pad));
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((header.len() as u16).to_le_bytes());
+    b.extend(header.as_bytes());
+    for v in values {
+        if wide {
+            b.extend(v.to_le_bytes());
+        } else {
+            b.extend((*v as i32).to_le_bytes());
+        }
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn run_should_take_per_row_lengths() {
+    let Some(gpu) = common::gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = export(d, "lstm_2layer_bidir", "");
+    let x = &t["input"];
+    let (seq, batch) = (x.shape[0], x.shape[1]);
+    let lengths: Vec<i64> = (0..batch)
+        .map(|r| 1 + (r * 2 + 1) as i64 % seq as i64)
+        .collect();
+    let run_with = |lengths_file: &Path, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run".to_string(),
+            "--model".into(),
+            s(d.join("model.safetensors")),
+            "--input".into(),
+            s(d.join("input.npy")),
+            "--lengths".into(),
+            s(lengths_file.to_path_buf()),
+            "--output".into(),
+            s(d.join(out)),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = recur(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        io::read_f32(&d.join(out)).unwrap()
+    };
+    int_npy(&d.join("l64.npy"), &lengths, true);
+    int_npy(&d.join("l32.npy"), &lengths, false);
+    let y64 = run_with(&d.join("l64.npy"), "y64.npy", &[]);
+    let y32 = run_with(
+        &d.join("l32.npy"),
+        "y32.npy",
+        &[
+            "--grad-output",
+            &s(d.join("grad_output.npy")),
+            "--grads",
+            &s(d.join("g.st")),
+        ],
+    );
+    // The library's packed forward on the same model and input.
+    let rnn = recur::Rnn::load_safetensors(&gpu, &d.join("model.safetensors"), "", None).unwrap();
+    let tx = gpu.tensor("x", &x.shape, &x.data).unwrap();
+    let lens: Vec<usize> = lengths.iter().map(|&l| l as usize).collect();
+    let want = gpu
+        .read(&rnn.forward_packed(&gpu, &tx, &lens, None, None).unwrap().y)
+        .unwrap();
+    assert_eq!(y64.data, want, "int64 lengths");
+    assert_eq!(y32.data, want, "int32 lengths, with backward");
+    // Padded positions are zero, and so are their input gradients.
+    let g = io::load(&d.join("g.st")).unwrap().0;
+    let (f, i) = (y64.shape[2], x.shape[2]);
+    for (r, &l) in lens.iter().enumerate() {
+        for tt in l..seq {
+            assert!(y64.data[(tt * batch + r) * f..][..f]
+                .iter()
+                .all(|&v| v == 0.0));
+            assert!(g["input"].data[(tt * batch + r) * i..][..i]
+                .iter()
+                .all(|&v| v == 0.0));
+        }
+    }
+    // Bad lengths: a one-line error each.
+    int_npy(&d.join("zero.npy"), &vec![0; batch], true);
+    int_npy(&d.join("long.npy"), &vec![seq as i64 + 1; batch], false);
+    int_npy(&d.join("short.npy"), &[1], true);
+    io::write_f32(
+        &d.join("float.npy"),
+        &HostTensor::new(vec![batch], vec![1.0; batch]).unwrap(),
+    )
+    .unwrap();
+    for (file, needle) in [
+        ("zero.npy", "is not in 1..="),
+        ("long.npy", "is not in 1..="),
+        ("short.npy", "lengths for a batch of"),
+        ("float.npy", "<f4"),
+    ] {
+        expect_error(
+            &[
+                "run",
+                "--model",
+                &s(d.join("model.safetensors")),
+                "--input",
+                &s(d.join("input.npy")),
+                "--lengths",
+                &s(d.join(file)),
+                "--output",
+                &s(d.join("bad.npy")),
+            ],
+            needle,
+        );
+    }
+}

@@ -21,7 +21,7 @@ pub(crate) use self::files::read_file;
 pub use self::files::{
     read_file_limited, same_file, write_all_atomic, write_atomic, CommandFiles, MAX_FILE_BYTES,
 };
-pub use self::npy::{read_f32, read_f32_bytes, to_npy_bytes, write_f32};
+pub use self::npy::{read_f32, read_f32_bytes, read_i64, read_i64_bytes, to_npy_bytes, write_f32};
 pub use self::safetensors::{load, load_bytes, save, to_safetensors_bytes};
 
 /// A dense, row-major (C order) `f32` tensor in host memory: what files hold, and what

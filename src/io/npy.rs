@@ -27,6 +27,71 @@ pub fn read_f32(path: &Path) -> Result<HostTensor> {
     parse(&bytes, &path.display().to_string())
 }
 
+/// Reads a `.npy` file holding a 1-D little-endian `int32` or `int64` array (per-row lengths,
+/// ONNX's `sequence_lens`), in C order. [`Error::Dtype`] for any other element type,
+/// [`Error::Shape`] for another rank.
+pub fn read_i64(path: &Path) -> Result<Vec<i64>> {
+    let bytes = read_file(path)?;
+    read_i64_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`read_i64`] from bytes in memory; errors name `path`.
+pub fn read_i64_bytes(bytes: &[u8], path: &str) -> Result<Vec<i64>> {
+    let data_start = precheck(bytes, path)?;
+    let header = NpyHeader::from_reader(&bytes[..data_start]).map_err(|e| format_err(path, e))?;
+    let dtype = header.dtype();
+    let width = match &dtype {
+        DType::Plain(ts)
+            if ts.type_char() == TypeChar::Int
+                && ts.endianness() != Endianness::Big
+                && matches!(ts.size_field(), 4 | 8) =>
+        {
+            ts.size_field() as usize
+        }
+        _ => {
+            return Err(Error::Dtype {
+                name: path.to_string(),
+                dtype: dtype.descr(),
+                expected: "<i4 or <i8, C order, one dimension",
+            })
+        }
+    };
+    if header.order() == Order::Fortran {
+        return Err(format_err(path, "fortran_order is True"));
+    }
+    let shape = header.shape();
+    if shape.len() != 1 {
+        return Err(Error::Shape {
+            what: format!("{path}: a 1-D array"),
+            expected: vec![0],
+            got: shape.iter().map(|&d| d as usize).collect(),
+        });
+    }
+    let raw = &bytes[data_start..];
+    let n = usize::try_from(shape[0]).map_err(|_| format_err(path, "shape too large"))?;
+    if Some(raw.len()) != n.checked_mul(width) {
+        return Err(format_err(
+            path,
+            format!(
+                "{n} elements of {} need {} bytes, the file has {}",
+                dtype.descr(),
+                n.saturating_mul(width),
+                raw.len()
+            ),
+        ));
+    }
+    Ok(match width {
+        4 => raw
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        _ => raw
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect(),
+    })
+}
+
 /// [`read_f32`] from bytes in memory (errors name the file `<memory>`).
 pub fn read_f32_bytes(bytes: &[u8]) -> Result<HostTensor> {
     parse(bytes, "<memory>")
@@ -205,6 +270,41 @@ mod tests {
             let b = to_npy_bytes(&t).unwrap();
             assert_eq!(read_f32_bytes(&b).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn io_npy_reads_int32_and_int64_lengths() {
+        let make = |descr: &str, shape: &str, data: &[u8]| {
+            let dict =
+                format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend((dict.len() as u16).to_le_bytes());
+            b.extend(dict.as_bytes());
+            b.extend(data);
+            b
+        };
+        let i4: Vec<u8> = [3i32, 1, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let i8: Vec<u8> = [3i64, 1, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(
+            read_i64_bytes(&make("<i4", "(3,)", &i4), "m").unwrap(),
+            vec![3, 1, 7]
+        );
+        assert_eq!(
+            read_i64_bytes(&make("<i8", "(3,)", &i8), "m").unwrap(),
+            vec![3, 1, 7]
+        );
+        assert!(matches!(
+            read_i64_bytes(&make("<f4", "(3,)", &i4), "m"),
+            Err(Error::Dtype { .. })
+        ));
+        assert!(matches!(
+            read_i64_bytes(&make("<i4", "(3, 1)", &i4), "m"),
+            Err(Error::Shape { .. })
+        ));
+        assert!(matches!(
+            read_i64_bytes(&make("<i8", "(3,)", &i4), "m"),
+            Err(Error::Format { .. })
+        ));
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub struct RunArgs {
     /// Where to write the final cell state (.npy, LSTM).
     #[arg(long)]
     cn: Option<PathBuf>,
+    /// Per-row lengths (.npy, int32 or int64, one per batch row, each in 1..=T): a padded
+    /// batch run as PyTorch's pack_padded_sequence (outputs past a row's length are zero, hn/cn
+    /// are each row's state at its last step, gradients of padded positions are zero).
+    #[arg(long)]
+    pub lengths: Option<PathBuf>,
     /// dL/dY (.npy) for L = sum(Y * DY): runs backward too.
     #[arg(long, requires = "grads")]
     grad_output: Option<PathBuf>,
@@ -60,6 +65,32 @@ fn read_npy(path: &Path) -> anyhow::Result<HostTensor> {
     Ok(io::read_f32(path)?)
 }
 
+/// The `--lengths` file: one length per batch row of `x`, each in `1..=T`.
+fn read_lengths(path: &Path, x: &HostTensor, batch_first: bool) -> anyhow::Result<Vec<usize>> {
+    let raw = io::read_i64(path)?;
+    let (t, b) = match (x.shape.as_slice(), batch_first) {
+        ([b, t, _], true) | ([t, b, _], false) => (*t, *b),
+        _ => bail!("--input has shape {:?}, not 3-D", x.shape),
+    };
+    if raw.len() != b {
+        bail!(
+            "--lengths {}: {} lengths for a batch of {b} rows",
+            path.display(),
+            raw.len()
+        );
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(row, &l)| match usize::try_from(l) {
+            Ok(l) if (1..=t).contains(&l) => Ok(l),
+            _ => Err(anyhow::anyhow!(
+                "--lengths {}: length {l} of row {row} is not in 1..={t} (the sequence length)",
+                path.display()
+            )),
+        })
+        .collect()
+}
+
 /// Every input and output of the command, checked before anything is read.
 fn check_paths(a: &RunArgs) -> anyhow::Result<()> {
     let mut files = CommandFiles::new();
@@ -68,6 +99,7 @@ fn check_paths(a: &RunArgs) -> anyhow::Result<()> {
         ("--h0", &a.h0),
         ("--c0", &a.c0),
         ("--grad-output", &a.grad_output),
+        ("--lengths", &a.lengths),
     ] {
         if let Some(p) = p {
             files.input(flag, p);
@@ -116,6 +148,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let h0 = a.h0.as_deref().map(read_npy).transpose()?;
     let c0 = a.c0.as_deref().map(read_npy).transpose()?;
     let dy = a.grad_output.as_deref().map(read_npy).transpose()?;
+    let lengths = match &a.lengths {
+        Some(p) => Some(read_lengths(p, &x, a.batch_first)?),
+        None => None,
+    };
     for (flag, path, t) in [
         ("--input", Some(&a.input), Some(&x)),
         ("--h0", a.h0.as_ref(), h0.as_ref()),
@@ -133,19 +169,29 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let tx = up("input", &x).context("--input")?;
     let th0 = h0.as_ref().map(|t| up("h0", t)).transpose()?;
     let tc0 = c0.as_ref().map(|t| up("c0", t)).transpose()?;
-    let (out, grads) = match &dy {
-        None => (
-            rnn.forward(&gpu, &tx, th0.as_ref(), tc0.as_ref())
-                .context("forward")?,
-            None,
-        ),
-        Some(dy) => {
-            let tdy = up("grad_output", dy).context("--grad-output")?;
-            let (o, g) = rnn
-                .forward_backward(&gpu, &tx, th0.as_ref(), tc0.as_ref(), &tdy, None, None)
-                .context("forward + backward")?;
-            (o, Some(g))
+    let tdy = dy
+        .as_ref()
+        .map(|t| up("grad_output", t).context("--grad-output"))
+        .transpose()?;
+    let (out, grads) = {
+        let mut rec = recur::Recorder::new(&gpu);
+        let train = tdy.is_some();
+        let (o, saved) = match &lengths {
+            Some(l) => {
+                rnn.record_forward_packed(&mut rec, &tx, l, th0.as_ref(), tc0.as_ref(), train)
+            }
+            None => rnn.record_forward(&mut rec, &tx, th0.as_ref(), tc0.as_ref(), train),
         }
+        .context("forward")?;
+        let g = match (&tdy, saved) {
+            (Some(tdy), Some(saved)) => Some(
+                rnn.record_backward(&mut rec, &saved, tdy, None, None, false)
+                    .context("backward")?,
+            ),
+            _ => None,
+        };
+        rec.run()?;
+        (o, g)
     };
     let read = |t: &recur::Tensor| -> anyhow::Result<HostTensor> {
         Ok(HostTensor::new(t.shape.clone(), gpu.read(t)?)?)
