@@ -310,6 +310,7 @@ impl Rnn {
         self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh, Some(plan))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record_forward_with(
         &self,
         rec: &mut Recorder,
