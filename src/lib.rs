@@ -6,6 +6,19 @@
 //! [`kernels`] (one Rust file per WGSL
 //! file), [`gpu`] (context, tensors, pipeline cache), [`reference`] (the f64 CPU oracle),
 //! [`io`] (safetensors and `.npy`).
+//!
+//! The entry points an app uses: [`Gpu`] (the device), [`Rnn`] (a PyTorch-style RNN stack,
+//! [`Rnn::load`] from a state_dict), [`RnnStream`] (state kept on the device between chunks),
+//! [`SeqModel`] (embedding → RNN → head; [`SeqModel::forward`], [`SeqModel::save`],
+//! [`SeqModel::load`]), [`train::Trainer`] (one submission a step, stateful or independent:
+//! [`train::TrainMode`]), [`train::Checkpoint`], [`io::load`] / [`io::save`] and
+//! [`nn::generate`]. Each has an example that runs.
+//!
+//! # Example
+//!
+//! The README's library section (`examples/readme.rs`; `tests/readme.rs` keeps them equal):
+//!
+#![doc = concat!("```\n", include_str!("../examples/readme.rs"), "```")]
 #![warn(missing_docs)]
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -27,6 +27,17 @@ pub struct AdapterSummary {
 /// Errors the device reports outside an error scope (validation, out of memory, device lost)
 /// are collected by the uncaptured-error handler and turned into [`Error::Gpu`] by
 /// [`Gpu::check`], which every submitting call runs after waiting.
+///
+/// ```
+/// # fn main() -> recur::Result<()> {
+/// use recur::Gpu;
+/// let gpu = Gpu::new()?; // RECUR_BACKEND / RECUR_ADAPTER choose among adapters
+/// println!("{} ({:?})", gpu.info.name, gpu.info.backend);
+/// let t = gpu.tensor("x", &[2, 2], &[1.0, 2.0, 3.0, 4.0])?; // host -> device
+/// assert_eq!(gpu.read(&t)?, [1.0, 2.0, 3.0, 4.0]); // device -> host (waits)
+/// # Ok(())
+/// # }
+/// ```
 pub struct Gpu {
     /// The wgpu instance.
     pub instance: wgpu::Instance,

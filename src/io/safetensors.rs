@@ -20,6 +20,20 @@ const ACCEPTED: &str = "F32, F16, BF16 or F64";
 /// Reads a safetensors file: the tensors (converted to `f32`) by name, and the metadata
 /// (empty if the file has none).
 ///
+/// ```
+/// # fn main() -> recur::Result<()> {
+/// use std::collections::BTreeMap;
+/// use recur::HostTensor;
+/// let w = HostTensor::new(vec![2, 3], vec![1., 2., 3., 4., 5., 6.])?;
+/// let path = std::env::temp_dir().join(format!("recur-doc-st-{}.safetensors", std::process::id()));
+/// recur::io::save(&path, &[("fc.weight".to_string(), w.clone())], &BTreeMap::new())?;
+/// let (tensors, _metadata) = recur::io::load(&path)?; // what safetensors.torch.load_file reads
+/// assert_eq!(tensors["fc.weight"], w);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
+///
 /// [`Error::Io`] if the file cannot be read, [`Error::Format`] if it is not a valid
 /// safetensors file (truncated, corrupt header, offsets that do not cover the data),
 /// [`Error::Dtype`] for a tensor that is not `F32`/`F16`/`BF16`/`F64`.

@@ -134,6 +134,23 @@ pub fn unigram_entropy(ids: &[u32], vocab: usize) -> f64 {
 /// Nothing returns to the host until the end, when the `length` ids are read back: the state
 /// and the last id stay on the device from one submission to the next. The same
 /// model, prompt, sampling and seed give the same tokens on the same device.
+///
+/// ```
+/// # fn main() -> recur::Result<()> {
+/// use recur::nn::{generate, Sampling, SeqModel, SeqModelConfig, Vocab};
+/// use recur::{rng::Rng, CellKind, Gpu, RnnConfig};
+/// let gpu = Gpu::new()?;
+/// let vocab = Vocab::from_text("hello world")?;
+/// let v = vocab.len();
+/// let cfg = SeqModelConfig::new(Some(v), RnnConfig::new(CellKind::Lstm, 4, 8), v);
+/// let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0))?; // untrained: noise
+/// let sampling = Sampling { temperature: 0.8, top_k: 0, seed: 1 };
+/// let ids = generate(&gpu, &model, &vocab.encode("hel")?, 12, &sampling)?;
+/// assert_eq!(ids.len(), 12);
+/// println!("{}", vocab.decode(&ids));
+/// # Ok(())
+/// # }
+/// ```
 pub fn generate(
     gpu: &Gpu,
     model: &SeqModel,

@@ -36,6 +36,21 @@ use super::lengths::PackedPlan;
 use super::{CellKind, ParamKind, ParamLayout, RnnConfig};
 
 /// An RNN stack on the GPU: its config, layout, and the flat parameter and gradient buffers.
+///
+/// ```
+/// # fn main() -> recur::Result<()> {
+/// use recur::{CellKind, Gpu, ParamLayout, Rnn, RnnConfig};
+/// let gpu = Gpu::new()?;
+/// // torch.nn.GRU(3, 5, num_layers=2, bidirectional=True)
+/// let cfg = RnnConfig::new(CellKind::Gru, 3, 5).layers(2).bidirectional(true);
+/// let rnn = Rnn::new(&gpu, cfg.clone(), &vec![0.1; ParamLayout::new(&cfg).total])?;
+/// let x = gpu.tensor("x", &[7, 2, 3], &[0.5; 7 * 2 * 3])?; // (T, B, I)
+/// let out = rnn.forward(&gpu, &x, None, None)?; // one submission
+/// assert_eq!(out.y.shape, [7, 2, 10]); // (T, B, D*H)
+/// assert_eq!(out.hn.shape, [4, 2, 5]); // (L*D, B, H)
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Rnn {
     /// Shape of the stack.

@@ -8,7 +8,7 @@
 //! [`Arena`]. Chunked equals whole: the steps run the same kernels in the same order
 //! whatever the chunking (`tests/stream.rs` checks it bit for bit).
 //!
-//! ```no_run
+//! ```
 //! # fn main() -> recur::Result<()> {
 //! use recur::{CellKind, Gpu, Rnn, RnnConfig, RnnStream};
 //! let gpu = Gpu::new()?;

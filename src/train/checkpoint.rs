@@ -32,7 +32,23 @@ pub const CHECKSUM_KEY: &str = "checksum";
 /// Metadata key of the optimizer step count.
 pub const STEP_KEY: &str = "step";
 
-/// Tensors and metadata of a checkpoint, in host memory.
+/// Tensors and metadata of a checkpoint, in host memory ([`crate::train::Trainer`] makes and
+/// restores them).
+///
+/// ```
+/// # fn main() -> recur::Result<()> {
+/// use recur::{train::Checkpoint, HostTensor};
+/// let mut c = Checkpoint::default();
+/// c.tensors.insert("model.head.bias".into(), HostTensor::new(vec![2], vec![0.5, -0.5])?);
+/// c.metadata.insert("step".into(), "3".into());
+/// let path = std::env::temp_dir().join(format!("recur-doc-ck-{}.safetensors", std::process::id()));
+/// c.save(&path)?; // atomic, with a checksum
+/// let back = Checkpoint::load(&path)?; // refuses a corrupt or truncated file
+/// assert_eq!((back.step()?, back.tensors), (3, c.tensors));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Checkpoint {
     /// Tensors by name.
