@@ -30,19 +30,20 @@ fn rnn_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
     let b0 = wid.y * T16;
     let j = j0 + lid.x;
     let b = b0 + lid.y;
+    let S = p.state;
     var acc = 0.0;
-    for (var k0 = 0u; k0 < H; k0 += T16) {
+    for (var k0 = 0u; k0 < S; k0 += T16) {
         let kk = k0 + lid.x;
         let hb = b0 + lid.y;
         var hv = 0.0;
-        if hb < B && kk < H {
-            hv = hs[p.hprev_off + hb * H + kk];
+        if hb < B && kk < S {
+            hv = hs[p.hprev_off + hb * S + kk];
         }
         h_tile[lid.y * 17u + lid.x] = hv;
         let row = j0 + lid.y;
         var wv = 0.0;
-        if row < H && kk < H {
-            wv = params[p.whh_off + row * H + kk];
+        if row < H && kk < S {
+            wv = params[p.whh_off + row * S + kk];
         }
         w_tile[lid.y * 17u + lid.x] = wv;
         workgroupBarrier();

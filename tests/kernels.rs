@@ -318,3 +318,91 @@ fn transpose01_should_swap_the_leading_axes() {
         assert_close("transpose01", &got, &want, 0.0);
     }
 }
+
+/// The recorder's promise: one bind group per (kernel, buffer set), also for callers that bind
+/// per call (`encode_matmul`); other buffers, another order or another kernel, another group.
+#[test]
+fn recorder_should_share_one_bind_group_per_kernel_and_buffers() {
+    use recur::kernels::util::{COPY_ROWS, SUM_ROWS};
+    let Some(gpu) = gpu() else { return };
+    let a = gpu.tensor("a", &[4], &[0.0; 4]).unwrap();
+    let b = gpu.tensor("b", &[4], &[0.0; 4]).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    let first = rec.bind(&SUM_ROWS, &[&a.buffer, &b.buffer]).unwrap();
+    assert_eq!(rec.bind(&SUM_ROWS, &[&a.buffer, &b.buffer]).unwrap(), first);
+    assert_ne!(rec.bind(&SUM_ROWS, &[&b.buffer, &a.buffer]).unwrap(), first);
+    assert_ne!(
+        rec.bind(&COPY_ROWS, &[&a.buffer, &b.buffer]).unwrap(),
+        first
+    );
+}
+
+/// The RNN forward step reads h_prev and W_hh rows `state` wide (`StepParams::state`) in every
+/// family, as the LSTM with a projection does: run with a state width unlike H (19 against
+/// 21, both past one 16-wide tile), each family must give `tanh(gx + h_prev · W_hhᵀ + b_hh)`.
+#[test]
+fn rnn_step_forward_should_honour_the_state_width_in_every_family() {
+    use recur::kernels::step::{
+        bind_step_forward, encode_step_forward, flags, ForwardBuffers, StepFamily, StepParams,
+    };
+    let Some(gpu) = gpu() else { return };
+    let (h, s) = (21usize, 19usize);
+    let mut rng = Rng::new(15);
+    let whh = rng.vec_uniform_f32(h * s, -0.4, 0.4);
+    let bhh = rng.vec_uniform_f32(h, -0.4, 0.4);
+    let bhh_off = (h * s).next_multiple_of(4);
+    let mut flat = whh.clone();
+    flat.resize(bhh_off, 0.0);
+    flat.extend(&bhh);
+    let params = gpu.tensor("params", &[flat.len()], &flat).unwrap();
+    for (batch, family) in [
+        (3, StepFamily::Tiled),
+        (3, StepFamily::SmallBatch),
+        (3, StepFamily::Direct),
+        (17, StepFamily::Tiled),
+        (17, StepFamily::Direct),
+    ] {
+        let gx = rng.vec_uniform_f32(batch * h, -1.0, 1.0);
+        let hprev = rng.vec_uniform_f32(batch * s, -1.0, 1.0);
+        let hout_off = batch * s;
+        let mut hs_data = hprev.clone();
+        hs_data.resize(hout_off + batch * h, 0.0);
+        let gx_t = gpu.tensor("gx", &[batch, h], &gx).unwrap();
+        let hs = gpu.tensor("hs", &[hs_data.len()], &hs_data).unwrap();
+        let y = gpu.tensor("y", &[batch, h], &vec![0.0; batch * h]).unwrap();
+        let mut rec = Recorder::new(&gpu);
+        let bufs = ForwardBuffers {
+            params: &params.buffer,
+            gx: &gx_t.buffer,
+            hs: &hs.buffer,
+            cs: None,
+            y: &y.buffer,
+            acts: None,
+        };
+        let bind = bind_step_forward(&mut rec, recur::CellKind::RnnTanh, family, &bufs).unwrap();
+        let p = StepParams {
+            batch: batch as u32,
+            hidden: h as u32,
+            hout_off: hout_off as u32,
+            y_stride: h as u32,
+            bhh_off: bhh_off as u32,
+            flags: flags::HAS_BIAS,
+            state: s as u32,
+            ..Default::default()
+        };
+        encode_step_forward(&mut rec, bind, family, &p).unwrap();
+        rec.run().unwrap();
+        let mut want = vec![0.0f64; batch * h];
+        for b in 0..batch {
+            for j in 0..h {
+                let mut pre = f64::from(gx[b * h + j]) + f64::from(bhh[j]);
+                for k in 0..s {
+                    pre += f64::from(hprev[b * s + k]) * f64::from(whh[j * s + k]);
+                }
+                want[b * h + j] = pre.tanh();
+            }
+        }
+        let got = gpu.read(&y).unwrap();
+        assert_close(&format!("{family:?} B={batch} y"), &got, &want, 1e-5);
+    }
+}

@@ -318,9 +318,23 @@ impl Gpu {
 
     /// Largest storage buffer binding, in bytes: no tensor may be larger.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        binding_limit(&self.limits).1
+    }
+
+    /// The limit that caps a tensor's size, by name, and its value in bytes: the smaller of
+    /// `max_storage_buffer_binding_size` and `max_buffer_size`.
+    pub fn binding_limit(&self) -> (&'static str, u64) {
+        binding_limit(&self.limits)
+    }
+}
+
+/// See [`Gpu::binding_limit`].
+fn binding_limit(limits: &wgpu::Limits) -> (&'static str, u64) {
+    let binding = limits.max_storage_buffer_binding_size;
+    if limits.max_buffer_size < binding {
+        ("max_buffer_size", limits.max_buffer_size)
+    } else {
+        ("max_storage_buffer_binding_size", binding)
     }
 }
 
@@ -339,5 +353,25 @@ pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
         max_compute_workgroup_size_y: adapter.max_compute_workgroup_size_y,
         max_compute_workgroups_per_dimension: adapter.max_compute_workgroups_per_dimension,
         ..base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binding_limit;
+
+    #[test]
+    fn binding_limit_names_the_smaller_of_the_two_limits() {
+        let mut l = wgpu::Limits {
+            max_storage_buffer_binding_size: 1 << 30,
+            max_buffer_size: 1 << 28,
+            ..Default::default()
+        };
+        assert_eq!(binding_limit(&l), ("max_buffer_size", 1 << 28));
+        l.max_buffer_size = 1 << 31;
+        assert_eq!(
+            binding_limit(&l),
+            ("max_storage_buffer_binding_size", 1 << 30)
+        );
     }
 }

@@ -3,14 +3,17 @@
 //!
 //! Every kernel's binding `base` is a uniform buffer bound with a dynamic offset into one
 //! arena of parameter structs, so a whole sequence (thousands of step dispatches) needs one
-//! uniform upload and one bind group per (kernel, buffer set), not one per step.
+//! uniform upload and one bind group per (kernel, buffer set), not one per step:
+//! [`Recorder::bind`] hands back the same [`BindId`] when asked again for a kernel and buffers
+//! it already has, so callers that bind per call (`encode_matmul`) share bind groups too.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytemuck::Pod;
 
 use super::context::Gpu;
-use super::kernel::KernelDesc;
+use super::kernel::{KernelDesc, Shader};
 use super::pipelines::Pipeline;
 use crate::error::{Error, Result};
 
@@ -54,6 +57,8 @@ pub struct Recorder<'g> {
     align: usize,
     uniforms: Vec<u8>,
     binds: Vec<BindSpec>,
+    /// Index into `binds` of each (kernel, buffers) already described.
+    bind_ids: HashMap<(Shader, &'static str, Vec<wgpu::Buffer>), usize>,
     ops: Vec<Op>,
     dispatches: usize,
     phase: &'static str,
@@ -86,6 +91,7 @@ impl<'g> Recorder<'g> {
             align,
             uniforms: Vec::new(),
             binds: Vec::new(),
+            bind_ids: HashMap::new(),
             ops: Vec::new(),
             dispatches: 0,
             phase: "",
@@ -116,8 +122,17 @@ impl<'g> Recorder<'g> {
     }
 
     /// Describes a bind group for kernel `desc`: `buffers` bind, in order, to the kernel's
-    /// storage bindings (those that are `Some` in `desc.bindings`).
+    /// storage bindings (those that are `Some` in `desc.bindings`). The same kernel and
+    /// buffers give the same [`BindId`] (one bind group).
     pub fn bind(&mut self, desc: &KernelDesc, buffers: &[&wgpu::Buffer]) -> Result<BindId> {
+        let key = (
+            desc.shader,
+            desc.entry,
+            buffers.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
+        );
+        if let Some(&i) = self.bind_ids.get(&key) {
+            return Ok(BindId(i));
+        }
         let pipeline = self.gpu.pipelines.get(&self.gpu.device, desc)?;
         let slots: Vec<u32> = desc
             .bindings
@@ -137,11 +152,9 @@ impl<'g> Recorder<'g> {
         self.binds.push(BindSpec {
             pipeline,
             base: desc.base,
-            buffers: slots
-                .into_iter()
-                .zip(buffers.iter().map(|b| (*b).clone()))
-                .collect(),
+            buffers: slots.into_iter().zip(key.2.iter().cloned()).collect(),
         });
+        self.bind_ids.insert(key, self.binds.len() - 1);
         Ok(BindId(self.binds.len() - 1))
     }
 

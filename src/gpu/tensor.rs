@@ -40,12 +40,12 @@ impl Gpu {
 
     fn check_size(&self, label: &str, numel: usize) -> Result<u64> {
         let bytes = (numel as u64).saturating_mul(4);
-        let max = self.max_binding_bytes();
+        let (limit, max) = self.binding_limit();
         if bytes > max {
             return Err(Error::Limit {
                 what: label.to_string(),
                 size: bytes,
-                limit: "max_storage_buffer_binding_size",
+                limit,
                 max,
             });
         }

@@ -2,7 +2,7 @@
 //! oracle every kernel is tested against, and its gradients are checked by finite differences
 //! (`tests/reference_gradcheck.rs`).
 //!
-//! Conventions (PyTorch's, see `DESIGN.md`):
+//! Conventions (PyTorch's; the layers of the crate are listed in `src/lib.rs` and the README):
 //!
 //! ```text
 //! Sizes      T = seq_len, B = batch, I = input_size, H = hidden_size,
