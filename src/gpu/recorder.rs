@@ -184,8 +184,12 @@ impl<'g> Recorder<'g> {
         self.uniforms.resize(offset + self.align, 0);
         self.ops.push(Op::Dispatch {
             bind: bind.0,
-            offset: u32::try_from(offset)
-                .map_err(|_| Error::Gpu("uniform arena over 4 GiB".into()))?,
+            offset: u32::try_from(offset).map_err(|_| Error::Limit {
+                what: "parameter structs of one recording".into(),
+                size: offset as u64,
+                limit: "u32 dynamic uniform offset",
+                max: u64::from(u32::MAX),
+            })?,
             groups,
             phase: self.phase,
         });
