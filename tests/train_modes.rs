@@ -134,3 +134,30 @@ fn last_step_head_backward_matches_every_step_with_a_zero_gradient_elsewhere() {
         );
     }
 }
+
+/// A step count at u64::MAX (a hand-made checkpoint) is refused by the next step rather than
+/// wrapped to 0, and the count stays where it was; restoring such a count (for generation)
+/// does not overflow either. (Moved from a unit test of src/train/trainer.rs.)
+#[test]
+fn a_full_step_counter_is_an_error_not_a_wrap() {
+    let Some(gpu) = gpu() else { return };
+    let cfg = SeqModelConfig::new(Some(4), RnnConfig::new(CellKind::Gru, 4, 4), 4);
+    let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0)).unwrap();
+    let mut t = Trainer::new(&gpu, model, TrainConfig::default(), TrainMode::Stateful).unwrap();
+    let x = TokenIds::new(&gpu, "x", &[2, 1], &[0, 1], 4).unwrap();
+    let y = TokenIds::new(&gpu, "y", &[2, 1], &[1, 2], 4).unwrap();
+    let batch = [Batch {
+        input: SeqInput::Tokens(&x),
+        targets: Targets::Tokens(&y),
+    }];
+    t.step(&gpu, &batch).unwrap();
+    let mut ckpt = t.checkpoint(&gpu).unwrap();
+    ckpt.metadata.insert(
+        recur::train::checkpoint::STEP_KEY.into(),
+        u64::MAX.to_string(),
+    );
+    t.restore(&gpu, &ckpt).unwrap();
+    assert_eq!(t.step_count(), u64::MAX);
+    assert!(matches!(t.step(&gpu, &batch), Err(Error::Overflow(_))));
+    assert_eq!(t.step_count(), u64::MAX);
+}
