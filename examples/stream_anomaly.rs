@@ -54,7 +54,11 @@ impl Sensor {
         let mut v = self.phase.sin() + 0.1 * self.rng.normal();
         let on = self.fault > 0;
         if on {
-            v += if self.fault.is_multiple_of(2) { 0.8 } else { -0.8 };
+            v += if self.fault.is_multiple_of(2) {
+                0.8
+            } else {
+                -0.8
+            };
             self.fault -= 1;
         }
         (v as f32, on)

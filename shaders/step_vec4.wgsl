@@ -4,8 +4,9 @@
 // cell and every load and store run on whole vec4s. No workgroup memory, no barriers.
 // Prefixed with step_common.wgsl (StepParams, StepBackParams, the scalar activations).
 //
-// Preconditions, checked on the host (src/kernels/step.rs::vec4_eligible): H and the state
-// width are multiples of 4, as are every offset and stride; no projection.
+// Preconditions, checked on the host (StepFamily::choose in src/kernels/step.rs, and the
+// offsets again by step_vec4.rs's check_*_vec4): H and the state width are multiples of 4,
+// as are every offset and stride; no projection.
 //
 // Forward, invocation (x, y) owns units j0 = 4x .. 4x+3 of rows b0 = NB*y .. NB*y+NB-1:
 //   pre[b, gH + j] = gx[t, b, gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k] (+ b_hh)

@@ -59,9 +59,10 @@ impl Gpu {
     pub fn tensor(&self, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {
+            // Element counts on both sides; the shape is named in the message.
             return Err(Error::Shape {
-                what: label.to_string(),
-                expected: shape.to_vec(),
+                what: format!("{label}: elements for shape {shape:?}"),
+                expected: vec![numel],
                 got: vec![data.len()],
             });
         }
@@ -104,8 +105,8 @@ impl Gpu {
     pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
         if data.len() != t.numel() {
             return Err(Error::Shape {
-                what: "write".into(),
-                expected: t.shape.clone(),
+                what: format!("write: elements for shape {:?}", t.shape),
+                expected: vec![t.numel()],
                 got: vec![data.len()],
             });
         }
