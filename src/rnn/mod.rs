@@ -10,7 +10,10 @@ pub use crate::kernels::cell;
 pub use cell::CellKind;
 pub use config::RnnConfig;
 pub use params::{ParamEntry, ParamKind, ParamLayout};
+mod backward;
+mod forward;
 pub mod model;
+pub mod plan;
 pub mod stream;
 
 pub use model::{InputGrads, Rnn, RnnOutput, Saved};

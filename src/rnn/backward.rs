@@ -1,0 +1,447 @@
+//! Backward recording: the steps of every (layer, direction) in the opposite order, each
+//! taking the previous step's gate gradient through W_hh, then `dh0 += dG_first·W_hh`,
+//! `dW_ih += dGxᵀ·X`, `dW_hh += dGhᵀ·H_prev`, `db += Σ dG`, `dX (+)= dGx·W_ih`: large GEMMs,
+//! no atomics. Walks [`super::plan::backward_plan`]. With a projection each step is
+//! `lstm_proj_backward` (dh through W_hh) plus the cell kernel taking `dr = dh·W_hr`, and
+//! `dW_hr` is one more GEMM over all steps.
+
+use crate::error::{Error, Result};
+use crate::gpu::Recorder;
+use crate::gpu::Tensor;
+use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::kernels::step::{
+    self, flags, BackwardBuffers, ProjBackwardBuffers, StepBackParams, StepFamily,
+};
+use crate::kernels::step_vec4;
+use crate::kernels::u32_of;
+use crate::kernels::util::{encode_sum_rows, encode_transpose01};
+
+use super::model::{check_shape, InputGrads, Rnn, Saved};
+use super::plan::{backward_plan, BackwardStep, RowBlock};
+use super::{CellKind, ParamKind};
+
+impl Rnn {
+    /// Records backward of `L = sum(y*dy) + sum(hn*dhn) + sum(cn*dcn)` after a training
+    /// [`Rnn::record_forward`]. Parameter gradients go to [`Rnn::grads`]: added to what is
+    /// there with `accumulate`, else overwritten.
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        saved: &Saved,
+        dy: &Tensor,
+        dhn: Option<&Tensor>,
+        dcn: Option<&Tensor>,
+        accumulate: bool,
+    ) -> Result<InputGrads> {
+        let gpu = rec.gpu();
+        let cfg = &self.cfg;
+        let (seq, batch) = (saved.seq, saved.batch);
+        if saved.ys.len() != cfg.num_layers
+            || saved.dirs.len() != cfg.num_layers * cfg.num_directions()
+            || saved
+                .dirs
+                .iter()
+                .any(|d| d.hs.shape != [seq + 1, batch, cfg.out_hidden()])
+        {
+            return Err(Error::InvalidConfig(
+                "the saved activations come from another stack or a forward without training"
+                    .into(),
+            ));
+        }
+        let (h, oh, d_n, gh) = (
+            cfg.hidden_size,
+            cfg.out_hidden(),
+            cfg.num_directions(),
+            cfg.gate_rows(),
+        );
+        let ow = d_n * oh;
+        let (bh, bo) = (batch * h, batch * oh);
+        let lstm = cfg.cell == CellKind::Lstm;
+        let gru = cfg.cell == CellKind::Gru;
+        let proj = cfg.proj_size > 0;
+        let (h_state, c_state) = self.state_shapes(batch);
+        let y_shape = if cfg.batch_first {
+            [batch, seq, ow]
+        } else {
+            [seq, batch, ow]
+        };
+        check_shape("grad_output", dy, &y_shape)?;
+        if let Some(t) = dhn {
+            check_shape("dhn", t, &h_state)?;
+        }
+        if let Some(t) = dcn {
+            check_shape("dcn", t, &c_state)?;
+        }
+        let dy_t = if cfg.batch_first {
+            let t = gpu.zeros("rnn.dy_tm", &[seq, batch, ow])?;
+            rec.phase("layout");
+            encode_transpose01(rec, &dy.buffer, &t.buffer, batch, seq, ow)?;
+            t
+        } else {
+            dy.clone()
+        };
+        // With lengths, backward runs in the forward's sorted row order too.
+        let plan = saved.lengths.as_ref();
+        let (dy_t, dhn, dcn) = match plan {
+            Some(pl) => (
+                pl.to_sorted(rec, &dy_t, "rnn.dy_sorted")?,
+                dhn.map(|t| pl.to_sorted(rec, t, "rnn.dhn_sorted"))
+                    .transpose()?,
+                dcn.map(|t| pl.to_sorted(rec, t, "rnn.dcn_sorted"))
+                    .transpose()?,
+            ),
+            None => (dy_t, dhn.cloned(), dcn.cloned()),
+        };
+        let (dhn, dcn) = (dhn.as_ref(), dcn.as_ref());
+        if !accumulate {
+            rec.clear(&self.grads.buffer, 0, self.layout.total);
+        }
+        // dh0/dc0 start as dhn/dcn and are the carries of the step kernels.
+        let dh0 = gpu.zeros("rnn.dh0", &h_state)?;
+        match dhn {
+            Some(t) => rec.copy(&t.buffer, 0, &dh0.buffer, 0, t.numel()),
+            None => rec.clear(&dh0.buffer, 0, dh0.numel()),
+        }
+        let dc0 = if lstm {
+            let t = gpu.zeros("rnn.dc0", &c_state)?;
+            match dcn {
+                Some(s) => rec.copy(&s.buffer, 0, &t.buffer, 0, s.numel()),
+                None => rec.clear(&t.buffer, 0, t.numel()),
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let dgx = gpu.zeros("rnn.dgx", &[seq * batch, gh])?;
+        let dgh_own = if gru {
+            Some(gpu.zeros("rnn.dgh", &[seq * batch, gh])?)
+        } else {
+            None
+        };
+        let dgh = dgh_own.as_ref().unwrap_or(&dgx);
+        // With a projection, each step's dh (P wide) is kept for dW_hr.
+        let dhs = if proj {
+            Some(gpu.zeros("rnn.dhs", &[seq, batch, oh])?)
+        } else {
+            None
+        };
+        let relu = if cfg.cell == CellKind::RnnRelu {
+            flags::RELU
+        } else {
+            0
+        };
+
+        let mut d_out = dy_t;
+        let mut dx_tm = None;
+        for layer in (0..cfg.num_layers).rev() {
+            let input = if layer == 0 {
+                &saved.x
+            } else {
+                &saved.ys[layer - 1]
+            };
+            let in_w = cfg.layer_input_size(layer);
+            let d_in = gpu.zeros("rnn.dx", &[seq, batch, in_w])?;
+            for dir in 0..d_n {
+                let sd = &saved.dirs[layer * d_n + dir];
+                let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
+                let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
+                let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
+                let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
+                let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
+                let family = StepFamily::choose(
+                    gpu.prefers_direct_kernels(),
+                    h,
+                    oh,
+                    batch,
+                    proj,
+                    &[w_hh, b_hh],
+                );
+                let bwd_bufs = BackwardBuffers {
+                    params: &self.params.buffer,
+                    dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
+                    acts: sd.acts.as_ref().map(|a| &a.buffer),
+                    hs: &sd.hs.buffer,
+                    cs: sd.cs.as_ref().map(|c| &c.buffer),
+                    dgx: &dgx.buffer,
+                    dgh: dgh_own.as_ref().map(|t| &t.buffer),
+                    carry_h: &dh0.buffer,
+                    carry_c: dc0.as_ref().map(|t| &t.buffer),
+                };
+                // As forward: every step in one dispatch when they are small.
+                let whole = step_vec4::whole_sequence(family, h, oh, gh / h, batch);
+                let bind = if whole {
+                    None
+                } else {
+                    Some(step::bind_step_backward(rec, cfg.cell, family, &bwd_bufs)?)
+                };
+                let mut table = Vec::new();
+                let proj_bind = match &dhs {
+                    Some(dhs) => Some(step::bind_proj_backward(
+                        rec,
+                        &ProjBackwardBuffers {
+                            params: &self.params.buffer,
+                            dy: &d_out.buffer,
+                            dg: &dgx.buffer,
+                            carry_h: &dh0.buffer,
+                            dhs: &dhs.buffer,
+                        },
+                    )?),
+                    None => None,
+                };
+                let plan_dir = backward_plan(seq, batch, dir == 1, plan);
+                rec.phase("steps_backward");
+                for st in &plan_dir.steps {
+                    let BackwardStep {
+                        t,
+                        rows,
+                        prev: hp,
+                        out: ho,
+                        next,
+                    } = *st;
+                    let has_next = if next.is_some() { flags::HAS_NEXT } else { 0 };
+                    let next_t = next.unwrap_or(0);
+                    let mut p = StepBackParams {
+                        batch: u32_of("batch", rows)?,
+                        hidden: u32_of("hidden", h)?,
+                        dy_off: u32_of("dy offset", t * batch * ow + dir * oh)?,
+                        dy_stride: u32_of("dy stride", ow)?,
+                        dg_off: u32_of("dg offset", t * batch * gh)?,
+                        dgn_off: u32_of("dg offset", next_t * batch * gh)?,
+                        act_off: u32_of("acts offset", t * batch * 4 * h)?,
+                        hprev_off: u32_of("hs offset", hp * bo)?,
+                        hout_off: u32_of("hs offset", ho * bo)?,
+                        cprev_off: u32_of("cs offset", hp * bh)?,
+                        cout_off: u32_of("cs offset", ho * bh)?,
+                        whh_off: u32_of("w_hh offset", w_hh)?,
+                        carry_off: u32_of("carry offset", carry_h)?,
+                        flags: has_next | relu,
+                        grows: u32_of("proj size", oh)?,
+                        _pad: 0,
+                    };
+                    if let (Some(pb), Some(w_hr)) = (proj_bind, w_hr) {
+                        // dh_t = dy + carry + dG_next · W_hh into dhs[t] ...
+                        let q = StepBackParams {
+                            dg_off: u32_of("dhs offset", t * bo)?,
+                            ..p
+                        };
+                        step::encode_proj_backward(rec, pb, &q)?;
+                        // ... then the cell takes dr = dh_t · W_hr.
+                        p.dy_off = u32_of("dhs offset", t * bo)?;
+                        p.dy_stride = u32_of("dhs stride", oh)?;
+                        p.whh_off = u32_of("w_hr offset", w_hr)?;
+                        p.carry_off = u32_of("carry offset", carry_c)?;
+                        p.flags = flags::PROJ;
+                    }
+                    match bind {
+                        Some(bind) => step::encode_step_backward(rec, bind, family, &p)?,
+                        None => table.push(p),
+                    }
+                }
+                if whole {
+                    let words = step_vec4::steps_table(&table);
+                    let t = gpu.tensor("rnn.steps", &[words.len()], words)?;
+                    step_vec4::encode_sequence_backward(
+                        rec, cfg.cell, family, &bwd_bufs, &table, &t,
+                    )?;
+                }
+                rec.phase("weight_grads");
+                // dh0 += dG_h(first step) · W_hh (per group of rows with lengths, reverse).
+                for &RowBlock {
+                    slot: t,
+                    row: r0,
+                    rows: n,
+                } in &plan_dir.first_steps
+                {
+                    encode_matmul(
+                        rec,
+                        &Gemm {
+                            m: n,
+                            n: oh,
+                            k: gh,
+                            a: MatRef {
+                                buffer: &dgh.buffer,
+                                offset: t * batch * gh + r0 * gh,
+                                ld: gh,
+                            },
+                            trans_a: false,
+                            b: MatRef {
+                                buffer: &self.params.buffer,
+                                offset: w_hh,
+                                ld: oh,
+                            },
+                            trans_b: false,
+                            bias: None,
+                            c: MatRef {
+                                buffer: &dh0.buffer,
+                                offset: carry_h + r0 * oh,
+                                ld: oh,
+                            },
+                            accumulate: true,
+                        },
+                    )?;
+                }
+                // dW_ih += dGxᵀ · X
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: gh,
+                        n: in_w,
+                        k: seq * batch,
+                        a: MatRef {
+                            buffer: &dgx.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
+                        trans_a: true,
+                        b: MatRef {
+                            buffer: &input.buffer,
+                            offset: 0,
+                            ld: in_w,
+                        },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef {
+                            buffer: &self.grads.buffer,
+                            offset: w_ih,
+                            ld: in_w,
+                        },
+                        accumulate: true,
+                    },
+                )?;
+                // dW_hh += dGhᵀ · H_prev (slots 0..T forward, 1..T+1 reverse)
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: gh,
+                        n: oh,
+                        k: seq * batch,
+                        a: MatRef {
+                            buffer: &dgh.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
+                        trans_a: true,
+                        b: MatRef {
+                            buffer: &sd.hs.buffer,
+                            offset: if dir == 0 { 0 } else { bo },
+                            ld: oh,
+                        },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef {
+                            buffer: &self.grads.buffer,
+                            offset: w_hh,
+                            ld: oh,
+                        },
+                        accumulate: true,
+                    },
+                )?;
+                if let (Some(dhs), Some(rs), Some(w_hr)) = (&dhs, &sd.rs, w_hr) {
+                    // dW_hr += dHᵀ · R over all steps
+                    encode_matmul(
+                        rec,
+                        &Gemm {
+                            m: oh,
+                            n: h,
+                            k: seq * batch,
+                            a: MatRef {
+                                buffer: &dhs.buffer,
+                                offset: 0,
+                                ld: oh,
+                            },
+                            trans_a: true,
+                            b: MatRef {
+                                buffer: &rs.buffer,
+                                offset: 0,
+                                ld: h,
+                            },
+                            trans_b: false,
+                            bias: None,
+                            c: MatRef {
+                                buffer: &self.grads.buffer,
+                                offset: w_hr,
+                                ld: h,
+                            },
+                            accumulate: true,
+                        },
+                    )?;
+                }
+                if let Some(b_ih) = self.offset(layer, dir, ParamKind::BiasIh) {
+                    encode_sum_rows(
+                        rec,
+                        &dgx.buffer,
+                        0,
+                        gh,
+                        seq * batch,
+                        gh,
+                        &self.grads.buffer,
+                        b_ih,
+                    )?;
+                }
+                if let Some(b_hh) = self.offset(layer, dir, ParamKind::BiasHh) {
+                    encode_sum_rows(
+                        rec,
+                        &dgh.buffer,
+                        0,
+                        gh,
+                        seq * batch,
+                        gh,
+                        &self.grads.buffer,
+                        b_hh,
+                    )?;
+                }
+                // dX (+)= dGx · W_ih
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: seq * batch,
+                        n: in_w,
+                        k: gh,
+                        a: MatRef {
+                            buffer: &dgx.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
+                        trans_a: false,
+                        b: MatRef {
+                            buffer: &self.params.buffer,
+                            offset: w_ih,
+                            ld: in_w,
+                        },
+                        trans_b: false,
+                        bias: None,
+                        c: MatRef {
+                            buffer: &d_in.buffer,
+                            offset: 0,
+                            ld: in_w,
+                        },
+                        accumulate: dir > 0,
+                    },
+                )?;
+            }
+            if layer == 0 {
+                dx_tm = Some(d_in);
+                break;
+            }
+            d_out = d_in;
+        }
+        let mut dx_tm = dx_tm.ok_or_else(|| Error::InvalidConfig("no layers".into()))?;
+        let (mut dh0, mut dc0) = (dh0, dc0);
+        if let Some(pl) = plan {
+            dx_tm = pl.to_caller(rec, &dx_tm, "rnn.dx_rows")?;
+            dh0 = pl.to_caller(rec, &dh0, "rnn.dh0_rows")?;
+            dc0 = dc0
+                .map(|t| pl.to_caller(rec, &t, "rnn.dc0_rows"))
+                .transpose()?;
+        }
+        let dx = if cfg.batch_first {
+            let t = gpu.zeros("rnn.dx_bf", &[batch, seq, cfg.input_size])?;
+            rec.phase("layout");
+            encode_transpose01(rec, &dx_tm.buffer, &t.buffer, seq, batch, cfg.input_size)?;
+            t
+        } else {
+            dx_tm
+        };
+        Ok(InputGrads { dx, dh0, dc0 })
+    }
+}

@@ -1,0 +1,369 @@
+//! Forward recording: every layer and direction of a sequence into one [`Recorder`], walking
+//! the plan of [`super::plan`] (see there for the state slots).
+//!
+//! Per (layer, direction): `gx = X·W_ihᵀ + b_ih` for all T·B rows (one GEMM), then the fused
+//! step dispatches (or the whole sequence in one, see [`step_vec4::whole_sequence`]). An LSTM
+//! with a projection (`proj_size` P) adds, each step, a `[B, H]·W_hrᵀ` GEMM into the state slot,
+//! and gathers the states into `y` after the loop.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Recorder, Tensor};
+use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::kernels::step::{self, flags, ForwardBuffers, StepFamily, StepParams};
+use crate::kernels::step_vec4;
+use crate::kernels::u32_of;
+use crate::kernels::util::{encode_copy_rows, encode_transpose01};
+
+use super::lengths::PackedPlan;
+use super::model::{check_shape, seq_batch, Buffers, Rnn, RnnOutput, Saved, SavedDir};
+use super::plan::{forward_plan, ForwardStep};
+use super::{CellKind, ParamKind};
+
+impl Rnn {
+    /// The forward recording behind every entry point: see [`Rnn::record_forward`],
+    /// [`Rnn::record_inference_in`] and [`Rnn::record_forward_packed`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_forward_with(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train: bool,
+        bufs: &mut Buffers,
+        lengths: Option<PackedPlan>,
+    ) -> Result<(RnnOutput, Option<Saved>)> {
+        let gpu = rec.gpu();
+        let cfg = &self.cfg;
+        let (seq, batch) = seq_batch(cfg, x)?;
+        let (h_state, c_state) = self.state_shapes(batch);
+        if let Some(h0) = h0 {
+            check_shape("h0", h0, &h_state)?;
+        }
+        if let Some(c0) = c0 {
+            if cfg.cell != CellKind::Lstm {
+                return Err(Error::InvalidConfig(format!(
+                    "c0 given to a {} stack",
+                    cfg.cell
+                )));
+            }
+            check_shape("c0", c0, &c_state)?;
+        }
+        if cfg.cell == CellKind::Lstm && h0.is_some() != c0.is_some() {
+            // PyTorch takes an LSTM's state as the pair (h0, c0), or neither.
+            return Err(Error::InvalidConfig(format!(
+                "an LSTM takes h0 and c0 together (PyTorch's (h0, c0) pair), got {} without {}",
+                if h0.is_some() { "h0" } else { "c0" },
+                if h0.is_some() { "c0" } else { "h0" }
+            )));
+        }
+        let (h, oh, d_n, gh) = (
+            cfg.hidden_size,
+            cfg.out_hidden(),
+            cfg.num_directions(),
+            cfg.gate_rows(),
+        );
+        let ow = d_n * oh;
+        let (bh, bo) = (batch * h, batch * oh);
+        let lstm = cfg.cell == CellKind::Lstm;
+        let proj = cfg.proj_size > 0;
+        let saves_acts = train && matches!(cfg.cell, CellKind::Lstm | CellKind::Gru);
+        // States by time (see the module comment) when backward needs them, or when a
+        // projection's states are gathered into y after the loop; else two alternating slots.
+        // Per-row lengths keep them by time too: a reverse-direction row's h0 goes into the
+        // slot its first step reads before the loop (see super::lengths).
+        let by_time = train || proj || lengths.is_some();
+        let plan = lengths.as_ref();
+
+        let xt = if cfg.batch_first {
+            let xt = bufs.zeros(gpu, "rnn.x_tm", &[seq, batch, cfg.input_size])?;
+            rec.phase("layout");
+            encode_transpose01(rec, &x.buffer, &xt.buffer, batch, seq, cfg.input_size)?;
+            xt
+        } else {
+            x.clone()
+        };
+        // With lengths, everything inside runs with the rows sorted by length.
+        let (xt, h0, c0) = match plan {
+            Some(pl) => (
+                pl.to_sorted(rec, &xt, "rnn.x_sorted")?,
+                h0.map(|t| pl.to_sorted(rec, t, "rnn.h0_sorted"))
+                    .transpose()?,
+                c0.map(|t| pl.to_sorted(rec, t, "rnn.c0_sorted"))
+                    .transpose()?,
+            ),
+            None => (xt, h0.cloned(), c0.cloned()),
+        };
+        let (h0, c0) = (h0.as_ref(), c0.as_ref());
+        let hn = bufs.zeros(gpu, "rnn.hn", &h_state)?;
+        let cn = if lstm {
+            Some(bufs.zeros(gpu, "rnn.cn", &c_state)?)
+        } else {
+            None
+        };
+        let gx = bufs.zeros(gpu, "rnn.gx", &[seq * batch, gh])?;
+        let mut ys: Vec<Tensor> = Vec::with_capacity(cfg.num_layers);
+        let mut dirs = Vec::new();
+        let relu = if cfg.cell == CellKind::RnnRelu {
+            flags::RELU
+        } else {
+            0
+        };
+        let has_bias = if cfg.bias { flags::HAS_BIAS } else { 0 };
+        let save = if saves_acts { flags::SAVE } else { 0 };
+        let proj_flag = if proj { flags::PROJ } else { 0 };
+
+        for layer in 0..cfg.num_layers {
+            let input = if layer == 0 { &xt } else { &ys[layer - 1] };
+            let in_w = cfg.layer_input_size(layer);
+            let y = bufs.zeros(gpu, "rnn.y", &[seq, batch, ow])?;
+            for dir in 0..d_n {
+                let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
+                let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
+                let b_ih = self.offset(layer, dir, ParamKind::BiasIh);
+                let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
+                let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
+                rec.phase("input_gemm");
+                encode_matmul(
+                    rec,
+                    &Gemm {
+                        m: seq * batch,
+                        n: gh,
+                        k: in_w,
+                        a: MatRef {
+                            buffer: &input.buffer,
+                            offset: 0,
+                            ld: in_w,
+                        },
+                        trans_a: false,
+                        b: MatRef {
+                            buffer: &self.params.buffer,
+                            offset: w_ih,
+                            ld: in_w,
+                        },
+                        trans_b: true,
+                        bias: b_ih.map(|o| (&self.params.buffer, o)),
+                        c: MatRef {
+                            buffer: &gx.buffer,
+                            offset: 0,
+                            ld: gh,
+                        },
+                        accumulate: false,
+                    },
+                )?;
+                let plan_dir = forward_plan(seq, batch, dir == 1, by_time, plan);
+                let hs = bufs.zeros(gpu, "rnn.hs", &[plan_dir.slots, batch, oh])?;
+                let cs = if lstm {
+                    Some(bufs.zeros(gpu, "rnn.cs", &[plan_dir.slots, batch, h])?)
+                } else {
+                    None
+                };
+                // The LSTM/GRU kernels declare the activation buffer even when they do not
+                // save (SAVE off): inference binds a one-element placeholder.
+                let acts = if saves_acts {
+                    Some(bufs.zeros(gpu, "rnn.acts", &[seq, batch, 4 * h])?)
+                } else if matches!(cfg.cell, CellKind::Lstm | CellKind::Gru) {
+                    Some(bufs.zeros(gpu, "rnn.acts.unused", &[1])?)
+                } else {
+                    None
+                };
+                // o * tanh(c) before the projection: every step for backward, else one slot.
+                let rs = if proj {
+                    Some(bufs.zeros(gpu, "rnn.r", &[if train { seq } else { 1 }, batch, h])?)
+                } else {
+                    None
+                };
+                let (sd_h, sd_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
+                // The first state is h0/c0, or zero: reused buffers hold old states.
+                for blk in &plan_dir.initial {
+                    match h0 {
+                        Some(h0) => rec.copy(
+                            &h0.buffer,
+                            sd_h + blk.row * oh,
+                            &hs.buffer,
+                            blk.slot * bo + blk.row * oh,
+                            blk.rows * oh,
+                        ),
+                        None if bufs.reused() => {
+                            rec.clear(&hs.buffer, blk.slot * bo + blk.row * oh, blk.rows * oh)
+                        }
+                        None => {}
+                    }
+                    if let Some(cs) = &cs {
+                        match c0 {
+                            Some(c0) => rec.copy(
+                                &c0.buffer,
+                                sd_c + blk.row * h,
+                                &cs.buffer,
+                                blk.slot * bh + blk.row * h,
+                                blk.rows * h,
+                            ),
+                            None if bufs.reused() => {
+                                rec.clear(&cs.buffer, blk.slot * bh + blk.row * h, blk.rows * h)
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                let family = StepFamily::choose(
+                    gpu.prefers_direct_kernels(),
+                    h,
+                    oh,
+                    batch,
+                    proj,
+                    &[w_hh, b_hh],
+                );
+                let fwd_bufs = ForwardBuffers {
+                    params: &self.params.buffer,
+                    gx: &gx.buffer,
+                    hs: &hs.buffer,
+                    cs: cs.as_ref().map(|c| &c.buffer),
+                    y: rs.as_ref().map_or(&y.buffer, |r| &r.buffer),
+                    acts: acts.as_ref().map(|a| &a.buffer),
+                };
+                // Small steps on a CPU adapter: every step in one dispatch (the per-step
+                // parameters are collected in `table`); else one dispatch a step.
+                let whole = step_vec4::whole_sequence(family, h, oh, gh / h, batch);
+                let bind = if whole {
+                    None
+                } else {
+                    Some(step::bind_step_forward(rec, cfg.cell, family, &fwd_bufs)?)
+                };
+                let mut steps = Vec::new();
+                rec.phase("steps");
+                for &ForwardStep { t, rows, prev, out } in &plan_dir.steps {
+                    let r_off = if train { t * bh } else { 0 };
+                    let (y_off, y_stride) = if proj {
+                        (r_off, h)
+                    } else {
+                        (t * batch * ow + dir * oh, ow)
+                    };
+                    let p = StepParams {
+                        batch: u32_of("batch", rows)?,
+                        hidden: u32_of("hidden", h)?,
+                        gx_off: u32_of("gx offset", t * batch * gh)?,
+                        hprev_off: u32_of("hs offset", prev * bo)?,
+                        hout_off: u32_of("hs offset", out * bo)?,
+                        cprev_off: u32_of("cs offset", prev * bh)?,
+                        cout_off: u32_of("cs offset", out * bh)?,
+                        y_off: u32_of("y offset", y_off)?,
+                        y_stride: u32_of("y stride", y_stride)?,
+                        act_off: u32_of("acts offset", t * batch * 4 * h)?,
+                        whh_off: u32_of("w_hh offset", w_hh)?,
+                        bhh_off: u32_of("b_hh offset", b_hh)?,
+                        flags: save | has_bias | relu | proj_flag,
+                        state: u32_of("state width", oh)?,
+                        _pad: [0; 2],
+                    };
+                    match bind {
+                        Some(bind) => step::encode_step_forward(rec, bind, family, &p)?,
+                        None => steps.push(p),
+                    }
+                    if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
+                        // h_t = r_t · W_hrᵀ into its state slot.
+                        encode_matmul(
+                            rec,
+                            &Gemm {
+                                m: batch,
+                                n: oh,
+                                k: h,
+                                a: MatRef {
+                                    buffer: &rs.buffer,
+                                    offset: r_off,
+                                    ld: h,
+                                },
+                                trans_a: false,
+                                b: MatRef {
+                                    buffer: &self.params.buffer,
+                                    offset: w_hr,
+                                    ld: h,
+                                },
+                                trans_b: true,
+                                bias: None,
+                                c: MatRef {
+                                    buffer: &hs.buffer,
+                                    offset: out * bo,
+                                    ld: oh,
+                                },
+                                accumulate: false,
+                            },
+                        )?;
+                    }
+                }
+                if whole {
+                    let table = bufs.upload(gpu, "rnn.steps", step_vec4::steps_table(&steps))?;
+                    step_vec4::encode_sequence_forward(
+                        rec, cfg.cell, family, &fwd_bufs, &steps, &table,
+                    )?;
+                }
+                if proj {
+                    // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.
+                    let src = if dir == 0 { bo } else { 0 };
+                    rec.phase("layout");
+                    encode_copy_rows(
+                        rec,
+                        &hs.buffer,
+                        src,
+                        oh,
+                        &y.buffer,
+                        dir * oh,
+                        ow,
+                        seq * batch,
+                        oh,
+                    )?;
+                }
+                for blk in &plan_dir.last {
+                    rec.copy(
+                        &hs.buffer,
+                        blk.slot * bo + blk.row * oh,
+                        &hn.buffer,
+                        sd_h + blk.row * oh,
+                        blk.rows * oh,
+                    );
+                    if let (Some(cs), Some(cn)) = (&cs, &cn) {
+                        rec.copy(
+                            &cs.buffer,
+                            blk.slot * bh + blk.row * h,
+                            &cn.buffer,
+                            sd_c + blk.row * h,
+                            blk.rows * h,
+                        );
+                    }
+                }
+                dirs.push(SavedDir { hs, cs, acts, rs });
+            }
+            ys.push(y);
+        }
+        let mut top = ys
+            .last()
+            .ok_or_else(|| Error::InvalidConfig("no layers".into()))?
+            .clone();
+        let (mut hn, mut cn) = (hn, cn);
+        if let Some(pl) = plan {
+            // Back to the caller's row order.
+            top = pl.to_caller(rec, &top, "rnn.y_rows")?;
+            hn = pl.to_caller(rec, &hn, "rnn.hn_rows")?;
+            cn = cn
+                .map(|c| pl.to_caller(rec, &c, "rnn.cn_rows"))
+                .transpose()?;
+        }
+        let y = if cfg.batch_first {
+            let yb = bufs.zeros(gpu, "rnn.y_bf", &[batch, seq, ow])?;
+            rec.phase("layout");
+            encode_transpose01(rec, &top.buffer, &yb.buffer, seq, batch, ow)?;
+            yb
+        } else {
+            top
+        };
+        let out = RnnOutput { y, hn, cn };
+        let saved = train.then_some(Saved {
+            seq,
+            batch,
+            x: xt,
+            ys,
+            dirs,
+            lengths,
+        });
+        Ok((out, saved))
+    }
+}
