@@ -110,12 +110,12 @@ fn lstm_sequence(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new(s.mode.name(), s.label()), |bch| {
             bch.iter(|| {
                 let mut rec = Recorder::new(&gpu);
-                let (_, saved) = rnn
-                    .record_forward(&mut rec, &x, None, None, mode == Mode::Train)
-                    .unwrap();
-                if let Some(saved) = &saved {
-                    rnn.record_backward(&mut rec, saved, &dy, None, None, false)
+                if mode == Mode::Train {
+                    let (_, saved) = rnn.record_train(&mut rec, &x, None, None).unwrap();
+                    rnn.record_backward(&mut rec, &saved, &dy, None, None, false)
                         .unwrap();
+                } else {
+                    rnn.record_inference(&mut rec, &x, None, None).unwrap();
                 }
                 rec.run().unwrap();
             })

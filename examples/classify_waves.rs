@@ -65,8 +65,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
         gpu.write(&x, &xs)?;
         labels.write(gpu, &ys)?;
         let mut rec = Recorder::new(gpu);
-        let (out, saved) = rnn.record_forward(&mut rec, &x, None, None, true)?;
-        let saved = saved.ok_or_else(|| recur::Error::Gpu("nothing saved".into()))?;
+        let (out, saved) = rnn.record_train(&mut rec, &x, None, None)?;
         // hn is (1, B, H): one layer, one direction, so it is the classifier's input as is.
         let logits = head.record_forward(&mut rec, &out.hn)?;
         let sink = LossSink {
@@ -90,7 +89,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
     let (xs, ys) = waves(&mut Rng::new(99), N);
     let xt = gpu.tensor("x.test", &[T, N, 1], &xs)?;
     let mut rec = Recorder::new(gpu);
-    let (out, _) = rnn.record_forward(&mut rec, &xt, None, None, false)?;
+    let out = rnn.record_inference(&mut rec, &xt, None, None)?;
     let logits = head.record_forward(&mut rec, &out.hn)?;
     rec.run()?;
     let l = gpu.read(&logits)?;

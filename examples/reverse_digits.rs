@@ -102,12 +102,12 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
         tgt.write(gpu, &t)?;
         let mut rec = Recorder::new(gpu);
         let xe = m.enc_emb.record_forward(&mut rec, &src)?;
-        let (enc, enc_saved) = m.enc.record_forward(&mut rec, &xe, None, None, true)?;
+        let (enc, enc_saved) = m.enc.record_train(&mut rec, &xe, None, None)?;
         let xd = m.dec_emb.record_forward(&mut rec, &dec_in)?;
         // The encoder's final state starts the decoder.
-        let (dec, dec_saved) =
-            m.dec
-                .record_forward(&mut rec, &xd, Some(&enc.hn), enc.cn.as_ref(), true)?;
+        let (dec, dec_saved) = m
+            .dec
+            .record_train(&mut rec, &xd, Some(&enc.hn), enc.cn.as_ref())?;
         let logits = m.head.record_forward(&mut rec, &dec.y)?;
         let sink = LossSink {
             tensor: &loss,
@@ -119,14 +119,12 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
             .head
             .record_backward(&mut rec, &dec.y, &dlogits, false, true)?
             .ok_or_else(no_dx)?;
-        let dec_saved = dec_saved.ok_or_else(no_dx)?;
         let gd = m
             .dec
             .record_backward(&mut rec, &dec_saved, &dy, None, None, false)?;
         m.dec_emb
             .record_backward(&mut rec, &dec_in, &gd.dx, false)?;
         // dh0/dc0 of the decoder are dhn/dcn of the encoder.
-        let enc_saved = enc_saved.ok_or_else(no_dx)?;
         let ge = m.enc.record_backward(
             &mut rec,
             &enc_saved,
@@ -153,7 +151,7 @@ fn evaluate(gpu: &Gpu, m: &Model, verbose: bool) -> Result<f64> {
     let src = TokenIds::new(gpu, "src.test", &[L, N], &s, DIGITS)?;
     let mut rec = Recorder::new(gpu);
     let xe = m.enc_emb.record_forward(&mut rec, &src)?;
-    let (enc, _) = m.enc.record_forward(&mut rec, &xe, None, None, false)?;
+    let enc = m.enc.record_inference(&mut rec, &xe, None, None)?;
     rec.run()?;
     let (mut h, mut c) = (enc.hn, enc.cn);
     let mut prev = vec![GO; N];
@@ -162,9 +160,9 @@ fn evaluate(gpu: &Gpu, m: &Model, verbose: bool) -> Result<f64> {
         let ids = TokenIds::new(gpu, "dec.in", &[1, N], &prev, DIGITS + 1)?;
         let mut rec = Recorder::new(gpu);
         let xd = m.dec_emb.record_forward(&mut rec, &ids)?;
-        let (dec, _) = m
+        let dec = m
             .dec
-            .record_forward(&mut rec, &xd, Some(&h), c.as_ref(), false)?;
+            .record_inference(&mut rec, &xd, Some(&h), c.as_ref())?;
         let logits = m.head.record_forward(&mut rec, &dec.y)?;
         rec.run()?;
         let l = gpu.read(&logits)?;

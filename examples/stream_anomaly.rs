@@ -121,8 +121,7 @@ pub fn run(gpu: &Gpu, steps: usize, samples: usize, verbose: bool) -> Result<Rep
         gpu.write(&x, &xs)?;
         labels.write(gpu, &ys)?;
         let mut rec = Recorder::new(gpu);
-        let (out, saved) = rnn.record_forward(&mut rec, &x, None, None, true)?;
-        let saved = saved.ok_or_else(|| recur::Error::Gpu("nothing saved".into()))?;
+        let (out, saved) = rnn.record_train(&mut rec, &x, None, None)?;
         let logits = head.record_forward(&mut rec, &out.y)?;
         let sink = LossSink {
             tensor: &loss,

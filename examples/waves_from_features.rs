@@ -63,8 +63,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
         gpu.write(&target, &ys)?;
         let mut rec = Recorder::new(gpu);
         let h0 = feat.record_forward(&mut rec, &f)?; // (1, B, H): the initial hidden state
-        let (out, saved) = rnn.record_forward(&mut rec, &x, Some(&h0), None, true)?;
-        let saved = saved.ok_or_else(|| recur::Error::Gpu("nothing saved".into()))?;
+        let (out, saved) = rnn.record_train(&mut rec, &x, Some(&h0), None)?;
         let pred = head.record_forward(&mut rec, &out.y)?;
         let sink = LossSink {
             tensor: &loss,
@@ -89,7 +88,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
     let xt = gpu.zeros("x.test", &[T, N, 1])?;
     let mut rec = Recorder::new(gpu);
     let h0 = feat.record_forward(&mut rec, &ft)?;
-    let (out, _) = rnn.record_forward(&mut rec, &xt, Some(&h0), None, false)?;
+    let out = rnn.record_inference(&mut rec, &xt, Some(&h0), None)?;
     let pred = head.record_forward(&mut rec, &out.y)?;
     rec.run()?;
     let p = gpu.read(&pred)?;

@@ -1,4 +1,4 @@
-//! Variable-length batches (`Rnn::record_forward_packed`) against the f64 reference run on
+//! Variable-length batches (`Rnn::record_train_packed`) against the f64 reference run on
 //! each row alone over its own length: rows are independent, so a padded batch with lengths
 //! must give each row's own outputs (zero past its length), its own final states, and the sum
 //! over rows of the parameter gradients, with zero gradients at padded positions. Both kernel
@@ -82,12 +82,12 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
     let c0_opt = lstm.then_some(&tc0);
     let mut rec = Recorder::new(gpu);
     let (out, saved) = rnn
-        .record_forward_packed(&mut rec, &x, lengths, Some(&th0), c0_opt, true)
+        .record_train_packed(&mut rec, &x, lengths, Some(&th0), c0_opt)
         .unwrap();
     let grads = rnn
         .record_backward(
             &mut rec,
-            &saved.unwrap(),
+            &saved,
             &dy,
             Some(&tdhn),
             lstm.then_some(&tdcn),

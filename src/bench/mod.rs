@@ -174,10 +174,11 @@ pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> 
             if profile {
                 rec.profile();
             }
-            let (_, saved) =
-                rnn.record_forward(&mut rec, &x, None, None, shape.mode == Mode::Train)?;
-            if let Some(saved) = &saved {
-                rnn.record_backward(&mut rec, saved, &dy, None, None, false)?;
+            if shape.mode == Mode::Train {
+                let (_, saved) = rnn.record_train(&mut rec, &x, None, None)?;
+                rnn.record_backward(&mut rec, &saved, &dy, None, None, false)?;
+            } else {
+                rnn.record_inference(&mut rec, &x, None, None)?;
             }
             Ok(rec)
         };

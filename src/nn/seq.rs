@@ -365,7 +365,12 @@ impl SeqModel {
                 ))
             }
         };
-        let (out, saved) = self.rnn.record_forward(rec, &x, h0, c0, train)?;
+        let (out, saved) = if train {
+            let (out, saved) = self.rnn.record_train(rec, &x, h0, c0)?;
+            (out, Some(saved))
+        } else {
+            (self.rnn.record_inference(rec, &x, h0, c0)?, None)
+        };
         let logits = match self.cfg.readout {
             Readout::EveryStep => self.head.record_forward(rec, &out.y)?,
             Readout::LastStep => {

@@ -22,7 +22,7 @@ use super::{CellKind, ParamKind};
 
 impl Rnn {
     /// Records backward of `L = sum(y*dy) + sum(hn*dhn) + sum(cn*dcn)` after a training
-    /// [`Rnn::record_forward`]. Parameter gradients go to [`Rnn::grads`]: added to what is
+    /// [`Rnn::record_train`] (or [`Rnn::record_train_packed`]). Parameter gradients go to [`Rnn::grads`]: added to what is
     /// there with `accumulate`, else overwritten.
     pub fn record_backward(
         &self,

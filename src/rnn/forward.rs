@@ -20,8 +20,8 @@ use super::plan::{forward_plan, ForwardStep};
 use super::{CellKind, ParamKind};
 
 impl Rnn {
-    /// The forward recording behind every entry point: see [`Rnn::record_forward`],
-    /// [`Rnn::record_inference_in`] and [`Rnn::record_forward_packed`].
+    /// The forward recording behind every entry point: [`Rnn::record_inference`],
+    /// [`Rnn::record_train`], [`Rnn::record_inference_in`] and the packed ones.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_forward_with(
         &self,

@@ -114,6 +114,11 @@ impl Buffers<'_> {
     }
 }
 
+/// What a training forward kept (it always keeps something: a broken invariant otherwise).
+fn kept(saved: Option<Saved>) -> Result<Saved> {
+    saved.ok_or_else(|| Error::Internal("a training forward kept nothing".into()))
+}
+
 /// Sequence length and batch of an input, from its shape and the layout.
 pub(super) fn seq_batch(cfg: &RnnConfig, x: &Tensor) -> Result<(usize, usize)> {
     if x.shape.len() != 3 || x.shape[2] != cfg.input_size {
@@ -206,7 +211,7 @@ impl Rnn {
         c0: Option<&Tensor>,
     ) -> Result<RnnOutput> {
         let mut rec = Recorder::new(gpu);
-        let (out, _) = self.record_forward(&mut rec, x, h0, c0, false)?;
+        let out = self.record_inference(&mut rec, x, h0, c0)?;
         rec.run()?;
         Ok(out)
     }
@@ -225,23 +230,39 @@ impl Rnn {
         dcn: Option<&Tensor>,
     ) -> Result<(RnnOutput, InputGrads)> {
         let mut rec = Recorder::new(gpu);
-        let (out, saved) = self.record_forward(&mut rec, x, h0, c0, true)?;
-        let saved = saved.ok_or_else(|| Error::Gpu("training forward kept nothing".into()))?;
+        let (out, saved) = self.record_train(&mut rec, x, h0, c0)?;
         let grads = self.record_backward(&mut rec, &saved, dy, dhn, dcn, false)?;
         rec.run()?;
         Ok((out, grads))
     }
 
-    /// Records the forward pass. With `train`, keeps what backward needs and returns it.
-    pub fn record_forward(
+    /// Records an inference forward pass: nothing is kept for backward. Inference and
+    /// training are two functions, so that a backward without the activations it needs
+    /// cannot be written.
+    pub fn record_inference(
         &self,
         rec: &mut Recorder,
         x: &Tensor,
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<(RnnOutput, Option<Saved>)> {
-        self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh, None)
+    ) -> Result<RnnOutput> {
+        let (out, _) =
+            self.record_forward_with(rec, x, h0, c0, false, &mut Buffers::Fresh, None)?;
+        Ok(out)
+    }
+
+    /// Records a training forward pass and returns, with the outputs, what
+    /// [`Rnn::record_backward`] needs.
+    pub fn record_train(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<(RnnOutput, Saved)> {
+        let (out, saved) =
+            self.record_forward_with(rec, x, h0, c0, true, &mut Buffers::Fresh, None)?;
+        Ok((out, kept(saved)?))
     }
 
     /// Records an inference forward pass whose buffers come from `arena`: after the first
@@ -275,15 +296,40 @@ impl Rnn {
         c0: Option<&Tensor>,
     ) -> Result<RnnOutput> {
         let mut rec = Recorder::new(gpu);
-        let (out, _) = self.record_forward_packed(&mut rec, x, lengths, h0, c0, false)?;
+        let out = self.record_inference_packed(&mut rec, x, lengths, h0, c0)?;
         rec.run()?;
         Ok(out)
     }
 
-    /// [`Rnn::record_forward`] for a padded batch with per-row `lengths` (see
-    /// [`Rnn::forward_packed`]); with `train`, [`Rnn::record_backward`] then gives zero
-    /// gradients at the padded positions, as PyTorch does.
-    pub fn record_forward_packed(
+    /// [`Rnn::record_inference`] for a padded batch with per-row `lengths` (see
+    /// [`Rnn::forward_packed`]).
+    pub fn record_inference_packed(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<RnnOutput> {
+        Ok(self.record_packed(rec, x, lengths, h0, c0, false)?.0)
+    }
+
+    /// [`Rnn::record_train`] for a padded batch with per-row `lengths` (see
+    /// [`Rnn::forward_packed`]): [`Rnn::record_backward`] then gives zero gradients at the
+    /// padded positions, as PyTorch does.
+    pub fn record_train_packed(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        lengths: &[usize],
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<(RnnOutput, Saved)> {
+        let (out, saved) = self.record_packed(rec, x, lengths, h0, c0, true)?;
+        Ok((out, kept(saved)?))
+    }
+
+    fn record_packed(
         &self,
         rec: &mut Recorder,
         x: &Tensor,

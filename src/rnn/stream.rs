@@ -2,7 +2,7 @@
 //! T ≥ 1 steps at a time, as a keyword spotter, a sensor monitor or a token-by-token decoder
 //! runs it.
 //!
-//! A chunk is one submission (the whole plan of [`Rnn::record_forward`] for T steps, then the
+//! A chunk is one submission (the whole plan of [`Rnn::record_inference`] for T steps, then the
 //! final states copied into the stream's state in place), its outputs stay on the device, and
 //! after the first chunk of a length nothing is allocated: the plan's buffers come from an
 //! [`Arena`]. Chunked equals whole: the steps run the same kernels in the same order

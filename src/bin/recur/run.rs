@@ -176,11 +176,20 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     let (out, grads) = {
         let mut rec = recur::Recorder::new(&gpu);
         let train = tdy.is_some();
-        let (o, saved) = match &lengths {
-            Some(l) => {
-                rnn.record_forward_packed(&mut rec, &tx, l, th0.as_ref(), tc0.as_ref(), train)
-            }
-            None => rnn.record_forward(&mut rec, &tx, th0.as_ref(), tc0.as_ref(), train),
+        let (h0, c0) = (th0.as_ref(), tc0.as_ref());
+        let (o, saved) = match (&lengths, train) {
+            (Some(l), true) => rnn
+                .record_train_packed(&mut rec, &tx, l, h0, c0)
+                .map(|(o, s)| (o, Some(s))),
+            (Some(l), false) => rnn
+                .record_inference_packed(&mut rec, &tx, l, h0, c0)
+                .map(|o| (o, None)),
+            (None, true) => rnn
+                .record_train(&mut rec, &tx, h0, c0)
+                .map(|(o, s)| (o, Some(s))),
+            (None, false) => rnn
+                .record_inference(&mut rec, &tx, h0, c0)
+                .map(|o| (o, None)),
         }
         .context("forward")?;
         let g = match (&tdy, saved) {
