@@ -73,6 +73,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A model file asks for something recur cannot run (an ONNX operator, or an attribute
+    /// value its kernels do not implement); the message names it.
+    #[error("{path}: {what} is not supported")]
+    Unsupported {
+        /// The file.
+        path: String,
+        /// What it asks for (`operator MatMul`, `GRU attribute linear_before_reset = 0`).
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

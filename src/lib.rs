@@ -5,7 +5,7 @@
 //! checkpoints), [`nn`] (embedding, linear, the sequence model), [`rnn`] (the sequence plan),
 //! [`kernels`] (one Rust file per WGSL
 //! file), [`gpu`] (context, tensors, pipeline cache), [`reference`] (the f64 CPU oracle),
-//! [`io`] (safetensors and `.npy`).
+//! [`io`] (safetensors and `.npy`), [`onnx`] (ONNX LSTM/GRU/RNN models and torch exports).
 //!
 //! The entry points an app uses: [`Gpu`] (the device), [`Rnn`] (a PyTorch-style RNN stack,
 //! [`Rnn::load`] from a state_dict), [`RnnStream`] (state kept on the device between chunks),
@@ -28,6 +28,7 @@ pub mod gpu;
 pub mod io;
 pub mod kernels;
 pub mod nn;
+pub mod onnx;
 pub mod reference;
 pub mod rng;
 pub mod rnn;

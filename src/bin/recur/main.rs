@@ -10,6 +10,7 @@ mod info;
 mod interrupt;
 mod plot;
 mod run;
+mod run_onnx;
 mod train;
 
 use clap::{Parser, Subcommand};

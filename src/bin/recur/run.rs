@@ -17,7 +17,8 @@ use recur::{CellKind, Gpu};
 /// Arguments of `recur run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// safetensors file with the RNN's state_dict (f32, f16 or bf16).
+    /// safetensors file with the RNN's state_dict (f32, f16 or bf16), or an ONNX model
+    /// (`.onnx`: one LSTM/GRU/RNN node or a torch export; outputs in the graph's shapes).
     #[arg(long)]
     model: PathBuf,
     /// Input .npy (float32): (T, B, I), or (B, T, I) with --batch-first.
@@ -49,8 +50,9 @@ pub struct RunArgs {
     cn: Option<PathBuf>,
     /// Per-row lengths (.npy, int32 or int64, one per batch row, each in 1..=T): a padded
     /// batch run as PyTorch's pack_padded_sequence (outputs past a row's length are zero, hn/cn
-    /// are each row's state at its last step, gradients of padded positions are zero).
-    #[arg(long)]
+    /// are each row's state at its last step, gradients of padded positions are zero). For an
+    /// ONNX model, its `sequence_lens` (also spelled --sequence-lens).
+    #[arg(long, alias = "sequence-lens")]
     pub lengths: Option<PathBuf>,
     /// dL/dY (.npy) for L = sum(Y * DY): runs backward too.
     #[arg(long, requires = "grads")]
@@ -117,6 +119,21 @@ fn check_paths(a: &RunArgs) -> anyhow::Result<()> {
 
 pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     check_paths(a)?;
+    if crate::run_onnx::is_onnx(&a.model) {
+        if a.batch_first || a.nonlinearity.is_some() || !a.prefix.is_empty() || a.grads.is_some() {
+            bail!("--batch-first, --nonlinearity, --prefix and --grad-output/--grads are for safetensors models; an ONNX model carries its own layout");
+        }
+        return crate::run_onnx::run(&crate::run_onnx::OnnxRun {
+            model: &a.model,
+            input: &a.input,
+            lengths: a.lengths.as_deref(),
+            h0: a.h0.as_deref(),
+            c0: a.c0.as_deref(),
+            output: &a.output,
+            hn: a.hn.as_deref(),
+            cn: a.cn.as_deref(),
+        });
+    }
     let (tensors, meta) = io::load(&a.model)?;
     let nonlinearity = a.nonlinearity.as_deref().and_then(CellKind::parse);
     let (mut cfg, flat) = config_from_state_dict(&tensors, &a.prefix, nonlinearity, &meta)
