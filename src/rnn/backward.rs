@@ -9,13 +9,12 @@ use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::gpu::Tensor;
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
-use crate::kernels::step::{
-    self, flags, BackwardBuffers, ProjBackwardBuffers, StepBackParams, StepFamily,
-};
+use crate::kernels::step::{self, flags, BackwardBuffers, ProjBackwardBuffers, StepBackParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_sum_rows, encode_transpose01};
 
+use super::lengths::PackedPlan;
 use super::model::{check_shape, InputGrads, Rnn, Saved};
 use super::plan::{backward_plan, BackwardStep, RowBlock};
 use super::{CellKind, ParamKind};
@@ -82,16 +81,7 @@ impl Rnn {
         };
         // With lengths, backward runs in the forward's sorted row order too.
         let plan = saved.lengths.as_ref();
-        let (dy_t, dhn, dcn) = match plan {
-            Some(pl) => (
-                pl.to_sorted(rec, &dy_t, "rnn.dy_sorted")?,
-                dhn.map(|t| pl.to_sorted(rec, t, "rnn.dhn_sorted"))
-                    .transpose()?,
-                dcn.map(|t| pl.to_sorted(rec, t, "rnn.dcn_sorted"))
-                    .transpose()?,
-            ),
-            None => (dy_t, dhn.cloned(), dcn.cloned()),
-        };
+        let (dy_t, dhn, dcn) = PackedPlan::sorted_triple(plan, rec, &dy_t, dhn, dcn)?;
         let (dhn, dcn) = (dhn.as_ref(), dcn.as_ref());
         if !accumulate {
             rec.clear(&self.grads.buffer, 0, self.layout.total);
@@ -147,15 +137,7 @@ impl Rnn {
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
-                let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
-                let family = StepFamily::choose(
-                    gpu.prefers_direct_kernels(),
-                    h,
-                    oh,
-                    batch,
-                    proj,
-                    &[w_hh, b_hh],
-                );
+                let (family, whole) = self.step_kernels(gpu, layer, dir, batch)?;
                 let bwd_bufs = BackwardBuffers {
                     params: &self.params.buffer,
                     dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
@@ -168,7 +150,6 @@ impl Rnn {
                     carry_c: dc0.as_ref().map(|t| &t.buffer),
                 };
                 // As forward: every step in one dispatch when they are small.
-                let whole = step_vec4::whole_sequence(family, h, oh, gh / h, batch);
                 let bind = if whole {
                     None
                 } else {

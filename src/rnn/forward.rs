@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
-use crate::kernels::step::{self, flags, ForwardBuffers, StepFamily, StepParams};
+use crate::kernels::step::{self, flags, ForwardBuffers, StepParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_copy_rows, encode_transpose01};
@@ -84,16 +84,7 @@ impl Rnn {
             x.clone()
         };
         // With lengths, everything inside runs with the rows sorted by length.
-        let (xt, h0, c0) = match plan {
-            Some(pl) => (
-                pl.to_sorted(rec, &xt, "rnn.x_sorted")?,
-                h0.map(|t| pl.to_sorted(rec, t, "rnn.h0_sorted"))
-                    .transpose()?,
-                c0.map(|t| pl.to_sorted(rec, t, "rnn.c0_sorted"))
-                    .transpose()?,
-            ),
-            None => (xt, h0.cloned(), c0.cloned()),
-        };
+        let (xt, h0, c0) = PackedPlan::sorted_triple(plan, rec, &xt, h0, c0)?;
         let (h0, c0) = (h0.as_ref(), c0.as_ref());
         let hn = bufs.zeros(gpu, "rnn.hn", &h_state)?;
         let cn = if lstm {
@@ -205,14 +196,7 @@ impl Rnn {
                         }
                     }
                 }
-                let family = StepFamily::choose(
-                    gpu.prefers_direct_kernels(),
-                    h,
-                    oh,
-                    batch,
-                    proj,
-                    &[w_hh, b_hh],
-                );
+                let (family, whole) = self.step_kernels(gpu, layer, dir, batch)?;
                 let fwd_bufs = ForwardBuffers {
                     params: &self.params.buffer,
                     gx: &gx.buffer,
@@ -223,7 +207,6 @@ impl Rnn {
                 };
                 // Small steps on a CPU adapter: every step in one dispatch (the per-step
                 // parameters are collected in `table`); else one dispatch a step.
-                let whole = step_vec4::whole_sequence(family, h, oh, gh / h, batch);
                 let bind = if whole {
                     None
                 } else {

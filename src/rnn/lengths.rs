@@ -86,6 +86,27 @@ impl PackedPlan {
         }
     }
 
+    /// A sequence and its two states (`h`/`c`, or their gradients) in the rows' processing
+    /// order under `plan`, or as they are without one.
+    pub fn sorted_triple(
+        plan: Option<&PackedPlan>,
+        rec: &mut Recorder,
+        seq: &Tensor,
+        h: Option<&Tensor>,
+        c: Option<&Tensor>,
+    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
+        match plan {
+            Some(pl) => Ok((
+                pl.to_sorted(rec, seq, "rnn.seq_sorted")?,
+                h.map(|t| pl.to_sorted(rec, t, "rnn.h_sorted"))
+                    .transpose()?,
+                c.map(|t| pl.to_sorted(rec, t, "rnn.c_sorted"))
+                    .transpose()?,
+            )),
+            None => Ok((seq.clone(), h.cloned(), c.cloned())),
+        }
+    }
+
     /// The inverse of [`PackedPlan::to_sorted`].
     pub fn to_caller(&self, rec: &mut Recorder, t: &Tensor, label: &str) -> Result<Tensor> {
         match self.inverse() {

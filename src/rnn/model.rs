@@ -7,6 +7,9 @@
 //! writes, over which rows: pure arithmetic, unit-tested without a GPU), `forward.rs` and
 //! `backward.rs` (walk the plan of each (layer, direction) and record the dispatches).
 
+use crate::kernels::step::StepFamily;
+use crate::kernels::step_vec4;
+
 use super::lengths::PackedPlan;
 use super::{CellKind, ParamKind, ParamLayout, RnnConfig};
 use crate::error::{Error, Result};
@@ -191,6 +194,31 @@ impl Rnn {
         self.offset(layer, dir, kind).ok_or_else(|| {
             Error::InvalidConfig(format!("no {kind:?} for layer {layer} direction {dir}"))
         })
+    }
+
+    /// The step kernels of (layer, dir) at `batch` rows, and whether the whole sequence runs
+    /// in one dispatch (see [`StepFamily::choose`], [`step_vec4::whole_sequence`]).
+    pub(super) fn step_kernels(
+        &self,
+        gpu: &Gpu,
+        layer: usize,
+        dir: usize,
+        batch: usize,
+    ) -> Result<(StepFamily, bool)> {
+        let cfg = &self.cfg;
+        let (h, oh) = (cfg.hidden_size, cfg.out_hidden());
+        let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
+        let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
+        let family = StepFamily::choose(
+            gpu.prefers_direct_kernels(),
+            h,
+            oh,
+            batch,
+            cfg.proj_size > 0,
+            &[w_hh, b_hh],
+        );
+        let whole = step_vec4::whole_sequence(family, h, oh, cfg.gate_rows() / h, batch);
+        Ok((family, whole))
     }
 
     /// Shapes of h0/hn (`(L*D, B, P or H)`) and c0/cn (`(L*D, B, H)`).
