@@ -14,7 +14,7 @@ fn matmul_should_match_reference_for_every_transpose_bias_and_accumulate() {
     let Some(mut gpu) = gpu() else { return };
     // Both variants: tiled through workgroup memory, and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         check_matmul(&gpu);
     }
 }
@@ -111,7 +111,7 @@ fn check_matmul(gpu: &recur::Gpu) {
 fn matmul_vec4_should_match_reference_with_padding_tails_and_offsets() {
     use recur::kernels::matmul::{matmul_kernel, MATMUL_NN_VEC4, MATMUL_NT_VEC4, MATMUL_TN_VEC4};
     let Some(mut gpu) = gpu() else { return };
-    gpu.direct_kernels = true;
+    gpu.set_direct_kernels(true);
     let mut rng = Rng::new(11);
     // (m, n, k): one invocation, a partial 8-row block, k tails 1, 2, 3, several workgroups.
     let shapes: [(usize, usize, usize); 6] = [

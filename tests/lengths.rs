@@ -43,7 +43,7 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
     );
     let name = format!(
         "{cfg:?} lengths {lengths:?} T={t} direct={}",
-        gpu.direct_kernels
+        gpu.prefers_direct_kernels()
     );
     let mut rng = Rng::new(seed);
     let layout = ParamLayout::new(cfg);
@@ -205,7 +205,7 @@ fn packed_batches_should_match_each_row_run_alone() {
     // row reaches). H = 8 takes the vec4 kernels on CPU adapters, 5 the scalar ones.
     let lengths = [3, 5, 1, 5, 2];
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (s, cell) in [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh]
             .into_iter()
             .enumerate()

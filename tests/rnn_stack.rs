@@ -38,7 +38,8 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
     let (seq, batch) = (*seq, *batch);
     let name = format!(
         "{:?} T={seq} B={batch} state={with_state} direct={}",
-        cfg, gpu.direct_kernels
+        cfg,
+        gpu.prefers_direct_kernels()
     );
     let mut rng = Rng::new(seed);
     let layout = ParamLayout::new(cfg);
@@ -256,7 +257,7 @@ fn rnn_tanh_stack_should_match_reference() {
     let Some(mut gpu) = gpu() else { return };
     // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (i, c) in cases(CellKind::RnnTanh).iter().enumerate() {
             check(&gpu, c, 100 + i as u64);
         }
@@ -268,7 +269,7 @@ fn rnn_relu_stack_should_match_reference() {
     let Some(mut gpu) = gpu() else { return };
     // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (i, c) in cases(CellKind::RnnRelu).iter().enumerate() {
             check(&gpu, c, 200 + i as u64);
         }
@@ -280,7 +281,7 @@ fn lstm_stack_should_match_reference() {
     let Some(mut gpu) = gpu() else { return };
     // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (i, c) in cases(CellKind::Lstm).iter().enumerate() {
             check(&gpu, c, 300 + i as u64);
         }
@@ -321,7 +322,7 @@ fn lstm_with_projection_should_match_reference() {
     ];
     // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (i, c) in cases.iter().enumerate() {
             check(&gpu, c, 500 + i as u64);
         }
@@ -333,7 +334,7 @@ fn gru_stack_should_match_reference() {
     let Some(mut gpu) = gpu() else { return };
     // Both kernel families: tiled through workgroup memory (GPUs) and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (i, c) in cases(CellKind::Gru).iter().enumerate() {
             check(&gpu, c, 400 + i as u64);
         }

@@ -67,7 +67,7 @@ fn chunked_should_equal_whole_bit_for_bit() {
         (CellKind::Lstm, 132, 9, 1),
     ];
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for (si, &(cell, h, b, layers)) in shapes.iter().enumerate() {
             for bf in [false, true] {
                 let cfg = RnnConfig::new(cell, I, h).layers(layers).batch_first(bf);

@@ -126,7 +126,7 @@ fn every_fixture_should_match_pytorch() {
     let Some(mut gpu) = gpu() else { return };
     // Both matmul variants: tiled (GPUs) and direct (CPU adapters).
     for direct in [false, true] {
-        gpu.direct_kernels = direct;
+        gpu.set_direct_kernels(direct);
         for case in CASES {
             run_case(&gpu, case);
         }

@@ -53,11 +53,9 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// Limits requested for the device.
     pub limits: wgpu::Limits,
-    /// Use kernel variants without workgroup memory. On CPU adapters (lavapipe, WARP,
-    /// SwiftShader) workgroup memory is ordinary cached memory and barriers are expensive, so
-    /// tiling through it only costs; the default is true there and false on GPUs, and
-    /// `RECUR_KERNELS=tiled|direct` overrides it. Results agree either way (tests run both).
-    pub direct_kernels: bool,
+    /// Whether kernels use their variants without workgroup memory: see
+    /// [`Gpu::prefers_direct_kernels`] and [`Gpu::set_direct_kernels`].
+    direct_kernels: bool,
     pub(crate) pipelines: PipelineCache,
     errors: Arc<Mutex<Vec<String>>>,
     submissions: std::sync::atomic::AtomicU64,
@@ -294,10 +292,19 @@ impl Gpu {
         self.check()
     }
 
-    /// Whether kernels use their variants without workgroup memory (see
-    /// [`Gpu::direct_kernels`]).
+    /// Whether kernels use their variants without workgroup memory. On CPU adapters
+    /// (lavapipe, WARP, SwiftShader) workgroup memory is ordinary cached memory and barriers
+    /// are expensive, so tiling through it only costs; the default is true there and false on
+    /// GPUs, and `RECUR_KERNELS=tiled|direct` overrides it. Results agree either way (tests
+    /// run both).
     pub fn prefers_direct_kernels(&self) -> bool {
         self.direct_kernels
+    }
+
+    /// Chooses the kernel family: `true` for the variants without workgroup memory (CPU
+    /// adapters), `false` for the tiled ones (GPUs). Recordings made after the call use it.
+    pub fn set_direct_kernels(&mut self, direct: bool) {
+        self.direct_kernels = direct;
     }
 
     /// Live buffers and the bytes they hold on the device, from wgpu's internal counters

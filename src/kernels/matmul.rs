@@ -161,7 +161,7 @@ fn vec4_kernel(g: &Gemm) -> Option<&'static KernelDesc> {
 }
 
 /// The kernel `encode_matmul` records for `g`: the tiled one on GPUs; on CPU adapters (see
-/// [`crate::Gpu::direct_kernels`]) a vec4 one where the operands allow, else the scalar
+/// [`crate::Gpu::prefers_direct_kernels`]) a vec4 one where the operands allow, else the scalar
 /// direct one.
 pub fn matmul_kernel(direct: bool, g: &Gemm) -> &'static KernelDesc {
     if !direct {

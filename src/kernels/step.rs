@@ -281,7 +281,7 @@ fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
 }
 
 /// The grid of a step kernel over `rows` (batch) x `units`: 16x16 tiles; for the direct
-/// variants (see [`crate::Gpu::direct_kernels`]) one 64-wide workgroup per 64 (row, unit)
+/// variants (see [`crate::Gpu::prefers_direct_kernels`]) one 64-wide workgroup per 64 (row, unit)
 /// pairs, folded into y past the per-dimension limit; for the vec4 ones, workgroups of 8
 /// invocations of 4 units x `rows` rows along the units, one row of workgroups per `rows`
 /// batch rows.
