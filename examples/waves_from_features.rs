@@ -71,11 +71,9 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
             accumulate: false,
         };
         let dpred = record_mse(&mut rec, &pred, &target, 1.0, sink)?;
-        let dy = head
-            .record_backward(&mut rec, &out.y, &dpred, false, true)?
-            .ok_or_else(|| recur::Error::Gpu("no dx".into()))?;
+        let dy = head.record_backward(&mut rec, &out.y, &dpred, false)?;
         let g = rnn.record_backward(&mut rec, &saved, &dy, None, None, false)?;
-        feat.record_backward(&mut rec, &f, &g.dh0, false, false)?;
+        feat.record_weight_backward(&mut rec, &f, &g.dh0, false)?;
         opt.record_step(&mut rec, &groups())?;
         rec.submit()?;
         if verbose && (step % 50 == 0 || step == 1) {

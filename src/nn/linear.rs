@@ -172,18 +172,31 @@ impl Linear {
 
     /// Records the backward of [`Linear::record_forward`] for input `x` and output gradient
     /// `dy`: `dW (+)= dyᵀ·x`, `db (+)= Σ_rows dy` into [`Linear::grads`] (added with
-    /// `accumulate`, else overwritten), and with `want_dx` returns `dx = dy·W` shaped like
-    /// `x`.
+    /// `accumulate`, else overwritten), and returns `dx = dy·W` shaped like `x`.
     pub fn record_backward(
         &self,
         rec: &mut Recorder,
         x: &Tensor,
         dy: &Tensor,
         accumulate: bool,
-        want_dx: bool,
-    ) -> Result<Option<Tensor>> {
+    ) -> Result<Tensor> {
         let rows = self.rows_of("linear input", x, self.in_features)?;
-        self.record_backward_rows(rec, x, 0, rows, dy, accumulate, want_dx)
+        self.record_backward_rows(rec, x, 0, rows, dy, accumulate, true)?
+            .ok_or_else(|| Error::Internal("linear backward made no dx".into()))
+    }
+
+    /// [`Linear::record_backward`] of the parameters only, when the input needs no gradient
+    /// (the first layer of a model): no `dx` is computed.
+    pub fn record_weight_backward(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        dy: &Tensor,
+        accumulate: bool,
+    ) -> Result<()> {
+        let rows = self.rows_of("linear input", x, self.in_features)?;
+        self.record_backward_rows(rec, x, 0, rows, dy, accumulate, false)?;
+        Ok(())
     }
 
     /// The backward of [`Linear::record_forward_rows`]: `dy` holds `rows` rows of output

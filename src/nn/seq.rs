@@ -414,23 +414,22 @@ impl SeqModel {
         accumulate: bool,
     ) -> Result<()> {
         let dy = match self.cfg.readout {
-            Readout::EveryStep => self
-                .head
-                .record_backward(rec, &saved.y, dout, accumulate, true)?,
+            Readout::EveryStep => self.head.record_backward(rec, &saved.y, dout, accumulate)?,
             Readout::LastStep => {
                 let (seq, batch) = (saved.y.shape[0], saved.y.shape[1]);
-                self.head.record_backward_rows(
-                    rec,
-                    &saved.y,
-                    (seq - 1) * batch,
-                    batch,
-                    dout,
-                    accumulate,
-                    true,
-                )?
+                self.head
+                    .record_backward_rows(
+                        rec,
+                        &saved.y,
+                        (seq - 1) * batch,
+                        batch,
+                        dout,
+                        accumulate,
+                        true,
+                    )?
+                    .ok_or_else(|| Error::Internal("linear backward made no dx".into()))?
             }
-        }
-        .ok_or_else(|| Error::Gpu("linear backward returned no dx".into()))?;
+        };
         let grads = self
             .rnn
             .record_backward(rec, &saved.rnn, &dy, None, None, accumulate)?;
