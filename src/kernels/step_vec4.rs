@@ -188,40 +188,23 @@ pub fn encode_sequence_forward(
     steps: &[StepParams],
     table: &Tensor,
 ) -> Result<()> {
-    let Some(first) = steps.first() else {
-        return Ok(());
-    };
-    let StepFamily::Vec4 { rows } = family else {
-        return Err(crate::Error::Internal(
-            "whole-sequence step kernels need the vec4 family".into(),
-        ));
-    };
     for p in steps {
         check_forward_vec4(p)?;
     }
-    let desc = for_rows(
-        match cell {
-            CellKind::RnnTanh | CellKind::RnnRelu => &RNN_SEQUENCE_FORWARD,
-            CellKind::Lstm => &LSTM_SEQUENCE_FORWARD,
-            CellKind::Gru => &GRU_SEQUENCE_FORWARD,
-        },
-        rows,
-    );
-    check_table(table, steps)?;
-    let bufs = select(
-        &desc,
-        &[
-            Some(b.params),
-            Some(b.gx),
-            Some(b.hs),
-            b.cs,
-            Some(b.y),
-            b.acts,
-            Some(&table.buffer),
-        ],
-    )?;
-    let bind = rec.bind(&desc, &bufs)?;
-    rec.dispatch(bind, first, [1, 1, 1])
+    let desc = match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => &RNN_SEQUENCE_FORWARD,
+        CellKind::Lstm => &LSTM_SEQUENCE_FORWARD,
+        CellKind::Gru => &GRU_SEQUENCE_FORWARD,
+    };
+    let buffers = [
+        Some(b.params),
+        Some(b.gx),
+        Some(b.hs),
+        b.cs,
+        Some(b.y),
+        b.acts,
+    ];
+    dispatch_sequence(rec, family, desc, &buffers, steps, table)
 }
 
 /// Records every backward step of a (layer, direction) as one dispatch of one workgroup,
@@ -235,6 +218,29 @@ pub fn encode_sequence_backward(
     steps: &[StepBackParams],
     table: &Tensor,
 ) -> Result<()> {
+    for p in steps {
+        check_backward_vec4(p)?;
+    }
+    let desc = match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => &RNN_SEQUENCE_BACKWARD,
+        CellKind::Lstm => &LSTM_SEQUENCE_BACKWARD,
+        CellKind::Gru => &GRU_SEQUENCE_BACKWARD,
+    };
+    let buffers = backward_bindings(cell, family, b);
+    dispatch_sequence(rec, family, desc, &buffers, steps, table)
+}
+
+/// Binds a sequence entry (in `family`'s build) to the step kernel's `buffers` and the step
+/// `table`, and dispatches its one workgroup (the uniform is the first step's parameters; the
+/// kernel reads its steps from the table).
+fn dispatch_sequence<P: Pod>(
+    rec: &mut Recorder,
+    family: StepFamily,
+    desc: &KernelDesc,
+    buffers: &[Option<&wgpu::Buffer>],
+    steps: &[P],
+    table: &Tensor,
+) -> Result<()> {
     let Some(first) = steps.first() else {
         return Ok(());
     };
@@ -243,20 +249,11 @@ pub fn encode_sequence_backward(
             "whole-sequence step kernels need the vec4 family".into(),
         ));
     };
-    for p in steps {
-        check_backward_vec4(p)?;
-    }
-    let desc = for_rows(
-        match cell {
-            CellKind::RnnTanh | CellKind::RnnRelu => &RNN_SEQUENCE_BACKWARD,
-            CellKind::Lstm => &LSTM_SEQUENCE_BACKWARD,
-            CellKind::Gru => &GRU_SEQUENCE_BACKWARD,
-        },
-        rows,
-    );
     check_table(table, steps)?;
-    let [a, b1, c, d, e, f, g] = backward_bindings(cell, family, b);
-    let bufs = select(&desc, &[a, b1, c, d, e, f, g, Some(&table.buffer)])?;
+    let desc = for_rows(desc, rows);
+    let mut all = buffers.to_vec();
+    all.push(Some(&table.buffer));
+    let bufs = select(&desc, &all)?;
     let bind = rec.bind(&desc, &bufs)?;
     rec.dispatch(bind, first, [1, 1, 1])
 }
