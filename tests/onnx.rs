@@ -170,17 +170,22 @@ fn onnx_lying_shapes_are_refused_before_allocation() {
             other => panic!("{dims:?}: {other:?}"),
         }
     }
-    // A hidden_size that does not fit W is found at run time, with the shapes named.
+    // A hidden_size over the limit is refused at load; one that does not fit W is found at
+    // run time, with the shapes named.
     let Some(gpu) = gpu() else { return };
-    let mut m = base.clone();
-    let mut g = graph(&mut m);
-    for a in &mut g.node[0].attribute {
-        if a.name() == "hidden_size" {
-            a.i = Some(1 << 40);
+    let with_hidden = |h: i64| {
+        let mut m = base.clone();
+        let mut g = graph(&mut m);
+        for a in &mut g.node[0].attribute {
+            if a.name() == "hidden_size" {
+                a.i = Some(h);
+            }
         }
-    }
-    m.graph = Some(g);
-    let model = OnnxModel::from_bytes(&m.encode_to_vec(), "lying.onnx").unwrap();
+        m.graph = Some(g);
+        OnnxModel::from_bytes(&m.encode_to_vec(), "lying.onnx")
+    };
+    assert!(matches!(with_hidden(1 << 40), Err(Error::Format { .. })));
+    let model = with_hidden(7).unwrap();
     let x = io::read_f32(&dir().join("lstm_forward.x.npy")).unwrap();
     match model.run(&gpu, &[("X", Value::from(x))]) {
         Err(Error::Format { reason, .. }) => assert!(reason.contains("W has shape"), "{reason}"),
@@ -268,4 +273,35 @@ fn onnx_cli_writes_onnx_shapes() {
         "{err}"
     );
     assert!(!out("z").exists());
+}
+
+/// Hostile models found in review (`tests/fixtures/onnx/hostile/`): an Expand to
+/// `[0, 2^40]` and an initializer of that shape (once an 8 TB allocation and an abort), a
+/// hidden_size of 2^62 (once an overflow), an LSTM reading a value no node produces (once
+/// silently "no bias"); all typed errors. And a Slice with a negative step clamps its start to
+/// the last element, as onnxruntime does (`[10, 20, 30][-4:-5:-1]` is `[10]`).
+#[test]
+fn onnx_hostile_models_are_typed_errors() {
+    let Some(gpu) = gpu() else { return };
+    let h = dir().join("hostile");
+    let x = || Value::from(io::HostTensor::new(vec![1, 1, 1], vec![0.0]).unwrap());
+    let load_and_run = |name: &str| -> Result<Vec<Value>, Error> {
+        let m = OnnxModel::load(&h.join(format!("{name}.onnx")))?;
+        match m.inputs().first() {
+            Some(first) => m.run(&gpu, &[(first.as_str(), x())]),
+            None => m.run(&gpu, &[]),
+        }
+    };
+    for name in ["expand0", "slice0", "hid", "ghostB"] {
+        let r = load_and_run(name);
+        assert!(matches!(r, Err(Error::Format { .. })), "{name}: {r:?}");
+    }
+    let out = load_and_run("sliceneg").unwrap();
+    assert_eq!(
+        out[0],
+        Value::F32(Array {
+            shape: vec![1],
+            data: vec![10.0]
+        })
+    );
 }

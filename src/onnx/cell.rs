@@ -69,9 +69,17 @@ impl CellSpec {
         for a in &n.attribute {
             match a.name() {
                 "hidden_size" => {
-                    hidden = Some(usize::try_from(a.i()).ok().filter(|&h| h > 0).ok_or_else(
-                        || malformed(path, format!("{op} hidden_size {} is not positive", a.i())),
-                    )?)
+                    hidden = Some(
+                        usize::try_from(a.i())
+                            .ok()
+                            .filter(|&h| h > 0 && h <= super::value::MAX_ELEMENTS)
+                            .ok_or_else(|| {
+                                malformed(
+                                    path,
+                                    format!("{op} hidden_size {} is not in 1..=2^27", a.i()),
+                                )
+                            })?,
+                    )
                 }
                 "direction" => {
                     direction = match a.s() {
@@ -147,7 +155,7 @@ impl CellSpec {
                 .map(String::as_str)
                 .collect();
             cell = match (op, same, first.as_slice()) {
-                ("RNN", true, ["Relu"]) => CellKind::RnnRelu,
+                ("RNN", true, [f]) if f.eq_ignore_ascii_case("Relu") => CellKind::RnnRelu,
                 (_, true, f) if f.iter().zip(defaults).all(|(a, b)| a.eq_ignore_ascii_case(b)) => cell,
                 _ => {
                     return Err(refuse(format!(

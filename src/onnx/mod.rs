@@ -206,7 +206,16 @@ impl OnnxModel {
                     ),
                 ));
             }
-            value::numel(path, name, v.shape())?;
+            if value::numel(path, name, v.shape())? != v.len() {
+                return Err(malformed(
+                    path,
+                    format!(
+                        "input {name:?}: shape {:?} and {} elements disagree",
+                        v.shape(),
+                        v.len()
+                    ),
+                ));
+            }
             env.insert(name, v.clone());
         }
         if let Some(i) = self.inputs.iter().find(|i| !env.contains_key(i.as_str())) {
@@ -214,17 +223,26 @@ impl OnnxModel {
         }
         for (k, n) in self.nodes.iter().enumerate() {
             let outs = {
+                // An empty name is an omitted optional input; any other name must have a
+                // value by now (a node output never produced is an error, not "omitted").
                 let ins: Vec<Option<&Value>> = n
                     .input
                     .iter()
                     .map(|i| {
                         if i.is_empty() {
-                            None
-                        } else {
-                            env.get(i.as_str()).or_else(|| self.initializers.get(i))
+                            return Ok(None);
                         }
+                        env.get(i.as_str())
+                            .or_else(|| self.initializers.get(i))
+                            .map(Some)
+                            .ok_or_else(|| {
+                                malformed(
+                                    path,
+                                    format!("{} reads {i:?}, which no node produced", n.op_type()),
+                                )
+                            })
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 match self.cells.get(&k) {
                     Some(spec) => cell::run(path, gpu, n, spec, &ins)?,
                     None => ops::eval(path, n, &ins)?,

@@ -24,8 +24,8 @@ pub const HOST_OPS: [&str; 11] = [
     "Identity",
 ];
 
-/// Applies `$f` (a generic function of `&Array<T>` returning `Result<Array<T>>`) to either
-/// element type.
+/// Evaluates `$e` with `$a` bound to the array of either element type, and wraps the result
+/// in the same variant.
 macro_rules! each {
     ($v:expr, $a:ident => $e:expr) => {
         match $v {
@@ -233,8 +233,9 @@ pub(crate) fn eval(path: &str, n: &NodeProto, ins: &[Option<&Value>]) -> Result<
                 ));
             }
             let axes = norm_axes(path, &what, &axes, r)?;
-            // Per axis: the indices taken.
-            let mut take: Vec<Vec<usize>> = x.shape().iter().map(|&d| (0..d).collect()).collect();
+            // Per axis: (first index, step, count), counted before any list is built so the
+            // output's size is checked first.
+            let mut ranges: Vec<(i64, i64, usize)> = x.shape().iter().map(|&d| (0, 1, d)).collect();
             for (k, &ax) in axes.iter().enumerate() {
                 let d = x.shape()[ax] as i64;
                 let step = steps[k];
@@ -243,22 +244,36 @@ pub(crate) fn eval(path: &str, n: &NodeProto, ins: &[Option<&Value>]) -> Result<
                 }
                 let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
                 let (s, e) = (fix(starts[k]), fix(ends[k]));
-                let mut idx = Vec::new();
-                if step > 0 {
-                    let (mut i, e) = (s.clamp(0, d), e.clamp(0, d));
-                    while i < e {
-                        idx.push(i as usize);
-                        i = i.saturating_add(step);
-                    }
+                // As onnxruntime: start clamped to [0, d] (step > 0) or [0, d-1] (step < 0),
+                // end to [0, d] or [-1, d-1].
+                let (first, count) = if step > 0 {
+                    let (s, e) = (s.clamp(0, d), e.clamp(0, d));
+                    (s, if e > s { ceil_div(e - s, step) } else { 0 })
+                } else if d == 0 {
+                    (0, 0)
                 } else {
-                    let (mut i, e) = (s.clamp(-1, d - 1), e.clamp(-1, d - 1));
-                    while i > e {
-                        idx.push(i as usize);
-                        i = i.saturating_add(step);
-                    }
-                }
-                take[ax] = idx;
+                    let (s, e) = (s.clamp(0, d - 1), e.clamp(-1, d - 1));
+                    (
+                        s,
+                        if s > e {
+                            ceil_div(s - e, step.saturating_neg())
+                        } else {
+                            0
+                        },
+                    )
+                };
+                ranges[ax] = (first, step, count as usize);
             }
+            let out_shape: Vec<usize> = ranges.iter().map(|r| r.2).collect();
+            numel(path, &what, &out_shape)?;
+            let take: Vec<Vec<usize>> = ranges
+                .iter()
+                .map(|&(first, step, count)| {
+                    (0..count as i64)
+                        .map(|j| (first + j * step) as usize)
+                        .collect()
+                })
+                .collect();
             each!(x, a => select(a, &take))
         }
         "Expand" => {
@@ -292,7 +307,18 @@ pub(crate) fn eval(path: &str, n: &NodeProto, ins: &[Option<&Value>]) -> Result<
                     }
                 };
             }
-            numel(path, &what, &shape)?;
+            if numel(path, &what, &shape)? == 0 {
+                return Ok(vec![match x {
+                    Value::F32(_) => Value::F32(Array {
+                        shape,
+                        data: Vec::new(),
+                    }),
+                    Value::I64(_) => Value::I64(Array {
+                        shape,
+                        data: Vec::new(),
+                    }),
+                }]);
+            }
             let take: Vec<Vec<usize>> = shape
                 .iter()
                 .enumerate()
@@ -351,7 +377,8 @@ fn constant(path: &str, n: &NodeProto, what: &str) -> Result<Value> {
 /// `axes` (negative counting from the end) as indices below `rank`, checked.
 fn norm_axes(path: &str, what: &str, axes: &[i64], rank: usize) -> Result<Vec<usize>> {
     let r = rank as i64;
-    axes.iter()
+    let out: Vec<usize> = axes
+        .iter()
         .map(|&a| {
             let b = if a < 0 { a + r } else { a };
             if (0..r).contains(&b) {
@@ -360,7 +387,15 @@ fn norm_axes(path: &str, what: &str, axes: &[i64], rank: usize) -> Result<Vec<us
                 Err(malformed(path, format!("{what}: axis {a} for rank {rank}")))
             }
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // As onnxruntime: an axis given twice is an error.
+    if (1..out.len()).any(|i| out[..i].contains(&out[i])) {
+        return Err(malformed(
+            path,
+            format!("{what}: axes {axes:?} repeat an axis"),
+        ));
+    }
+    Ok(out)
 }
 
 /// The output shape of `Reshape` (`0` copies the input's dimension unless `allowzero`, one
@@ -399,6 +434,11 @@ fn reshape_dims(
         return Err(bad());
     }
     Ok(dims)
+}
+
+/// `ceil(n / d)` for positive `n` and `d`.
+fn ceil_div(n: i64, d: i64) -> i64 {
+    n / d + i64::from(n % d != 0)
 }
 
 /// Row-major strides of `shape`.
@@ -494,7 +534,9 @@ fn concat<T: Copy>(path: &str, what: &str, parts: &[&Array<T>], axis: usize) -> 
                 ),
             ));
         }
-        shape[axis] += p.shape[axis];
+        shape[axis] = shape[axis]
+            .checked_add(p.shape[axis])
+            .ok_or_else(|| malformed(path, format!("{what}: concatenated length overflows")))?;
     }
     numel(path, what, &shape)?;
     let outer: usize = s0[..axis].iter().product();

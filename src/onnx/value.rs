@@ -29,10 +29,18 @@ pub enum Value {
 }
 
 /// The element count of `shape`, or [`Error::Format`] naming `what` when it overflows or
-/// passes [`MAX_ELEMENTS`].
+/// passes [`MAX_ELEMENTS`]. Zero dimensions count as one for the limit: an empty tensor of
+/// shape `[0, 2^40]` is refused too, so that every product of a valid shape's dimensions
+/// (strides, per-axis index lists, concatenated lengths) stays under the limit.
 pub(crate) fn numel(path: &str, what: &str, shape: &[usize]) -> Result<usize> {
-    match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
-        Some(n) if n <= MAX_ELEMENTS => Ok(n),
+    let bound = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)));
+    match (
+        bound,
+        shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)),
+    ) {
+        (Some(b), Some(n)) if b <= MAX_ELEMENTS => Ok(n),
         _ => Err(malformed(
             path,
             format!("{what} has shape {shape:?}, over the limit of {MAX_ELEMENTS} elements"),
@@ -64,6 +72,19 @@ impl Value {
             Value::F32(a) => &a.shape,
             Value::I64(a) => &a.shape,
         }
+    }
+
+    /// Elements held (the data, not the shape).
+    pub fn len(&self) -> usize {
+        match self {
+            Value::F32(a) => a.data.len(),
+            Value::I64(a) => a.data.len(),
+        }
+    }
+
+    /// Whether the value holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The `f32` tensor, or [`Error::Format`] naming `what` if this is an integer tensor.

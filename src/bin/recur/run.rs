@@ -21,13 +21,15 @@ pub struct RunArgs {
     /// (`.onnx`: one LSTM/GRU/RNN node or a torch export; outputs in the graph's shapes).
     #[arg(long)]
     model: PathBuf,
-    /// Input .npy (float32): (T, B, I), or (B, T, I) with --batch-first.
+    /// Input .npy (float32): (T, B, I), or (B, T, I) with --batch-first; for an ONNX model,
+    /// the graph's first input in its own shape.
     #[arg(long)]
     input: PathBuf,
-    /// Initial hidden state .npy, (D*L, B, H).
+    /// Initial hidden state .npy, (D*L, B, H); for an ONNX model, the RNN node's `initial_h`
+    /// in ONNX's shape.
     #[arg(long)]
     h0: Option<PathBuf>,
-    /// Initial cell state .npy (LSTM), (D*L, B, H).
+    /// Initial cell state .npy (LSTM), (D*L, B, H); for an ONNX model, `initial_c`.
     #[arg(long)]
     c0: Option<PathBuf>,
     /// Input and output are batch-first.
@@ -39,13 +41,13 @@ pub struct RunArgs {
     /// Prefix of the RNN's tensors inside a larger state_dict (for example `lstm.`).
     #[arg(long, default_value = "")]
     prefix: String,
-    /// Where to write the output Y (.npy).
+    /// Where to write the output Y (.npy); for an ONNX model, the graph's first output.
     #[arg(long)]
     output: PathBuf,
-    /// Where to write the final hidden state (.npy).
+    /// Where to write the final hidden state (.npy); for an ONNX model, the second output.
     #[arg(long)]
     hn: Option<PathBuf>,
-    /// Where to write the final cell state (.npy, LSTM).
+    /// Where to write the final cell state (.npy, LSTM); for an ONNX model, the third output.
     #[arg(long)]
     cn: Option<PathBuf>,
     /// Per-row lengths (.npy, int32 or int64, one per batch row, each in 1..=T): a padded
