@@ -44,24 +44,12 @@ fn matmul(c: &mut Criterion) {
                         m: n,
                         n,
                         k: n,
-                        a: MatRef {
-                            buffer: &a.buffer,
-                            offset: 0,
-                            ld: n,
-                        },
+                        a: MatRef::new(&a.buffer, 0, n),
                         trans_a: false,
-                        b: MatRef {
-                            buffer: &b.buffer,
-                            offset: 0,
-                            ld: n,
-                        },
+                        b: MatRef::new(&b.buffer, 0, n),
                         trans_b: true,
                         bias: None,
-                        c: MatRef {
-                            buffer: &out.buffer,
-                            offset: 0,
-                            ld: n,
-                        },
+                        c: MatRef::new(&out.buffer, 0, n),
                         accumulate: false,
                     },
                 )

@@ -53,24 +53,12 @@ fn check_matmul(gpu: &recur::Gpu) {
                     m,
                     n,
                     k,
-                    a: MatRef {
-                        buffer: &ta_buf.buffer,
-                        offset: 0,
-                        ld: if ta { m } else { k },
-                    },
+                    a: MatRef::new(&ta_buf.buffer, 0, if ta { m } else { k }),
                     trans_a: ta,
-                    b: MatRef {
-                        buffer: &tb_buf.buffer,
-                        offset: 0,
-                        ld: if tb { k } else { n },
-                    },
+                    b: MatRef::new(&tb_buf.buffer, 0, if tb { k } else { n }),
                     trans_b: tb,
                     bias: bias.then_some((&tbias.buffer, 3)),
-                    c: MatRef {
-                        buffer: &tc.buffer,
-                        offset: 0,
-                        ld: n,
-                    },
+                    c: MatRef::new(&tc.buffer, 0, n),
                     accumulate: acc,
                 },
             )
@@ -158,24 +146,12 @@ fn matmul_vec4_should_match_reference_with_padding_tails_and_offsets() {
                     m,
                     n,
                     k,
-                    a: MatRef {
-                        buffer: &ta_buf.buffer,
-                        offset: a_off,
-                        ld: lda,
-                    },
+                    a: MatRef::new(&ta_buf.buffer, a_off, lda),
                     trans_a: ta,
-                    b: MatRef {
-                        buffer: &tb_buf.buffer,
-                        offset: b_off,
-                        ld: ldb,
-                    },
+                    b: MatRef::new(&tb_buf.buffer, b_off, ldb),
                     trans_b: tb,
                     bias: bias.then_some((&tbias.buffer, 4)),
-                    c: MatRef {
-                        buffer: &tc.buffer,
-                        offset: c_off,
-                        ld: ldc,
-                    },
+                    c: MatRef::new(&tc.buffer, c_off, ldc),
                     accumulate: acc,
                 };
                 assert_eq!(matmul_kernel(true, &g).entry, want_kernel.entry);
@@ -231,24 +207,12 @@ fn matmul_should_honour_offsets_and_leading_dimensions() {
             m,
             n,
             k,
-            a: MatRef {
-                buffer: &ta.buffer,
-                offset: 2 * 11 + 3,
-                ld: 11,
-            },
+            a: MatRef::new(&ta.buffer, 2 * 11 + 3, 11),
             trans_a: false,
-            b: MatRef {
-                buffer: &tb.buffer,
-                offset: 1,
-                ld: 10,
-            },
+            b: MatRef::new(&tb.buffer, 1, 10),
             trans_b: false,
             bias: None,
-            c: MatRef {
-                buffer: &tc.buffer,
-                offset: 13 + 2,
-                ld: 13,
-            },
+            c: MatRef::new(&tc.buffer, 13 + 2, 13),
             accumulate: false,
         },
     )

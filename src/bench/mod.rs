@@ -267,24 +267,12 @@ pub fn time_matmul(
                 m,
                 n,
                 k,
-                a: MatRef {
-                    buffer: &a.buffer,
-                    offset: 0,
-                    ld: lda,
-                },
+                a: MatRef::new(&a.buffer, 0, lda),
                 trans_a,
-                b: MatRef {
-                    buffer: &b.buffer,
-                    offset: 0,
-                    ld: ldb,
-                },
+                b: MatRef::new(&b.buffer, 0, ldb),
                 trans_b,
                 bias: None,
-                c: MatRef {
-                    buffer: &c.buffer,
-                    offset: 0,
-                    ld: n,
-                },
+                c: MatRef::new(&c.buffer, 0, n),
                 accumulate: false,
             },
         )?;

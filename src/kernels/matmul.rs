@@ -112,6 +112,13 @@ pub struct MatRef<'a> {
     pub ld: usize,
 }
 
+impl<'a> MatRef<'a> {
+    /// The matrix at element `offset` of `buffer`, rows `ld` elements apart as stored.
+    pub fn new(buffer: &'a wgpu::Buffer, offset: usize, ld: usize) -> Self {
+        MatRef { buffer, offset, ld }
+    }
+}
+
 /// One GEMM: `C[m, n] (+)= op(A)[m, k] · op(B)[k, n] (+ bias[n])`.
 #[derive(Clone, Copy, Debug)]
 pub struct Gemm<'a> {

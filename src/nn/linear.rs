@@ -144,26 +144,14 @@ impl Linear {
                 m: rows,
                 n: self.out_features,
                 k: self.in_features,
-                a: MatRef {
-                    buffer: &x.buffer,
-                    offset: first * self.in_features,
-                    ld: self.in_features,
-                },
+                a: MatRef::new(&x.buffer, first * self.in_features, self.in_features),
                 trans_a: false,
-                b: MatRef {
-                    buffer: &self.params.buffer,
-                    offset: 0,
-                    ld: self.in_features,
-                },
+                b: MatRef::new(&self.params.buffer, 0, self.in_features),
                 trans_b: true,
                 bias: self
                     .bias
                     .then_some((&self.params.buffer, self.bias_offset())),
-                c: MatRef {
-                    buffer: &y.buffer,
-                    offset: 0,
-                    ld: self.out_features,
-                },
+                c: MatRef::new(&y.buffer, 0, self.out_features),
                 accumulate: false,
             },
         )?;
@@ -230,24 +218,12 @@ impl Linear {
                 m: n_out,
                 n: n_in,
                 k: rows,
-                a: MatRef {
-                    buffer: &dy.buffer,
-                    offset: 0,
-                    ld: n_out,
-                },
+                a: MatRef::new(&dy.buffer, 0, n_out),
                 trans_a: true,
-                b: MatRef {
-                    buffer: &x.buffer,
-                    offset: x_off,
-                    ld: n_in,
-                },
+                b: MatRef::new(&x.buffer, x_off, n_in),
                 trans_b: false,
                 bias: None,
-                c: MatRef {
-                    buffer: &self.grads.buffer,
-                    offset: 0,
-                    ld: n_in,
-                },
+                c: MatRef::new(&self.grads.buffer, 0, n_in),
                 accumulate,
             },
         )?;
@@ -278,24 +254,12 @@ impl Linear {
                 m: rows,
                 n: n_in,
                 k: n_out,
-                a: MatRef {
-                    buffer: &dy.buffer,
-                    offset: 0,
-                    ld: n_out,
-                },
+                a: MatRef::new(&dy.buffer, 0, n_out),
                 trans_a: false,
-                b: MatRef {
-                    buffer: &self.params.buffer,
-                    offset: 0,
-                    ld: n_in,
-                },
+                b: MatRef::new(&self.params.buffer, 0, n_in),
                 trans_b: false,
                 bias: None,
-                c: MatRef {
-                    buffer: &dx.buffer,
-                    offset: x_off,
-                    ld: n_in,
-                },
+                c: MatRef::new(&dx.buffer, x_off, n_in),
                 accumulate: false,
             },
         )?;
