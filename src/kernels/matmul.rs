@@ -214,3 +214,103 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
     };
     rec.dispatch(bind, &p, [groups(g.n, cols)?, groups(g.m, rows)?, 1])
 }
+
+/// A linear layer's parameters inside a buffer: `W` `[out, in]` at element `weight`, and the
+/// bias `[out]` at `bias` (see [`encode_linear_forward`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LinearParams<'a> {
+    /// The buffer holding them (the flat parameters).
+    pub buffer: &'a wgpu::Buffer,
+    /// Element offset of `W`.
+    pub weight: usize,
+    /// Element offset of the bias, if the layer has one.
+    pub bias: Option<usize>,
+    /// Input features.
+    pub in_features: usize,
+    /// Output features.
+    pub out_features: usize,
+}
+
+/// `y[rows, out] = x[rows, in]·Wᵀ + b` (llm.c's `matmul_forward`): the input projection of an
+/// RNN layer and `nn::Linear` alike.
+pub fn encode_linear_forward(
+    rec: &mut Recorder,
+    p: &LinearParams,
+    x: MatRef,
+    rows: usize,
+    y: MatRef,
+) -> Result<()> {
+    encode_matmul(
+        rec,
+        &Gemm {
+            m: rows,
+            n: p.out_features,
+            k: p.in_features,
+            a: x,
+            trans_a: false,
+            b: MatRef::new(p.buffer, p.weight, p.in_features),
+            trans_b: true,
+            bias: p.bias.map(|o| (p.buffer, o)),
+            c: y,
+            accumulate: false,
+        },
+    )
+}
+
+/// The backward of [`encode_linear_forward`] (llm.c's `matmul_backward`) for `rows` rows of
+/// output gradient `dy`: `dW (+)= dyᵀ·x` and `db (+)= Σ_rows dy` into `grads` (laid out as
+/// the parameters; added to what is there with `accumulate`, else overwritten), and with
+/// `dx = Some((dx, add))`, `dx (+)= dy·W`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_linear_backward(
+    rec: &mut Recorder,
+    p: &LinearParams,
+    grads: &wgpu::Buffer,
+    accumulate: bool,
+    x: MatRef,
+    dy: MatRef,
+    rows: usize,
+    dx: Option<(MatRef, bool)>,
+) -> Result<()> {
+    let (n_in, n_out) = (p.in_features, p.out_features);
+    encode_matmul(
+        rec,
+        &Gemm {
+            m: n_out,
+            n: n_in,
+            k: rows,
+            a: dy,
+            trans_a: true,
+            b: x,
+            trans_b: false,
+            bias: None,
+            c: MatRef::new(grads, p.weight, n_in),
+            accumulate,
+        },
+    )?;
+    if let Some(b) = p.bias {
+        // sum_rows always adds.
+        if !accumulate {
+            rec.clear(grads, b, n_out);
+        }
+        super::util::encode_sum_rows(rec, dy.buffer, dy.offset, dy.ld, rows, n_out, grads, b)?;
+    }
+    if let Some((dx, add)) = dx {
+        encode_matmul(
+            rec,
+            &Gemm {
+                m: rows,
+                n: n_in,
+                k: n_out,
+                a: dy,
+                trans_a: false,
+                b: MatRef::new(p.buffer, p.weight, n_in),
+                trans_b: false,
+                bias: None,
+                c: dx,
+                accumulate: add,
+            },
+        )?;
+    }
+    Ok(())
+}

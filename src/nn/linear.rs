@@ -1,11 +1,11 @@
-//! `Linear`: `y = x·Wᵀ + b` (torch's `nn.Linear`) with `dW`, `db` and `dx`, all on the
-//! crate's one GEMM ([`encode_matmul`]) and the bias row sum ([`encode_sum_rows`]).
+//! `Linear`: `y = x·Wᵀ + b` (torch's `nn.Linear`) with `dW`, `db` and `dx`, on the crate's
+//! one linear op ([`encode_linear_forward`], [`encode_linear_backward`]), which an RNN layer's
+//! input projection uses too.
 
 use super::{init, Module, NamedSlice, ParamGroup};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
-use crate::kernels::util::encode_sum_rows;
+use crate::kernels::matmul::{encode_linear_backward, encode_linear_forward, LinearParams, MatRef};
 use crate::rng::Rng;
 
 /// A linear layer. Flat parameters: `weight` `[out, in]` at 0, then `bias` `[out]` at
@@ -138,24 +138,25 @@ impl Linear {
             });
         }
         let y = rec.gpu().zeros("linear.out", shape)?;
-        encode_matmul(
+        encode_linear_forward(
             rec,
-            &Gemm {
-                m: rows,
-                n: self.out_features,
-                k: self.in_features,
-                a: MatRef::new(&x.buffer, first * self.in_features, self.in_features),
-                trans_a: false,
-                b: MatRef::new(&self.params.buffer, 0, self.in_features),
-                trans_b: true,
-                bias: self
-                    .bias
-                    .then_some((&self.params.buffer, self.bias_offset())),
-                c: MatRef::new(&y.buffer, 0, self.out_features),
-                accumulate: false,
-            },
+            &self.as_params(),
+            MatRef::new(&x.buffer, first * self.in_features, self.in_features),
+            rows,
+            MatRef::new(&y.buffer, 0, self.out_features),
         )?;
         Ok(y)
+    }
+
+    /// The layer as [`LinearParams`] (weight at 0, bias after it) for the shared linear op.
+    fn as_params(&self) -> LinearParams<'_> {
+        LinearParams {
+            buffer: &self.params.buffer,
+            weight: 0,
+            bias: self.bias.then(|| self.bias_offset()),
+            in_features: self.in_features,
+            out_features: self.out_features,
+        }
     }
 
     /// Records the backward of [`Linear::record_forward`] for input `x` and output gradient
@@ -210,58 +211,34 @@ impl Linear {
                 got: dy.shape.clone(),
             });
         }
-        let (n_in, n_out) = (self.in_features, self.out_features);
+        let n_in = self.in_features;
         let x_off = first * n_in;
-        encode_matmul(
-            rec,
-            &Gemm {
-                m: n_out,
-                n: n_in,
-                k: rows,
-                a: MatRef::new(&dy.buffer, 0, n_out),
-                trans_a: true,
-                b: MatRef::new(&x.buffer, x_off, n_in),
-                trans_b: false,
-                bias: None,
-                c: MatRef::new(&self.grads.buffer, 0, n_in),
-                accumulate,
-            },
-        )?;
-        if self.bias {
-            // sum_rows always adds.
-            if !accumulate {
-                rec.clear(&self.grads.buffer, self.bias_offset(), n_out);
-            }
-            encode_sum_rows(
-                rec,
-                &dy.buffer,
-                0,
-                n_out,
-                rows,
-                n_out,
-                &self.grads.buffer,
-                self.bias_offset(),
-            )?;
-        }
+        let x_rows = MatRef::new(&x.buffer, x_off, n_in);
+        let dy_rows = MatRef::new(&dy.buffer, 0, self.out_features);
         if !want_dx {
-            return Ok(None);
+            return encode_linear_backward(
+                rec,
+                &self.as_params(),
+                &self.grads.buffer,
+                accumulate,
+                x_rows,
+                dy_rows,
+                rows,
+                None,
+            )
+            .map(|()| None);
         }
         // A new buffer is zero: rows outside `first..first + rows` get no gradient.
         let dx = rec.gpu().zeros("linear.dx", &x.shape)?;
-        encode_matmul(
+        encode_linear_backward(
             rec,
-            &Gemm {
-                m: rows,
-                n: n_in,
-                k: n_out,
-                a: MatRef::new(&dy.buffer, 0, n_out),
-                trans_a: false,
-                b: MatRef::new(&self.params.buffer, 0, n_in),
-                trans_b: false,
-                bias: None,
-                c: MatRef::new(&dx.buffer, x_off, n_in),
-                accumulate: false,
-            },
+            &self.as_params(),
+            &self.grads.buffer,
+            accumulate,
+            x_rows,
+            dy_rows,
+            rows,
+            Some((MatRef::new(&dx.buffer, x_off, n_in), false)),
         )?;
         Ok(Some(dx))
     }

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::gpu::Tensor;
-use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::kernels::matmul::{encode_linear_backward, encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{self, flags, BackwardBuffers, ProjBackwardBuffers, StepBackParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
@@ -133,7 +133,6 @@ impl Rnn {
             let d_in = gpu.zeros("rnn.dx", &[seq, batch, in_w])?;
             for dir in 0..d_n {
                 let sd = &saved.dirs[layer * d_n + dir];
-                let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
@@ -249,21 +248,17 @@ impl Rnn {
                         },
                     )?;
                 }
-                // dW_ih += dGxᵀ · X
-                encode_matmul(
+                // The input projection's backward: dW_ih += dGxᵀ·X, db_ih += Σ dGx,
+                // dX (+)= dGx·W_ih (the second direction adds to the first's).
+                encode_linear_backward(
                     rec,
-                    &Gemm {
-                        m: gh,
-                        n: in_w,
-                        k: seq * batch,
-                        a: MatRef::new(&dgx.buffer, 0, gh),
-                        trans_a: true,
-                        b: MatRef::new(&input.buffer, 0, in_w),
-                        trans_b: false,
-                        bias: None,
-                        c: MatRef::new(&self.grads.buffer, w_ih, in_w),
-                        accumulate: true,
-                    },
+                    &self.input_projection(layer, dir)?,
+                    &self.grads.buffer,
+                    true,
+                    MatRef::new(&input.buffer, 0, in_w),
+                    MatRef::new(&dgx.buffer, 0, gh),
+                    seq * batch,
+                    Some((MatRef::new(&d_in.buffer, 0, in_w), dir > 0)),
                 )?;
                 // dW_hh += dGhᵀ · H_prev (slots 0..T forward, 1..T+1 reverse)
                 encode_matmul(
@@ -299,18 +294,6 @@ impl Rnn {
                         },
                     )?;
                 }
-                if let Some(b_ih) = self.offset(layer, dir, ParamKind::BiasIh) {
-                    encode_sum_rows(
-                        rec,
-                        &dgx.buffer,
-                        0,
-                        gh,
-                        seq * batch,
-                        gh,
-                        &self.grads.buffer,
-                        b_ih,
-                    )?;
-                }
                 if let Some(b_hh) = self.offset(layer, dir, ParamKind::BiasHh) {
                     encode_sum_rows(
                         rec,
@@ -323,22 +306,6 @@ impl Rnn {
                         b_hh,
                     )?;
                 }
-                // dX (+)= dGx · W_ih
-                encode_matmul(
-                    rec,
-                    &Gemm {
-                        m: seq * batch,
-                        n: in_w,
-                        k: gh,
-                        a: MatRef::new(&dgx.buffer, 0, gh),
-                        trans_a: false,
-                        b: MatRef::new(&self.params.buffer, w_ih, in_w),
-                        trans_b: false,
-                        bias: None,
-                        c: MatRef::new(&d_in.buffer, 0, in_w),
-                        accumulate: dir > 0,
-                    },
-                )?;
             }
             if layer == 0 {
                 dx_tm = Some(d_in);

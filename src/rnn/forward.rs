@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
-use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use crate::kernels::matmul::{encode_linear_forward, encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{self, flags, ForwardBuffers, StepParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
@@ -109,26 +109,16 @@ impl Rnn {
             let in_w = cfg.layer_input_size(layer);
             let y = bufs.zeros(gpu, "rnn.y", &[seq, batch, ow])?;
             for dir in 0..d_n {
-                let w_ih = self.weight_offset(layer, dir, ParamKind::WeightIh)?;
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
-                let b_ih = self.offset(layer, dir, ParamKind::BiasIh);
                 let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 rec.phase("input_gemm");
-                encode_matmul(
+                encode_linear_forward(
                     rec,
-                    &Gemm {
-                        m: seq * batch,
-                        n: gh,
-                        k: in_w,
-                        a: MatRef::new(&input.buffer, 0, in_w),
-                        trans_a: false,
-                        b: MatRef::new(&self.params.buffer, w_ih, in_w),
-                        trans_b: true,
-                        bias: b_ih.map(|o| (&self.params.buffer, o)),
-                        c: MatRef::new(&gx.buffer, 0, gh),
-                        accumulate: false,
-                    },
+                    &self.input_projection(layer, dir)?,
+                    MatRef::new(&input.buffer, 0, in_w),
+                    seq * batch,
+                    MatRef::new(&gx.buffer, 0, gh),
                 )?;
                 let plan_dir = forward_plan(seq, batch, dir == 1, by_time, plan);
                 let hs = bufs.zeros(gpu, "rnn.hs", &[plan_dir.slots, batch, oh])?;

@@ -7,6 +7,7 @@
 //! writes, over which rows: pure arithmetic, unit-tested without a GPU), `forward.rs` and
 //! `backward.rs` (walk the plan of each (layer, direction) and record the dispatches).
 
+use crate::kernels::matmul::LinearParams;
 use crate::kernels::step::StepFamily;
 use crate::kernels::step_vec4;
 
@@ -193,6 +194,17 @@ impl Rnn {
     pub(super) fn weight_offset(&self, layer: usize, dir: usize, kind: ParamKind) -> Result<usize> {
         self.offset(layer, dir, kind).ok_or_else(|| {
             Error::InvalidConfig(format!("no {kind:?} for layer {layer} direction {dir}"))
+        })
+    }
+
+    /// The input projection of (layer, dir): `X·W_ihᵀ + b_ih` as a linear layer.
+    pub(super) fn input_projection(&self, layer: usize, dir: usize) -> Result<LinearParams<'_>> {
+        Ok(LinearParams {
+            buffer: &self.params.buffer,
+            weight: self.weight_offset(layer, dir, ParamKind::WeightIh)?,
+            bias: self.offset(layer, dir, ParamKind::BiasIh),
+            in_features: self.cfg.layer_input_size(layer),
+            out_features: self.cfg.gate_rows(),
         })
     }
 
