@@ -81,8 +81,8 @@ fn greedy_generation_matches_a_full_forward() {
         let seq: Vec<u32> = prompt.iter().chain(&g[..n - 1]).copied().collect();
         let ids = TokenIds::new(&gpu, "seq", &[seq.len(), 1], &seq, V).unwrap();
         let mut rec = Recorder::new(&gpu);
-        let (out, _) = m
-            .record_forward(&mut rec, SeqInput::Tokens(&ids), None, None, false)
+        let out = m
+            .record_inference(&mut rec, SeqInput::Tokens(&ids), None, None)
             .unwrap();
         rec.run().unwrap();
         let logits = gpu.read(&out.out).unwrap();

@@ -112,11 +112,10 @@ fn last_step_head_backward_matches_every_step_with_a_zero_gradient_elsewhere() {
     let grads = |m: &SeqModel, dout: &recur::Tensor| -> Vec<Vec<f32>> {
         let mut rec = Recorder::new(&gpu);
         let (o, saved) = m
-            .record_forward(&mut rec, SeqInput::Dense(&x), None, None, true)
+            .record_train(&mut rec, SeqInput::Dense(&x), None, None)
             .unwrap();
         assert_eq!(o.out.shape, dout.shape);
-        m.record_backward(&mut rec, &saved.unwrap(), dout, false)
-            .unwrap();
+        m.record_backward(&mut rec, &saved, dout, false).unwrap();
         rec.run().unwrap();
         m.groups()
             .iter()

@@ -260,7 +260,7 @@ fn record_prompt(
     let ids = TokenIds::new(gpu, "generate.prompt", &[prompt.len(), 1], prompt, vocab)?;
     let cur = TokenIds::new(gpu, "generate.cur", &[1, 1], &[0], vocab)?;
     let tokens = gpu.zeros("generate.tokens", &[length])?;
-    let (out, _) = model.record_forward(rec, SeqInput::Tokens(&ids), None, None, false)?;
+    let out = model.record_inference(rec, SeqInput::Tokens(&ids), None, None)?;
     rec.phase("sample");
     encode_sample_token(
         rec,
@@ -290,13 +290,7 @@ fn record_token(
     st: &mut GenState,
     sampling: &Sampling,
 ) -> Result<()> {
-    let (o, _) = model.record_forward(
-        rec,
-        SeqInput::Tokens(&st.cur),
-        Some(&st.h),
-        st.c.as_ref(),
-        false,
-    )?;
+    let o = model.record_inference(rec, SeqInput::Tokens(&st.cur), Some(&st.h), st.c.as_ref())?;
     rec.phase("sample");
     encode_sample_token(
         rec,

@@ -193,7 +193,8 @@ pub enum SeqInput<'a> {
     Dense(&'a Tensor),
 }
 
-/// What [`SeqModel::forward`] and [`SeqModel::record_forward`] return.
+/// What [`SeqModel::forward`], [`SeqModel::record_inference`] and [`SeqModel::record_train`]
+/// return.
 #[derive(Debug)]
 pub struct SeqOutput {
     /// Head output: `(T, B, out)` (logits for a language model), or `(B, out)` with
@@ -328,13 +329,38 @@ impl SeqModel {
         c0: Option<&Tensor>,
     ) -> Result<SeqOutput> {
         let mut rec = Recorder::new(gpu);
-        let (out, _) = self.record_forward(&mut rec, input, h0, c0, false)?;
+        let out = self.record_inference(&mut rec, input, h0, c0)?;
         rec.run()?;
         Ok(out)
     }
 
-    /// Records the forward pass of one window; with `train`, keeps what backward needs.
-    pub fn record_forward(
+    /// Records an inference forward pass of one window (nothing kept for backward).
+    pub fn record_inference(
+        &self,
+        rec: &mut Recorder,
+        input: SeqInput,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<SeqOutput> {
+        Ok(self.record_forward(rec, input, h0, c0, false)?.0)
+    }
+
+    /// Records a training forward pass of one window and returns, with the outputs, what
+    /// [`SeqModel::record_backward`] needs.
+    pub fn record_train(
+        &self,
+        rec: &mut Recorder,
+        input: SeqInput,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<(SeqOutput, SeqSaved)> {
+        let (out, saved) = self.record_forward(rec, input, h0, c0, true)?;
+        let saved =
+            saved.ok_or_else(|| Error::Internal("a training forward kept nothing".into()))?;
+        Ok((out, saved))
+    }
+
+    fn record_forward(
         &self,
         rec: &mut Recorder,
         input: SeqInput,

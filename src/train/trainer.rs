@@ -259,10 +259,7 @@ impl Trainer {
                 TrainMode::Stateful => self.tbptt.state(i),
                 TrainMode::Independent => (None, None),
             };
-            let (out, saved) = self
-                .model
-                .record_forward(&mut rec, mb.input, h0, c0, true)?;
-            let saved = saved.ok_or_else(|| Error::Gpu("training forward kept nothing".into()))?;
+            let (out, saved) = self.model.record_train(&mut rec, mb.input, h0, c0)?;
             let dout = record_loss(
                 &mut rec,
                 &out.out,
