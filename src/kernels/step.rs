@@ -34,7 +34,7 @@ pub struct StepParams {
     pub batch: u32,
     /// Hidden units H.
     pub hidden: u32,
-    /// Offset of gx[t] (`[B, G*H]`).
+    /// Offset of `gx[t]` (`[B, G*H]`).
     pub gx_off: u32,
     /// Offset of h_prev in hs.
     pub hprev_off: u32,
@@ -48,7 +48,7 @@ pub struct StepParams {
     pub y_off: u32,
     /// Row stride of y (`D*H`).
     pub y_stride: u32,
-    /// Offset of acts[t].
+    /// Offset of acts`[t]`.
     pub act_off: u32,
     /// Offset of W_hh in the flat parameters.
     pub whh_off: u32,
@@ -74,11 +74,11 @@ pub struct StepBackParams {
     pub dy_off: u32,
     /// Row stride of dy (`D*H`).
     pub dy_stride: u32,
-    /// Offset of dg[t] written by this step.
+    /// Offset of dg`[t]` written by this step.
     pub dg_off: u32,
     /// Offset of the gate gradient of the step processed before (valid with HAS_NEXT).
     pub dgn_off: u32,
-    /// Offset of acts[t].
+    /// Offset of acts`[t]`.
     pub act_off: u32,
     /// Offset of h_prev in hs.
     pub hprev_off: u32,
@@ -384,7 +384,7 @@ pub fn bind_step_backward(
     rec.bind(&desc, &bufs)
 }
 
-/// Records one forward step (the grid of [`step_grid`] over B x H) with a bind group of
+/// Records one forward step (the grid of `step_grid` over B x H) with a bind group of
 /// [`bind_step_forward`] for the same family.
 pub fn encode_step_forward(
     rec: &mut Recorder,
@@ -399,7 +399,7 @@ pub fn encode_step_forward(
     rec.dispatch(bind, p, g)
 }
 
-/// Records one backward step (the grid of [`step_grid`] over B x H) with a bind group of
+/// Records one backward step (the grid of `step_grid` over B x H) with a bind group of
 /// [`bind_step_backward`] for the same family.
 pub fn encode_step_backward(
     rec: &mut Recorder,
@@ -439,7 +439,7 @@ pub fn bind_proj_backward(rec: &mut Recorder, b: &ProjBackwardBuffers) -> Result
     rec.bind(desc, &[b.params, b.dy, b.dg, b.carry_h, b.dhs])
 }
 
-/// Records `lstm_proj_backward` (the grid of [`step_grid`] over B x P; `p.grows` = P).
+/// Records `lstm_proj_backward` (the grid of `step_grid` over B x P; `p.grows` = P).
 pub fn encode_proj_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
     let family = if rec.gpu().prefers_direct_kernels() {
         StepFamily::Direct
