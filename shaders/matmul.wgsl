@@ -13,33 +13,11 @@
 // through workgroup memory; tile loads pick the thread-to-element map that reads memory
 // contiguously for each storage order.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
-    bias_off: u32,
-    // bit 0: TRANS_A, bit 1: TRANS_B, bit 2: ACCUMULATE (C += ...), bit 3: BIAS
-    flags: u32,
-    _pad: u32,
-}
-
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-// Flag bits of MatmulParams.flags, as in src/kernels/matmul.rs::flags.
-const TRANS_A: u32 = 1u;
-const TRANS_B: u32 = 2u;
-const ACCUMULATE: u32 = 4u;
-const BIAS: u32 = 8u;
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;

@@ -14,25 +14,6 @@
 // Rows past m and the k tail read in-bounds neighbours (or zero, under robust access) that
 // are masked or never stored.
 
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    a_off: u32,
-    b_off: u32,
-    c_off: u32,
-    bias_off: u32,
-    flags: u32,
-    _pad: u32,
-}
-
-// Flag bits, named as in matmul.wgsl and src/kernels/matmul.rs.
-const ACCUMULATE: u32 = 4u;
-const BIAS: u32 = 8u;
-
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;

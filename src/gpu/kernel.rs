@@ -54,13 +54,19 @@ impl Shader {
         Shader::Sample,
     ];
 
-    /// The WGSL source (the cell files are prefixed with `shaders/step_common.wgsl` and
-    /// `shaders/step_small_batch.wgsl`, the vec4 step file with `step_common.wgsl` and its
-    /// rows-per-invocation constant `NB`).
+    /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
+    /// cell files `shaders/step_common.wgsl` and `shaders/step_small_batch.wgsl`; the vec4
+    /// step file `step_common.wgsl` and its rows-per-invocation constant `NB`.
     pub fn source(self) -> &'static str {
         match self {
-            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
-            Shader::MatmulVec4 => include_str!("../../shaders/matmul_vec4.wgsl"),
+            Shader::Matmul => concat!(
+                include_str!("../../shaders/matmul_common.wgsl"),
+                include_str!("../../shaders/matmul.wgsl")
+            ),
+            Shader::MatmulVec4 => concat!(
+                include_str!("../../shaders/matmul_common.wgsl"),
+                include_str!("../../shaders/matmul_vec4.wgsl")
+            ),
             Shader::Util => include_str!("../../shaders/util.wgsl"),
             Shader::Rnn => concat!(
                 include_str!("../../shaders/step_common.wgsl"),
