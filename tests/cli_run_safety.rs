@@ -4,18 +4,13 @@
 
 mod common;
 
+use common::cli::recur;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use recur::io::{self, HostTensor};
-
-fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn s(p: &Path) -> String {
     p.display().to_string()

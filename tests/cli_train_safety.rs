@@ -6,42 +6,14 @@
 
 mod common;
 
+use common::cli::{errors, ok, recur, stdout};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use recur::io::HostTensor;
 use recur::train::Checkpoint;
-
-fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// stderr without lavapipe's harmless `XDG_RUNTIME_DIR` lines.
-fn errors(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stderr)
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR") && !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(o),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// A one-line error mentioning every needle, a non-zero exit, no panic; returns the line.
 fn one_line_error(o: &Output, needles: &[&str]) -> String {

@@ -1,6 +1,8 @@
 //! Helpers shared by the GPU tests.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use recur::Gpu;
 
 /// The GPU to test on. Without an adapter the test is skipped loudly, unless
