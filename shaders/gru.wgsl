@@ -22,7 +22,7 @@ const G: u32 = 3u;
 // binding (some backends declare every global).
 
 @group(0) @binding(0) var<uniform> p: StepParams;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
+// binding 1, params: weights_f32.wgsl or weights_f16.wgsl (param(i)).
 @group(0) @binding(2) var<storage, read> gx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> hs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
@@ -57,7 +57,7 @@ fn gru_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
         for (var g = 0u; g < G; g++) {
             var wv = 0.0;
             if row < H && kk < S {
-                wv = params[p.whh_off + (g * H + row) * S + kk];
+                wv = param(p.whh_off + (g * H + row) * S + kk);
             }
             w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
         }
@@ -84,7 +84,7 @@ fn gru_forward_cell(b: u32, j: u32, acc_in: array<f32, 3>) {
     let GH = G * H;
     if (p.flags & HAS_BIAS) != 0u {
         for (var g = 0u; g < G; g++) {
-            acc[g] += params[p.bhh_off + g * H + j];
+            acc[g] += param(p.bhh_off + g * H + j);
         }
     }
     let xb = p.gx_off + b * GH + j;
@@ -120,7 +120,7 @@ fn gru_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let ws = H * S;
     var a = vec3<f32>(0.0);
     for (var k = 0u; k < S; k++) {
-        let w = vec3<f32>(params[w0 + k], params[w0 + ws + k], params[w0 + 2u * ws + k]);
+        let w = vec3<f32>(param(w0 + k), param(w0 + ws + k), param(w0 + 2u * ws + k));
         a = fma(vec3<f32>(hs[hb + k]), w, a);
     }
     gru_forward_cell(b, j, array<f32, 3>(a.x, a.y, a.z));

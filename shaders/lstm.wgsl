@@ -25,7 +25,7 @@ const G: u32 = 4u;
 // binding (some backends declare every global).
 
 @group(0) @binding(0) var<uniform> p: StepParams;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
+// binding 1, params: weights_f32.wgsl or weights_f16.wgsl (param(i)).
 @group(0) @binding(2) var<storage, read> gx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> hs: array<f32>;
 @group(0) @binding(4) var<storage, read_write> cs: array<f32>;
@@ -61,7 +61,7 @@ fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
         for (var g = 0u; g < G; g++) {
             var wv = 0.0;
             if row < H && kk < S {
-                wv = params[p.whh_off + (g * H + row) * S + kk];
+                wv = param(p.whh_off + (g * H + row) * S + kk);
             }
             w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
         }
@@ -90,7 +90,7 @@ fn lstm_forward_cell(b: u32, j: u32, acc: array<f32, 4>) {
     for (var g = 0u; g < G; g++) {
         var v = acc[g] + gx[p.gx_off + b * GH + g * H + j];
         if has_bias {
-            v += params[p.bhh_off + g * H + j];
+            v += param(p.bhh_off + g * H + j);
         }
         pre[g] = v;
     }
@@ -133,7 +133,7 @@ fn lstm_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     let ws = H * S;
     var a = vec4<f32>(0.0);
     for (var k = 0u; k < S; k++) {
-        let w = vec4<f32>(params[w0 + k], params[w0 + ws + k], params[w0 + 2u * ws + k], params[w0 + 3u * ws + k]);
+        let w = vec4<f32>(param(w0 + k), param(w0 + ws + k), param(w0 + 2u * ws + k), param(w0 + 3u * ws + k));
         a = fma(vec4<f32>(hs[hb + k]), w, a);
     }
     lstm_forward_cell(b, j, array<f32, 4>(a.x, a.y, a.z, a.w));

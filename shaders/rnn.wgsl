@@ -14,7 +14,7 @@ const G: u32 = 1u;
 // binding (some backends declare every global).
 
 @group(0) @binding(0) var<uniform> p: StepParams;
-@group(0) @binding(1) var<storage, read> params: array<f32>;
+// binding 1, params: weights_f32.wgsl or weights_f16.wgsl (param(i)).
 @group(0) @binding(2) var<storage, read> gx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> hs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
@@ -43,7 +43,7 @@ fn rnn_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workg
         let row = j0 + lid.y;
         var wv = 0.0;
         if row < H && kk < S {
-            wv = params[p.whh_off + row * S + kk];
+            wv = param(p.whh_off + row * S + kk);
         }
         w_tile[lid.y * 17u + lid.x] = wv;
         workgroupBarrier();
@@ -64,7 +64,7 @@ fn rnn_forward_cell(b: u32, j: u32, acc: f32) {
     let H = p.hidden;
     var pre = acc + gx[p.gx_off + b * H + j];
     if (p.flags & HAS_BIAS) != 0u {
-        pre += params[p.bhh_off + j];
+        pre += param(p.bhh_off + j);
     }
     var h: f32;
     if (p.flags & RELU) != 0u {
@@ -91,7 +91,7 @@ fn rnn_step_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let w0 = p.whh_off + j * S;
     var acc = 0.0;
     for (var k = 0u; k < S; k++) {
-        acc = fma(hs[hb + k], params[w0 + k], acc);
+        acc = fma(hs[hb + k], param(w0 + k), acc);
     }
     rnn_forward_cell(b, j, acc);
 }

@@ -1,6 +1,6 @@
 // The recurrent product of a forward step for small batches (B <= SB_ROWS), shared by
 // rnn.wgsl, lstm.wgsl and gru.wgsl (prepended to each after step_common.wgsl by the shader
-// registry, src/kernels/mod.rs; it reads their forward globals `p`, `params`, `hs` and their
+// registry, src/kernels/mod.rs; it reads their forward globals `p`, `hs`, the weights through `param` and their
 // gate count `G`).
 //
 // With B = 1 the 16x16 tiles of the tiled step kernels keep 15 of 16 thread rows idle and
@@ -41,7 +41,7 @@ fn small_batch_product(lid: u32, j0: u32) {
                 for (var g = 0u; g < G; g++) {
                     for (var u = 0u; u < SB_UNITS; u++) {
                         let row = g * H + min(j0 + u, H - 1u);
-                        acc[sb_index(b, g, u)] = fma(hv, params[p.whh_off + row * S + k], acc[sb_index(b, g, u)]);
+                        acc[sb_index(b, g, u)] = fma(hv, param(p.whh_off + row * S + k), acc[sb_index(b, g, u)]);
                     }
                 }
             }

@@ -32,7 +32,7 @@ const G_GRU: u32 = 3u;
 // forward: bindings 0..6, as in the scalar kernels
 
 @group(0) @binding(0) var<uniform> p: StepParams;
-@group(0) @binding(1) var<storage, read> params: array<vec4<f32>>;
+// binding 1, params: weights_f32_vec4.wgsl or weights_f16_vec4.wgsl (param4(q)).
 @group(0) @binding(2) var<storage, read> gx: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> hs: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> cs: array<vec4<f32>>;
@@ -69,10 +69,10 @@ fn forward_product(sp: StepParams, b0: u32, j0: u32, ng: u32) -> array<array<vec
         for (var g = 0u; g < 4u; g++) {
             if g < ng {
                 let wi = w0 + g * gstride + kq;
-                let wa = params[wi];
-                let wb = params[wi + ks];
-                let wc = params[wi + 2u * ks];
-                let wd = params[wi + 3u * ks];
+                let wa = param4(wi);
+                let wb = param4(wi + ks);
+                let wc = param4(wi + 2u * ks);
+                let wd = param4(wi + 3u * ks);
                 for (var r = 0u; r < NB; r++) {
                     // Rows past the batch are skipped (B < NB: small batches pay for their
                     // own rows only).
@@ -91,7 +91,7 @@ fn bias_hh(sp: StepParams, g: u32, j0: u32) -> vec4<f32> {
     if (sp.flags & HAS_BIAS) == 0u {
         return vec4<f32>(0.0);
     }
-    return params[(sp.bhh_off + g * sp.hidden + j0) / 4u];
+    return param4((sp.bhh_off + g * sp.hidden + j0) / 4u);
 }
 
 // One step of the RNN for units j0..j0+3 of rows b0..b0+NB-1.

@@ -38,4 +38,4 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, Recorder, Tensor};
 pub use io::HostTensor;
 pub use nn::{LoadOptions, SeqModel, SeqModelConfig};
-pub use rnn::{CellKind, ParamLayout, Rnn, RnnConfig, RnnStream};
+pub use rnn::{CellKind, ParamLayout, Rnn, RnnConfig, RnnStream, WeightStorage};

@@ -5,6 +5,7 @@ mod common;
 
 use common::{assert_close, f64s, gpu};
 use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use recur::kernels::pack::encode_pack_f16;
 use recur::kernels::util::{encode_sum_rows, encode_transpose01};
 use recur::rng::Rng;
 use recur::{reference, Recorder};
@@ -283,6 +284,61 @@ fn transpose01_should_swap_the_leading_axes() {
     }
 }
 
+/// `pack_f16`: each word holds f16(src[2w]) in its low half and f16(src[2w + 1]) in its high
+/// half, each the f16 nearest the value or its other neighbour (WGSL lets a conversion round
+/// either way); past the end of src, zero. Sizes odd and even, values of every magnitude f16
+/// holds (normal, subnormal, zero, negative).
+#[test]
+fn pack_f16_should_hold_each_value_to_one_f16_step() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(5);
+    for n in [1usize, 2, 7, 64, 1001] {
+        let mut a = rng.vec_uniform_f32(n, -3.0, 3.0);
+        for (i, v) in a.iter_mut().enumerate() {
+            // Every third a small value: f16 subnormals and tiny normals.
+            if i % 3 == 1 {
+                *v *= 1e-5;
+            }
+        }
+        a[0] = 0.0;
+        let words = n.div_ceil(2);
+        let src = gpu.tensor("src", &[n], &a).unwrap();
+        // One word more than packed: it must stay as it was (zero).
+        let dst = gpu.zeros("dst", &[words + 1]).unwrap();
+        let mut rec = Recorder::new(&gpu);
+        encode_pack_f16(&mut rec, &src.buffer, &dst.buffer, words).unwrap();
+        rec.run().unwrap();
+        let got: Vec<u32> = gpu
+            .read(&dst)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        for (i, &v) in a.iter().enumerate() {
+            let bits = (got[i / 2] >> (16 * (i % 2))) & 0xffff;
+            let h = half::f16::from_bits(bits as u16).to_f32();
+            // h is a legal rounding of v when v lies strictly between h's two neighbours.
+            let mag = bits & 0x7fff;
+            let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+            let at = |m: u32| half::f16::from_bits(m as u16).to_f32();
+            let (lo, hi) = if mag == 0 {
+                (-at(1), at(1))
+            } else {
+                let (a, b) = (sign * at(mag - 1), sign * at(mag + 1));
+                (a.min(b), a.max(b))
+            };
+            assert!(
+                lo < v && v < hi,
+                "n={n} element {i}: {v} packed as {h}, not one of its two nearest f16"
+            );
+        }
+        if n % 2 == 1 {
+            assert_eq!(got[words - 1] >> 16, 0, "n={n}: the half past the end");
+        }
+        assert_eq!(got[words], 0, "n={n}: the word past the packed ones");
+    }
+}
+
 /// The recorder's promise: one bind group per (kernel, buffer set), also for callers that bind
 /// per call (`encode_matmul`); other buffers, another order or another kernel, another group.
 #[test]
@@ -337,6 +393,7 @@ fn rnn_step_forward_should_honour_the_state_width_in_every_family() {
         let mut rec = Recorder::new(&gpu);
         let bufs = ForwardBuffers {
             params: &params.buffer,
+            f16_weights: false,
             gx: &gx_t.buffer,
             hs: &hs.buffer,
             cs: None,

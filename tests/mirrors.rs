@@ -23,6 +23,7 @@ use recur::kernels::embedding::EmbeddingParams;
 use recur::kernels::loss::{CrossEntropyParams, MseParams, ReduceParams};
 use recur::kernels::matmul::MatmulParams;
 use recur::kernels::optim::OptimParams;
+use recur::kernels::pack::PackParams;
 use recur::kernels::sample::SampleParams;
 use recur::kernels::step::{StepBackParams, StepParams};
 use recur::kernels::util::UtilParams;
@@ -37,12 +38,15 @@ fn parse(shader: Shader) -> Parsed {
     let src = shader.source();
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(src)));
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(src)));
+    // Only the files that say so may use pack2x16float / unpack2x16float.
+    let caps = if shader.needs_f16_in_f32() {
+        naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+    } else {
+        naga::valid::Capabilities::empty()
+    };
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(src)));
     Parsed { module, info }
 }
 
@@ -234,6 +238,7 @@ fn mirrors() -> Vec<Mirror> {
             grows
         }),
         mirror!(UtilParams { a, b, c, d, e, f }),
+        mirror!(PackParams { words }),
         mirror!(ClipParams {
             n,
             chunk,

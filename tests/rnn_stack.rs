@@ -340,3 +340,76 @@ fn gru_stack_should_match_reference() {
         }
     }
 }
+
+/// Inference with `WeightStorage::F16` (W_hh and b_hh read from an f16 copy, f32 everywhere
+/// else) against the reference on the same rounded weights, in every kernel family the
+/// adapter can pick (tiled and direct; vec4 where H % 4 == 0, one-row vec4 and small batch at
+/// B = 1), stacked, bidirectional, batch-first. The output must also differ from the f32
+/// reference by more than from the rounded one: the f16 copy was really read.
+#[test]
+fn f16_weight_inference_should_match_reference_on_rounded_weights() {
+    let Some(mut gpu) = gpu() else { return };
+    if !gpu.has_f16_in_f32() {
+        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
+        return;
+    }
+    let round = |v: f64| f64::from(half::f16::from_f64(v).to_f32());
+    let mut seed = 500;
+    for direct in [false, true] {
+        gpu.set_direct_kernels(direct);
+        for cell in [CellKind::RnnTanh, CellKind::Lstm, CellKind::Gru] {
+            for (hidden, batch, layers, bidir) in
+                [(8, 1, 1, false), (7, 5, 2, true), (12, 3, 2, false)]
+            {
+                seed += 1;
+                let cfg = RnnConfig::new(cell, 5, hidden)
+                    .layers(layers)
+                    .bidirectional(bidir)
+                    .batch_first(seed % 2 == 0);
+                let (seq, d) = (6, cfg.num_directions());
+                let name = format!("{cfg:?} B={batch} direct={direct}");
+                let mut rng = Rng::new(seed);
+                let layout = ParamLayout::new(&cfg);
+                let params = rng.vec_uniform_f32(layout.total, -0.5, 0.5);
+                let x_tm = rng.vec_uniform_f32(seq * batch * 5, -1.0, 1.0);
+                let mut rounded = f64s(&params);
+                for e in &layout.entries {
+                    if matches!(
+                        e.kind,
+                        recur::rnn::ParamKind::WeightHh | recur::rnn::ParamKind::BiasHh
+                    ) {
+                        let n: usize = e.shape.iter().product();
+                        for v in &mut rounded[e.offset..e.offset + n] {
+                            *v = round(*v);
+                        }
+                    }
+                }
+                let x64 = f64s(&x_tm);
+                let want = reference::rnn_forward(&cfg, &rounded, &x64, seq, batch, None, None);
+                let want32 =
+                    reference::rnn_forward(&cfg, &f64s(&params), &x64, seq, batch, None, None);
+                let mut rnn = Rnn::new(&gpu, cfg.clone(), &params).unwrap();
+                rnn.weight_storage = recur::WeightStorage::F16;
+                let (x_in, shape) = if cfg.batch_first {
+                    (swap01(&x_tm, seq, batch, 5), [batch, seq, 5])
+                } else {
+                    (x_tm.clone(), [seq, batch, 5])
+                };
+                let x = gpu.tensor("x", &shape, &x_in).unwrap();
+                let out = rnn.forward(&gpu, &x, None, None).unwrap();
+                let mut y = gpu.read(&out.y).unwrap();
+                if cfg.batch_first {
+                    y = swap01(&y, batch, seq, d * hidden);
+                }
+                assert_close(&format!("{name}: y (f16 weights)"), &y, &want.y, 1e-5);
+                let hn = gpu.read(&out.hn).unwrap();
+                assert_close(&format!("{name}: hn (f16 weights)"), &hn, &want.hn, 1e-5);
+                let (e16, e32) = (common::rel_err(&y, &want.y), common::rel_err(&y, &want32.y));
+                assert!(
+                    e32 > 10.0 * e16,
+                    "{name}: f16 output is as close to the f32 weights ({e32:e}) as to the rounded ones ({e16:e})"
+                );
+            }
+        }
+    }
+}

@@ -220,21 +220,55 @@ const fn step(t: usize, prev: usize, out: usize, next: Option<usize>) -> Step {
     Step { t, prev, out, next }
 }
 
+/// The f16 words of `params` (two a word, low half first, round to nearest even), as the f32
+/// bit patterns a tensor upload takes, and the values they hold.
+fn packed_f16(params: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let rounded: Vec<f32> = params
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    let words: Vec<u32> = params
+        .chunks(2)
+        .map(|c| {
+            let lo = half::f16::from_f32(c[0]).to_bits() as u32;
+            let hi = c
+                .get(1)
+                .map_or(0, |&v| half::f16::from_f32(v).to_bits() as u32);
+            lo | hi << 16
+        })
+        .collect();
+    (bytemuck::cast_slice(&words).to_vec(), rounded)
+}
+
 /// Runs `steps` forward over T = `seq` time steps and `slots` state slots: one dispatch a step,
-/// or all of them in one (`whole`, the vec4 sequence entry); checks hs, cs, y and acts.
+/// or all of them in one (`whole`, the vec4 sequence entry); checks hs, cs, y and acts. With
+/// `f16`, the kernels' f16-weight build reads the parameters packed as f16, and the reference
+/// takes the same rounded values.
+#[allow(clippy::too_many_arguments)]
 fn run_forward(
     gpu: &Gpu,
     s: Shape,
     (bias, save): (bool, bool),
+    f16: bool,
     (seq, slots): (usize, usize),
     steps: &[Step],
     whole: bool,
     seed: u64,
 ) {
     let (b, h, gh) = (s.b, s.h, s.gh());
-    let what = format!("{} bias={bias} save={save}", s.label("forward", whole));
+    let what = format!(
+        "{} bias={bias} save={save} f16={f16}",
+        s.label("forward", whole)
+    );
     let mut rng = Rng::new(seed);
-    let params = rng.vec_uniform_f32(s.params_len(), -0.4, 0.4);
+    let mut params = rng.vec_uniform_f32(s.params_len(), -0.4, 0.4);
+    let words = if f16 {
+        let (words, rounded) = packed_f16(&params);
+        params = rounded;
+        words
+    } else {
+        params.clone()
+    };
     // relu: mostly positive pre-activations, so that h is not all zero.
     let lo = if s.relu() { 0.8 } else { -1.0 };
     let gx = rng.vec_uniform_f32(seq * b * gh, lo, 1.5);
@@ -242,12 +276,13 @@ fn run_forward(
     let cs0 = rng.vec_uniform_f32(slots * b * h, -1.0, 1.0);
     let y0 = rng.vec_uniform_f32(seq * b * 2 * h, -1.0, 1.0);
     let acts0 = rng.vec_uniform_f32(seq * b * 4 * h, -1.0, 1.0);
-    let (tp, tgx) = (upload(gpu, "params", &params), upload(gpu, "gx", &gx));
+    let (tp, tgx) = (upload(gpu, "params", &words), upload(gpu, "gx", &gx));
     let (ths, tcs) = (upload(gpu, "hs", &hs0), upload(gpu, "cs", &cs0));
     let (ty, tacts) = (upload(gpu, "y", &y0), upload(gpu, "acts", &acts0));
     let lstm = s.cell == CellKind::Lstm;
     let bufs = ForwardBuffers {
         params: &tp.buffer,
+        f16_weights: f16,
         gx: &tgx.buffer,
         hs: &ths.buffer,
         cs: lstm.then_some(&tcs.buffer),
@@ -533,7 +568,7 @@ fn single_steps(family: StepFamily) {
         let fwd = [step(1, 2, 1, None)];
         for flags in [(false, false), (true, false), (false, true), (true, true)] {
             seed += 1;
-            run_forward(&gpu, s, flags, (2, 3), &fwd, false, seed);
+            run_forward(&gpu, s, flags, false, (2, 3), &fwd, false, seed);
         }
         // T = 3: step t = 1 after t = 2 (its gate gradient at dgn_off), slots as forward.
         for next in [None, Some(2)] {
@@ -588,10 +623,55 @@ fn vec4_sequences_should_match_reference() {
         for s in shapes(StepFamily::Vec4 { rows }).filter(fits) {
             for flags in [(false, true), (true, true), (true, false)] {
                 seed += 1;
-                run_forward(&gpu, s, flags, (T, T + 1), &fwd, true, seed);
+                run_forward(&gpu, s, flags, false, (T, T + 1), &fwd, true, seed);
             }
             seed += 1;
             run_backward(&gpu, s, (T, T + 1), &bwd, true, seed);
+        }
+    }
+}
+
+/// The f16-weight builds (`Rnn::weight_storage = F16`): every forward kernel of every family,
+/// one step and (vec4) whole sequences, against the reference on the same f16-rounded
+/// weights, to the f32 tolerance.
+#[test]
+fn f16_weight_steps_should_match_reference_on_rounded_weights() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.has_f16_in_f32() {
+        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
+        return;
+    }
+    let mut seed = 2000;
+    for family in [
+        StepFamily::Tiled,
+        StepFamily::SmallBatch,
+        StepFamily::Direct,
+        StepFamily::Vec4 { rows: 4 },
+        StepFamily::Vec4 { rows: 1 },
+    ] {
+        for s in shapes(family) {
+            for flags in [(false, false), (true, true)] {
+                seed += 1;
+                run_forward(
+                    &gpu,
+                    s,
+                    flags,
+                    true,
+                    (2, 3),
+                    &[step(1, 2, 1, None)],
+                    false,
+                    seed,
+                );
+            }
+        }
+    }
+    const T: usize = 3;
+    let fwd: Vec<Step> = (0..T).map(|t| step(t, t, t + 1, None)).collect();
+    for rows in [4, 1] {
+        let fits = |s: &Shape| step_vec4::whole_sequence(s.family, s.h, s.h, s.cell.gates(), s.b);
+        for s in shapes(StepFamily::Vec4 { rows }).filter(fits) {
+            seed += 1;
+            run_forward(&gpu, s, (true, true), true, (T, T + 1), &fwd, true, seed);
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use crate::rng::Rng;
-use crate::rnn::{CellKind, ParamLayout, Rnn, RnnConfig};
+use crate::rnn::{CellKind, ParamLayout, Rnn, RnnConfig, WeightStorage};
 
 /// `benches/suites.json`: the shapes shared with the PyTorch peer
 /// (`benches/peers/torch_rnn.py`).
@@ -163,7 +163,19 @@ fn setup(gpu: &Gpu, shape: &BenchShape) -> Result<(Rnn, Tensor, Tensor)> {
 
 /// Times `reps` calls of recur on `shape` after two warm-up calls.
 pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> {
-    let (rnn, x, dy) = setup(gpu, shape)?;
+    time_shape_with(gpu, shape, reps, WeightStorage::F32)
+}
+
+/// [`time_shape`] with the inference passes reading their recurrent weights as `weights`
+/// (training shapes read f32 whatever it says).
+pub fn time_shape_with(
+    gpu: &Gpu,
+    shape: &BenchShape,
+    reps: usize,
+    weights: WeightStorage,
+) -> Result<Timing> {
+    let (mut rnn, x, dy) = setup(gpu, shape)?;
+    rnn.weight_storage = weights;
     let mut walls = Vec::new();
     let mut hosts = Vec::new();
     let mut gpus = Vec::new();
@@ -209,6 +221,21 @@ pub fn time_shape(gpu: &Gpu, shape: &BenchShape, reps: usize) -> Result<Timing> 
     timing.host_ms = median(hosts);
     timing.gpu_ms = (!gpus.is_empty()).then(|| median(gpus));
     Ok(timing)
+}
+
+/// The error of f16 recurrent weights on `shape`'s forward output: ‖y_f16 − y_f32‖ / ‖y_f32‖
+/// (the same random weights and input as the timing).
+pub fn f16_weight_error(gpu: &Gpu, shape: &BenchShape) -> Result<f64> {
+    let (mut rnn, x, _) = setup(gpu, shape)?;
+    let y32 = gpu.read(&rnn.forward(gpu, &x, None, None)?.y)?;
+    rnn.weight_storage = WeightStorage::F16;
+    let y16 = gpu.read(&rnn.forward(gpu, &x, None, None)?.y)?;
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (a, b) in y32.iter().zip(&y16) {
+        num += (f64::from(*a) - f64::from(*b)).powi(2);
+        den += f64::from(*a).powi(2);
+    }
+    Ok((num / den.max(f64::MIN_POSITIVE)).sqrt())
 }
 
 /// Median latency (ms) of one streamed LSTM step (`RnnStream::push` of T=1, B=1) with

@@ -318,6 +318,16 @@ impl Gpu {
         )
     }
 
+    /// Whether shaders may use `pack2x16float` / `unpack2x16float` (wgpu's
+    /// `DownlevelFlags::SHADER_F16_IN_F32`: Vulkan, Metal, DX12, GL 4.4+ and WebGPU; not Mesa's
+    /// Vulkan without `SHADER_F16`, nor GL ES): what [`crate::WeightStorage::F16`] needs.
+    pub fn has_f16_in_f32(&self) -> bool {
+        self.adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32)
+    }
+
     /// Whether the device has timestamp queries.
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)

@@ -21,6 +21,16 @@ pub enum Shader {
     StepVec4,
     /// `shaders/step_vec4.wgsl` with 1 batch row an invocation
     StepVec4Row,
+    /// `shaders/rnn.wgsl` reading its forward weights as f16 (`weights_f16.wgsl`)
+    RnnF16,
+    /// `shaders/lstm.wgsl` reading its forward weights as f16
+    LstmF16,
+    /// `shaders/gru.wgsl` reading its forward weights as f16
+    GruF16,
+    /// [`Shader::StepVec4`] reading its forward weights as f16 (`weights_f16_vec4.wgsl`)
+    StepVec4F16,
+    /// [`Shader::StepVec4Row`] reading its forward weights as f16
+    StepVec4RowF16,
     /// `shaders/embedding.wgsl`
     Embedding,
     /// `shaders/loss.wgsl`
@@ -33,11 +43,13 @@ pub enum Shader {
     Eager,
     /// `shaders/sample.wgsl`
     Sample,
+    /// `shaders/pack_f16.wgsl` (needs [`Shader::needs_f16_in_f32`])
+    PackF16,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 20] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -46,18 +58,49 @@ impl Shader {
         Shader::Gru,
         Shader::StepVec4,
         Shader::StepVec4Row,
+        Shader::RnnF16,
+        Shader::LstmF16,
+        Shader::GruF16,
+        Shader::StepVec4F16,
+        Shader::StepVec4RowF16,
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
         Shader::Clip,
         Shader::Eager,
         Shader::Sample,
+        Shader::PackF16,
     ];
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
-    /// cell files `shaders/step_common.wgsl` and `shaders/step_small_batch.wgsl`; the vec4
-    /// step file `step_common.wgsl` and its rows-per-invocation constant `NB`.
+    /// cell files `shaders/step_common.wgsl`, their forward weights' binding
+    /// (`weights_f32.wgsl`, or `weights_f16.wgsl` for the f16 builds) and
+    /// `shaders/step_small_batch.wgsl`; the vec4 step file `step_common.wgsl`, its weights
+    /// (`weights_f32_vec4.wgsl` or `weights_f16_vec4.wgsl`) and its rows-per-invocation
+    /// constant `NB`.
     pub fn source(self) -> &'static str {
+        macro_rules! cell {
+            ($weights:literal, $file:literal) => {
+                concat!(
+                    include_str!("../../shaders/step_common.wgsl"),
+                    include_str!(concat!("../../shaders/", $weights)),
+                    include_str!("../../shaders/step_small_batch.wgsl"),
+                    include_str!(concat!("../../shaders/", $file))
+                )
+            };
+        }
+        macro_rules! vec4 {
+            ($weights:literal, $nb:literal) => {
+                concat!(
+                    include_str!("../../shaders/step_common.wgsl"),
+                    include_str!(concat!("../../shaders/", $weights)),
+                    "const NB: u32 = ",
+                    $nb,
+                    "u;\n",
+                    include_str!("../../shaders/step_vec4.wgsl")
+                )
+            };
+        }
         match self {
             Shader::Matmul => concat!(
                 include_str!("../../shaders/matmul_common.wgsl"),
@@ -68,37 +111,23 @@ impl Shader {
                 include_str!("../../shaders/matmul_vec4.wgsl")
             ),
             Shader::Util => include_str!("../../shaders/util.wgsl"),
-            Shader::Rnn => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                include_str!("../../shaders/step_small_batch.wgsl"),
-                include_str!("../../shaders/rnn.wgsl")
-            ),
-            Shader::Lstm => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                include_str!("../../shaders/step_small_batch.wgsl"),
-                include_str!("../../shaders/lstm.wgsl")
-            ),
-            Shader::Gru => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                include_str!("../../shaders/step_small_batch.wgsl"),
-                include_str!("../../shaders/gru.wgsl")
-            ),
-            Shader::StepVec4 => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                "const NB: u32 = 4u;\n",
-                include_str!("../../shaders/step_vec4.wgsl")
-            ),
-            Shader::StepVec4Row => concat!(
-                include_str!("../../shaders/step_common.wgsl"),
-                "const NB: u32 = 1u;\n",
-                include_str!("../../shaders/step_vec4.wgsl")
-            ),
+            Shader::Rnn => cell!("weights_f32.wgsl", "rnn.wgsl"),
+            Shader::Lstm => cell!("weights_f32.wgsl", "lstm.wgsl"),
+            Shader::Gru => cell!("weights_f32.wgsl", "gru.wgsl"),
+            Shader::RnnF16 => cell!("weights_f16.wgsl", "rnn.wgsl"),
+            Shader::LstmF16 => cell!("weights_f16.wgsl", "lstm.wgsl"),
+            Shader::GruF16 => cell!("weights_f16.wgsl", "gru.wgsl"),
+            Shader::StepVec4 => vec4!("weights_f32_vec4.wgsl", "4"),
+            Shader::StepVec4Row => vec4!("weights_f32_vec4.wgsl", "1"),
+            Shader::StepVec4F16 => vec4!("weights_f16_vec4.wgsl", "4"),
+            Shader::StepVec4RowF16 => vec4!("weights_f16_vec4.wgsl", "1"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
             Shader::Clip => include_str!("../../shaders/clip.wgsl"),
             Shader::Eager => include_str!("../../shaders/eager.wgsl"),
             Shader::Sample => include_str!("../../shaders/sample.wgsl"),
+            Shader::PackF16 => include_str!("../../shaders/pack_f16.wgsl"),
         }
     }
 
@@ -108,16 +137,48 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulVec4 => "matmul_vec4.wgsl",
             Shader::Util => "util.wgsl",
-            Shader::Rnn => "rnn.wgsl",
-            Shader::Lstm => "lstm.wgsl",
-            Shader::Gru => "gru.wgsl",
-            Shader::StepVec4 | Shader::StepVec4Row => "step_vec4.wgsl",
+            Shader::Rnn | Shader::RnnF16 => "rnn.wgsl",
+            Shader::Lstm | Shader::LstmF16 => "lstm.wgsl",
+            Shader::Gru | Shader::GruF16 => "gru.wgsl",
+            Shader::StepVec4
+            | Shader::StepVec4Row
+            | Shader::StepVec4F16
+            | Shader::StepVec4RowF16 => "step_vec4.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
             Shader::Clip => "clip.wgsl",
             Shader::Eager => "eager.wgsl",
             Shader::Sample => "sample.wgsl",
+            Shader::PackF16 => "pack_f16.wgsl",
+        }
+    }
+
+    /// Whether the file uses `pack2x16float` / `unpack2x16float`: it needs the adapter's
+    /// `DownlevelFlags::SHADER_F16_IN_F32` ([`crate::Gpu::has_f16_in_f32`]).
+    pub fn needs_f16_in_f32(self) -> bool {
+        matches!(
+            self,
+            Shader::PackF16
+                | Shader::RnnF16
+                | Shader::LstmF16
+                | Shader::GruF16
+                | Shader::StepVec4F16
+                | Shader::StepVec4RowF16
+        )
+    }
+
+    /// The build of the same file whose forward step kernels read their weights as f16
+    /// (binding 1 holds the parameters packed by `util.wgsl`'s `pack_f16`), for the step
+    /// shaders; `None` for the others.
+    pub fn with_f16_weights(self) -> Option<Shader> {
+        match self {
+            Shader::Rnn | Shader::RnnF16 => Some(Shader::RnnF16),
+            Shader::Lstm | Shader::LstmF16 => Some(Shader::LstmF16),
+            Shader::Gru | Shader::GruF16 => Some(Shader::GruF16),
+            Shader::StepVec4 | Shader::StepVec4F16 => Some(Shader::StepVec4F16),
+            Shader::StepVec4Row | Shader::StepVec4RowF16 => Some(Shader::StepVec4RowF16),
+            _ => None,
         }
     }
 }
@@ -144,4 +205,18 @@ pub struct KernelDesc {
     pub base: u32,
     /// Storage bindings after the uniform; `None` is a gap.
     pub bindings: &'static [Option<Access>],
+}
+
+impl KernelDesc {
+    /// The same entry point in the f16-weight build of its file
+    /// ([`Shader::with_f16_weights`]), or itself when `f16` is false.
+    pub fn weights(self, f16: bool) -> crate::error::Result<KernelDesc> {
+        if !f16 {
+            return Ok(self);
+        }
+        let shader = self.shader.with_f16_weights().ok_or_else(|| {
+            crate::error::Error::Internal(format!("{} has no f16-weight build", self.entry))
+        })?;
+        Ok(KernelDesc { shader, ..self })
+    }
 }

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod lstm;
 pub mod matmul;
 pub mod optim;
+pub mod pack;
 pub mod rnn;
 pub mod sample;
 pub mod step;
@@ -25,7 +26,8 @@ use crate::error::{Error, Result};
 
 /// Every kernel the library defines, for the GPU-free mirror test (`tests/mirrors.rs`): each
 /// entry point's bindings and uniform are checked against the WGSL with naga. The vec4 step
-/// kernels come in both builds ([`step_vec4::for_rows`] 4 and 1). A new `KernelDesc` belongs
+/// kernels come in both builds ([`step_vec4::for_rows`] 4 and 1), and every step kernel in
+/// its f16-weight build too ([`KernelDesc::weights`]). A new `KernelDesc` belongs
 /// here; the test fails on a WGSL entry point that no kernel names.
 pub fn all_kernels() -> Vec<KernelDesc> {
     let mut all = vec![
@@ -38,6 +40,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         util::TRANSPOSE01,
         util::COPY_ROWS,
         util::GATHER_ROWS,
+        pack::PACK_F16,
         rnn::STEP_FORWARD,
         rnn::STEP_BACKWARD,
         rnn::STEP_FORWARD_DIRECT,
@@ -87,6 +90,9 @@ pub fn all_kernels() -> Vec<KernelDesc> {
     ] {
         all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
     }
+    // The f16-weight builds of the step files hold the same entry points.
+    let f16: Vec<KernelDesc> = all.iter().filter_map(|d| d.weights(true).ok()).collect();
+    all.extend(f16);
     all
 }
 

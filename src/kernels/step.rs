@@ -118,8 +118,12 @@ pub mod flags {
 /// Buffers one forward (layer, direction) binds.
 #[derive(Clone, Copy, Debug)]
 pub struct ForwardBuffers<'a> {
-    /// Flat parameters.
+    /// Flat parameters: f32, or with `f16_weights` the f16 words of
+    /// [`crate::kernels::util::encode_pack_f16`].
     pub params: &'a wgpu::Buffer,
+    /// `params` holds f16 words: the kernels' f16-weight builds
+    /// ([`KernelDesc::weights`]) are bound.
+    pub f16_weights: bool,
     /// Input projection `[T, B, G*H]`.
     pub gx: &'a wgpu::Buffer,
     /// Hidden states.
@@ -326,7 +330,7 @@ pub fn bind_step_forward(
     family: StepFamily,
     b: &ForwardBuffers,
 ) -> Result<BindId> {
-    let desc = forward_desc(cell, family);
+    let desc = forward_desc(cell, family).weights(b.f16_weights)?;
     let bufs = select(
         &desc,
         &[

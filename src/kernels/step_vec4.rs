@@ -129,11 +129,14 @@ pub const SEQUENCE_WORKGROUP: usize = 16;
 pub const SEQUENCE_BLOCKS: usize = 4 * SEQUENCE_WORKGROUP;
 
 /// `desc` (one of this file's constants) in the build for `rows` batch rows an invocation.
+/// An f16-weight desc stays f16.
 pub fn for_rows(desc: &KernelDesc, rows: usize) -> KernelDesc {
-    let shader = if rows == 1 {
-        Shader::StepVec4Row
-    } else {
-        Shader::StepVec4
+    let f16 = matches!(desc.shader, Shader::StepVec4F16 | Shader::StepVec4RowF16);
+    let shader = match (rows == 1, f16) {
+        (true, false) => Shader::StepVec4Row,
+        (false, false) => Shader::StepVec4,
+        (true, true) => Shader::StepVec4RowF16,
+        (false, true) => Shader::StepVec4F16,
     };
     KernelDesc { shader, ..*desc }
 }
@@ -204,7 +207,8 @@ pub fn encode_sequence_forward(
         Some(b.y),
         b.acts,
     ];
-    dispatch_sequence(rec, family, desc, &buffers, steps, table)
+    let desc = desc.weights(b.f16_weights)?;
+    dispatch_sequence(rec, family, &desc, &buffers, steps, table)
 }
 
 /// Records every backward step of a (layer, direction) as one dispatch of one workgroup,

@@ -1,4 +1,5 @@
-//! `shaders/util.wgsl`: bias-gradient row sums and the batch-first transpose.
+//! `shaders/util.wgsl`: bias-gradient row sums, the batch-first transpose, row copies and
+//! gathers.
 
 use bytemuck::{Pod, Zeroable};
 

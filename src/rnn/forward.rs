@@ -9,13 +9,16 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::kernels::matmul::{encode_linear_forward, encode_matmul, Gemm, MatRef};
+use crate::kernels::pack::encode_pack_f16;
 use crate::kernels::step::{self, flags, ForwardBuffers, StepParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_copy_rows, encode_transpose01};
 
 use super::lengths::PackedPlan;
-use super::model::{check_shape, seq_batch, Buffers, Rnn, RnnOutput, Saved, SavedDir};
+use super::model::{
+    check_shape, seq_batch, Buffers, Rnn, RnnOutput, Saved, SavedDir, WeightStorage,
+};
 use super::plan::{forward_plan, ForwardStep};
 use super::{CellKind, ParamKind};
 
@@ -103,6 +106,24 @@ impl Rnn {
         let has_bias = if cfg.bias { flags::HAS_BIAS } else { 0 };
         let save = if saves_acts { flags::SAVE } else { 0 };
         let proj_flag = if proj { flags::PROJ } else { 0 };
+        // Inference with f16 weights: one packed copy of the parameters for every step kernel
+        // of this recording (two values a word: half as many words as values).
+        let f16_params = if !train && self.weight_storage == WeightStorage::F16 {
+            if !gpu.has_f16_in_f32() {
+                return Err(Error::Unsupported {
+                    path: gpu.info.name.clone(),
+                    what: "WeightStorage::F16 (pack2x16float: DownlevelFlags::SHADER_F16_IN_F32)"
+                        .into(),
+                });
+            }
+            let words = self.layout.total.div_ceil(2);
+            let packed = bufs.zeros(gpu, "rnn.params_f16", &[words])?;
+            rec.phase("weights");
+            encode_pack_f16(rec, &self.params.buffer, &packed.buffer, words)?;
+            Some(packed)
+        } else {
+            None
+        };
 
         for layer in 0..cfg.num_layers {
             let input = if layer == 0 { &xt } else { &ys[layer - 1] };
@@ -176,7 +197,10 @@ impl Rnn {
                 }
                 let (family, whole) = self.step_kernels(gpu, layer, dir, batch)?;
                 let fwd_bufs = ForwardBuffers {
-                    params: &self.params.buffer,
+                    params: f16_params
+                        .as_ref()
+                        .map_or(&self.params.buffer, |p| &p.buffer),
+                    f16_weights: f16_params.is_some(),
                     gx: &gx.buffer,
                     hs: &hs.buffer,
                     cs: cs.as_ref().map(|c| &c.buffer),

@@ -16,5 +16,5 @@ pub mod model;
 pub mod plan;
 pub mod stream;
 
-pub use model::{InputGrads, Rnn, RnnOutput, Saved};
+pub use model::{InputGrads, Rnn, RnnOutput, Saved, WeightStorage};
 pub use stream::RnnStream;

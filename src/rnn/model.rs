@@ -42,6 +42,42 @@ pub struct Rnn {
     pub params: Tensor,
     /// Gradients, same layout as `params`.
     pub grads: Tensor,
+    /// How the inference passes' step kernels read the recurrent weights (training always
+    /// reads f32). [`WeightStorage::F32`] unless set.
+    pub weight_storage: WeightStorage,
+}
+
+/// How inference reads the recurrent weights (`W_hh`, `b_hh`) in the step kernels.
+///
+/// With [`WeightStorage::F16`] each inference recording first packs the flat parameters into
+/// an f16 copy (one dispatch, half the bytes; round to nearest even), and the step kernels read
+/// W_hh from it and accumulate in f32: half the weight traffic of every step, the bound of
+/// small batches. The input projection (`X·W_ihᵀ`) and an LSTM's `W_hr` stay f32. The f16
+/// values are unpacked with WGSL's core `unpack2x16float`, so this needs no
+/// `SHADER_F16` feature and works on every adapter. Outputs differ from f32 by the rounding
+/// of the weights (relative 2⁻¹¹ each); BENCHMARKS.md reports the error and the speed.
+///
+/// ```
+/// # fn main() -> recur::Result<()> {
+/// use recur::{CellKind, Gpu, ParamLayout, Rnn, RnnConfig, WeightStorage};
+/// let gpu = Gpu::new()?;
+/// let cfg = RnnConfig::new(CellKind::Lstm, 3, 8);
+/// let mut rnn = Rnn::new(&gpu, cfg.clone(), &vec![0.1; ParamLayout::new(&cfg).total])?;
+/// let x = gpu.tensor("x", &[5, 1, 3], &[0.5; 15])?;
+/// let y32 = gpu.read(&rnn.forward(&gpu, &x, None, None)?.y)?;
+/// rnn.weight_storage = WeightStorage::F16;
+/// let y16 = gpu.read(&rnn.forward(&gpu, &x, None, None)?.y)?;
+/// assert!(y32.iter().zip(&y16).all(|(a, b)| (a - b).abs() < 1e-3));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightStorage {
+    /// The f32 parameters as they are.
+    #[default]
+    F32,
+    /// An f16 copy of the parameters, f32 accumulation.
+    F16,
 }
 
 /// What a forward pass returns.
@@ -184,6 +220,7 @@ impl Rnn {
             layout,
             params,
             grads,
+            weight_storage: WeightStorage::F32,
         })
     }
 

@@ -37,6 +37,11 @@ pub struct BenchArgs {
     /// H=512, instead of the suite.
     #[arg(long)]
     stream: bool,
+    /// Inference reads the recurrent weights as f16 (`WeightStorage::F16`; training shapes
+    /// stay f32), and each forward shape also prints the relative error of its output
+    /// against f32 weights.
+    #[arg(long, conflicts_with_all = ["compare", "stream", "matmul", "scaling"])]
+    f16_weights: bool,
     /// Only the suite's shapes whose label contains this text (e.g. "T=1000").
     #[arg(
         long,
@@ -115,8 +120,18 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             }
         );
     }
+    let weights = if a.f16_weights {
+        recur::WeightStorage::F16
+    } else {
+        recur::WeightStorage::F32
+    };
     for s in &shapes {
-        let t = bench::time_shape(&gpu, s, reps)?;
+        let t = bench::time_shape_with(&gpu, s, reps, weights)?;
+        let f16_err = if a.f16_weights && s.mode == Mode::Forward {
+            Some(bench::f16_weight_error(&gpu, s)?)
+        } else {
+            None
+        };
         let base = if a.baseline && is_baseline_shape(s) {
             Some(host_loop::time_host_loop(&gpu, s, reps)?)
         } else {
@@ -151,6 +166,10 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             if let Some(b) = base {
                 v["host_loop_ms"] = round4(b).into();
             }
+            if let Some(e) = f16_err {
+                v["weights"] = "f16".into();
+                v["f16_rel_err"] = e.into();
+            }
             println!("{v}");
         } else {
             let ms = t.gpu_ms.unwrap_or(t.wall_ms);
@@ -169,6 +188,9 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             );
             if let Some(b) = base {
                 print!("   {:>12.3} {:>7.1}x", b, b / t.wall_ms);
+            }
+            if let Some(e) = f16_err {
+                print!("   f16 weights, rel. err {e:.2e}");
             }
             println!();
             if !t.phases.is_empty() {
