@@ -87,4 +87,3 @@ fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let o = oj / rows;
     dst[idx] = src[(o * rows + rows_idx[j]) * inner + f];
 }
-
