@@ -28,52 +28,15 @@ const G: u32 = 3u;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> acts: array<f32>;
 
-// [G][16 units][17] and [16 batch][17]
-var<workgroup> w_tile: array<f32, 816>;
-var<workgroup> h_tile: array<f32, 272>;
-
 @compute @workgroup_size(16, 16, 1)
 fn gru_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let H = p.hidden;
-    let B = p.batch;
-    let j0 = wid.x * T16;
-    let b0 = wid.y * T16;
-    let j = j0 + lid.x;
-    let b = b0 + lid.y;
-    let S = p.state;
-    var acc: array<f32, 3>;
-    for (var g = 0u; g < G; g++) {
-        acc[g] = 0.0;
-    }
-    for (var k0 = 0u; k0 < S; k0 += T16) {
-        let kk = k0 + lid.x;
-        let hb = b0 + lid.y;
-        var hv = 0.0;
-        if hb < B && kk < S {
-            hv = hs[p.hprev_off + hb * S + kk];
-        }
-        h_tile[lid.y * 17u + lid.x] = hv;
-        let row = j0 + lid.y;
-        for (var g = 0u; g < G; g++) {
-            var wv = 0.0;
-            if row < H && kk < S {
-                wv = param(p.whh_off + (g * H + row) * S + kk);
-            }
-            w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
-        }
-        workgroupBarrier();
-        for (var q = 0u; q < T16; q++) {
-            let hq = h_tile[lid.y * 17u + q];
-            for (var g = 0u; g < G; g++) {
-                acc[g] = fma(hq, w_tile[(g * T16 + lid.x) * 17u + q], acc[g]);
-            }
-        }
-        workgroupBarrier();
-    }
-    if b >= B || j >= H {
+    let acc = tiled_forward_product(lid, wid);
+    let j = wid.x * T16 + lid.x;
+    let b = wid.y * T16 + lid.y;
+    if b >= p.batch || j >= p.hidden {
         return;
     }
-    gru_forward_cell(b, j, acc);
+    gru_forward_cell(b, j, array<f32, 3>(acc[0], acc[1], acc[2]));
 }
 
 
@@ -157,41 +120,24 @@ fn gru_step_forward_small(@builtin(local_invocation_index) lid: u32, @builtin(wo
 @group(0) @binding(14) var<storage, read_write> carry_h: array<f32>;
 @group(0) @binding(15) var<storage, read_write> dgh: array<f32>;
 
-var<workgroup> dg_tile: array<f32, 272>;
-var<workgroup> wb_tile: array<f32, 272>;
+// The operands of the tiled backward product (step_tiled_backward.wgsl): dg_h of the step processed
+// before through W_hh.
+fn product_lhs(src: u32, b: u32, r: u32) -> f32 {
+    return dgh[q.dgn_off + b * G * q.hidden + r];
+}
+
+fn product_rhs(src: u32, r: u32, k: u32) -> f32 {
+    return bparams[q.whh_off + r * q.hidden + k];
+}
 
 @compute @workgroup_size(16, 16, 1)
 fn gru_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = q.hidden;
-    let B = q.batch;
-    let GH = G * H;
-    let k0 = wid.x * T16;
-    let b0 = wid.y * T16;
-    let k = k0 + lid.x;
-    let b = b0 + lid.y;
-    var acc = 0.0;
-    if (q.flags & HAS_NEXT) != 0u {
-        for (var r0 = 0u; r0 < GH; r0 += T16) {
-            let rr = r0 + lid.x;
-            var dv = 0.0;
-            if b < B && rr < GH {
-                dv = dgh[q.dgn_off + b * GH + rr];
-            }
-            dg_tile[lid.y * 17u + lid.x] = dv;
-            let wr = r0 + lid.y;
-            var wv = 0.0;
-            if wr < GH && k < H {
-                wv = bparams[q.whh_off + wr * H + k];
-            }
-            wb_tile[lid.y * 17u + lid.x] = wv;
-            workgroupBarrier();
-            for (var s = 0u; s < T16; s++) {
-                acc = fma(dg_tile[lid.y * 17u + s], wb_tile[s * 17u + lid.x], acc);
-            }
-            workgroupBarrier();
-        }
-    }
-    if b >= B || k >= H {
+    let rows = select(0u, G * H, (q.flags & HAS_NEXT) != 0u);
+    let acc = tiled_backward_product(lid, wid, 0u, q.batch, rows, H);
+    let k = wid.x * T16 + lid.x;
+    let b = wid.y * T16 + lid.y;
+    if b >= q.batch || k >= H {
         return;
     }
     gru_backward_cell(b, k, acc);

@@ -33,48 +33,12 @@ const G: u32 = 4u;
 @group(0) @binding(6) var<storage, read_write> acts: array<f32>;
 
 // [G][16 units][17] and [16 batch][17]; the 17th column avoids bank conflicts.
-var<workgroup> w_tile: array<f32, 1088>;
-var<workgroup> h_tile: array<f32, 272>;
-
 @compute @workgroup_size(16, 16, 1)
 fn lstm_step_forward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let H = p.hidden;
-    let B = p.batch;
-    let j0 = wid.x * T16;
-    let b0 = wid.y * T16;
-    let j = j0 + lid.x;
-    let b = b0 + lid.y;
-    let S = p.state;
-    var acc: array<f32, 4>;
-    for (var g = 0u; g < G; g++) {
-        acc[g] = 0.0;
-    }
-    for (var k0 = 0u; k0 < S; k0 += T16) {
-        let kk = k0 + lid.x;
-        let hb = b0 + lid.y;
-        var hv = 0.0;
-        if hb < B && kk < S {
-            hv = hs[p.hprev_off + hb * S + kk];
-        }
-        h_tile[lid.y * 17u + lid.x] = hv;
-        let row = j0 + lid.y;
-        for (var g = 0u; g < G; g++) {
-            var wv = 0.0;
-            if row < H && kk < S {
-                wv = param(p.whh_off + (g * H + row) * S + kk);
-            }
-            w_tile[(g * T16 + lid.y) * 17u + lid.x] = wv;
-        }
-        workgroupBarrier();
-        for (var q = 0u; q < T16; q++) {
-            let hq = h_tile[lid.y * 17u + q];
-            for (var g = 0u; g < G; g++) {
-                acc[g] = fma(hq, w_tile[(g * T16 + lid.x) * 17u + q], acc[g]);
-            }
-        }
-        workgroupBarrier();
-    }
-    if b >= B || j >= H {
+    let acc = tiled_forward_product(lid, wid);
+    let j = wid.x * T16 + lid.x;
+    let b = wid.y * T16 + lid.y;
+    if b >= p.batch || j >= p.hidden {
         return;
     }
     lstm_forward_cell(b, j, acc);
@@ -170,55 +134,40 @@ fn lstm_step_forward_small(@builtin(local_invocation_index) lid: u32, @builtin(w
 @group(0) @binding(14) var<storage, read_write> carry_h: array<f32>;
 @group(0) @binding(15) var<storage, read_write> carry_c: array<f32>;
 
-// [16 batch][17] of dg_next and [16 rows r][17 units k] of W_hh
-var<workgroup> dg_tile: array<f32, 272>;
-var<workgroup> wb_tile: array<f32, 272>;
+// The operands of the tiled backward product (step_tiled_backward.wgsl), by `src`: LHS_DG,
+// dg_next through W_hh; LHS_DH (PROJ), the step's dh (bound as dy) through W_hr. Both
+// matrices are H wide and come from the flat parameters.
+const LHS_DG: u32 = 0u;
+const LHS_DH: u32 = 1u;
+
+fn product_lhs(src: u32, b: u32, r: u32) -> f32 {
+    if src == LHS_DH {
+        return dy[q.dy_off + b * q.dy_stride + r];
+    }
+    return dg[q.dgn_off + b * G * q.hidden + r];
+}
+
+fn product_rhs(src: u32, r: u32, k: u32) -> f32 {
+    return bparams[q.whh_off + r * q.hidden + k];
+}
 
 @compute @workgroup_size(16, 16, 1)
 fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = q.hidden;
-    let B = q.batch;
-    let GH = G * H;
-    let k0 = wid.x * T16;
-    let b0 = wid.y * T16;
-    let k = k0 + lid.x;
-    let b = b0 + lid.y;
     // Rows of the recurrent product: dg_next (4H of them) through W_hh, or with PROJ the
     // step's dh (P of them, from the dy binding) through W_hr; both matrices are H wide.
-    let proj = (q.flags & PROJ) != 0u;
+    var src = LHS_DG;
     var rows = 0u;
-    if proj {
+    if (q.flags & PROJ) != 0u {
+        src = LHS_DH;
         rows = q.grows;
     } else if (q.flags & HAS_NEXT) != 0u {
-        rows = GH;
+        rows = G * H;
     }
-    var acc = 0.0;
-    if rows > 0u {
-        for (var r0 = 0u; r0 < rows; r0 += T16) {
-            let rr = r0 + lid.x;
-            var dv = 0.0;
-            if b < B && rr < rows {
-                if proj {
-                    dv = dy[q.dy_off + b * q.dy_stride + rr];
-                } else {
-                    dv = dg[q.dgn_off + b * GH + rr];
-                }
-            }
-            dg_tile[lid.y * 17u + lid.x] = dv;
-            let wr = r0 + lid.y;
-            var wv = 0.0;
-            if wr < rows && k < H {
-                wv = bparams[q.whh_off + wr * H + k];
-            }
-            wb_tile[lid.y * 17u + lid.x] = wv;
-            workgroupBarrier();
-            for (var s = 0u; s < T16; s++) {
-                acc = fma(dg_tile[lid.y * 17u + s], wb_tile[s * 17u + lid.x], acc);
-            }
-            workgroupBarrier();
-        }
-    }
-    if b >= B || k >= H {
+    let acc = tiled_backward_product(lid, wid, src, q.batch, rows, H);
+    let k = wid.x * T16 + lid.x;
+    let b = wid.y * T16 + lid.y;
+    if b >= q.batch || k >= H {
         return;
     }
     lstm_backward_cell(b, k, acc);
@@ -278,88 +227,4 @@ fn lstm_step_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @bui
         }
     }
     lstm_backward_cell(b, k, acc);
-}
-
-// ---------------------------------------------------------------------------------------
-// backward, first half of a step with a projection (bindings 16..21). Thread (x, y) owns
-// unit p < P of batch row b:
-//   dh[t, b, p] = dy[t, b, p] + carry_h[b, p] + sum_r dg_next[b, r] * W_hh[r, p]  (r < 4H)
-// written to dhs at dg_off; then lstm_step_backward (PROJ) turns dh into dr = dh · W_hr and
-// the gate gradients.
-
-@group(0) @binding(16) var<uniform> u: StepBackParams;
-@group(0) @binding(17) var<storage, read> pparams: array<f32>;
-@group(0) @binding(18) var<storage, read> pdy: array<f32>;
-@group(0) @binding(19) var<storage, read> pdg: array<f32>;
-@group(0) @binding(20) var<storage, read_write> pcarry_h: array<f32>;
-@group(0) @binding(21) var<storage, read_write> dhs: array<f32>;
-
-var<workgroup> pdg_tile: array<f32, 272>;
-var<workgroup> pw_tile: array<f32, 272>;
-
-@compute @workgroup_size(16, 16, 1)
-fn lstm_proj_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let H = u.hidden;
-    let P = u.grows;
-    let B = u.batch;
-    let GH = G * H;
-    let p0 = wid.x * T16;
-    let b0 = wid.y * T16;
-    let pp = p0 + lid.x;
-    let b = b0 + lid.y;
-    var acc = 0.0;
-    if (u.flags & HAS_NEXT) != 0u {
-        for (var r0 = 0u; r0 < GH; r0 += T16) {
-            let rr = r0 + lid.x;
-            var dv = 0.0;
-            if b < B && rr < GH {
-                dv = pdg[u.dgn_off + b * GH + rr];
-            }
-            pdg_tile[lid.y * 17u + lid.x] = dv;
-            let wr = r0 + lid.y;
-            var wv = 0.0;
-            if wr < GH && pp < P {
-                wv = pparams[u.whh_off + wr * P + pp];
-            }
-            pw_tile[lid.y * 17u + lid.x] = wv;
-            workgroupBarrier();
-            for (var s = 0u; s < T16; s++) {
-                acc = fma(pdg_tile[lid.y * 17u + s], pw_tile[s * 17u + lid.x], acc);
-            }
-            workgroupBarrier();
-        }
-    }
-    if b >= B || pp >= P {
-        return;
-    }
-    lstm_proj_backward_cell(b, pp, acc);
-}
-
-// The per-unit tail of lstm_proj_backward and its direct twin.
-fn lstm_proj_backward_cell(b: u32, pp: u32, acc: f32) {
-    let P = u.grows;
-    let ci = u.carry_off + b * P + pp;
-    dhs[u.dg_off + b * P + pp] = acc + pdy[u.dy_off + b * u.dy_stride + pp] + pcarry_h[ci];
-    pcarry_h[ci] = 0.0;
-}
-
-// Without workgroup memory, for CPU adapters: thread = (b, p), index b*P + p.
-@compute @workgroup_size(64, 1, 1)
-fn lstm_proj_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let H = u.hidden;
-    let P = u.grows;
-    let GH = G * H;
-    let idx = gid.x + gid.y * nwg.x * 64u;
-    if idx >= u.batch * P {
-        return;
-    }
-    let b = idx / P;
-    let pp = idx % P;
-    var acc = 0.0;
-    if (u.flags & HAS_NEXT) != 0u {
-        for (var r = 0u; r < GH; r++) {
-            acc = fma(pdg[u.dgn_off + b * GH + r], pparams[u.whh_off + r * P + pp], acc);
-        }
-    }
-    lstm_proj_backward_cell(b, pp, acc);
 }

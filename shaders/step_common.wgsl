@@ -54,6 +54,8 @@ const PROJ: u32 = 8u;
 
 // Side of the square workgroup tile of the tiled step kernels (src/kernels/step.rs::TILE).
 const T16: u32 = 16u;
+// Values in one tile of workgroup memory: 16 rows padded to 17 against bank conflicts.
+const TILE_LEN: u32 = 272u;
 
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));

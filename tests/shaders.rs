@@ -12,21 +12,28 @@ fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
             e.emit_to_string(shader.source())
         )
     });
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| {
-        panic!(
-            "{}: {}",
-            shader.file_name(),
-            e.emit_to_string(shader.source())
-        )
-    });
+    // The f16-weight builds and the packing kernel need pack2x16float / unpack2x16float
+    // (wgpu's DownlevelFlags::SHADER_F16_IN_F32), and only they may.
+    let caps = if shader.needs_f16_in_f32() {
+        naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
+    } else {
+        naga::valid::Capabilities::empty()
+    };
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{:?} ({}): {}",
+                shader,
+                shader.file_name(),
+                e.emit_to_string(shader.source())
+            )
+        });
     (module, info)
 }
 
+/// No optional capability, except SHADER_FLOAT16_IN_FLOAT32 for the files that say so
+/// ([`Shader::needs_f16_in_f32`]).
 #[test]
 fn every_shader_validates_with_no_optional_capability() {
     for s in Shader::ALL {

@@ -15,6 +15,8 @@ pub enum Shader {
     Rnn,
     /// `shaders/lstm.wgsl`
     Lstm,
+    /// `shaders/lstm_proj.wgsl` (the first half of a backward step with a projection)
+    LstmProj,
     /// `shaders/gru.wgsl`
     Gru,
     /// `shaders/step_vec4.wgsl` with 4 batch rows an invocation
@@ -49,12 +51,13 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 20] = [
+    pub const ALL: [Shader; 21] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
         Shader::Rnn,
         Shader::Lstm,
+        Shader::LstmProj,
         Shader::Gru,
         Shader::StepVec4,
         Shader::StepVec4Row,
@@ -74,8 +77,10 @@ impl Shader {
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
     /// cell files `shaders/step_common.wgsl`, their forward weights' binding
-    /// (`weights_f32.wgsl`, or `weights_f16.wgsl` for the f16 builds) and
-    /// `shaders/step_small_batch.wgsl`; the vec4 step file `step_common.wgsl`, its weights
+    /// (`weights_f32.wgsl`, or `weights_f16.wgsl` for the f16 builds),
+    /// `shaders/step_small_batch.wgsl` and the tiled products `shaders/step_tiled_forward.wgsl`
+    /// and `step_tiled_backward.wgsl` (written once); `lstm_proj.wgsl` `step_common.wgsl` and
+    /// `step_tiled_backward.wgsl`; the vec4 step file `step_common.wgsl`, its weights
     /// (`weights_f32_vec4.wgsl` or `weights_f16_vec4.wgsl`) and its rows-per-invocation
     /// constant `NB`.
     pub fn source(self) -> &'static str {
@@ -85,6 +90,8 @@ impl Shader {
                     include_str!("../../shaders/step_common.wgsl"),
                     include_str!(concat!("../../shaders/", $weights)),
                     include_str!("../../shaders/step_small_batch.wgsl"),
+                    include_str!("../../shaders/step_tiled_forward.wgsl"),
+                    include_str!("../../shaders/step_tiled_backward.wgsl"),
                     include_str!(concat!("../../shaders/", $file))
                 )
             };
@@ -114,6 +121,11 @@ impl Shader {
             Shader::Rnn => cell!("weights_f32.wgsl", "rnn.wgsl"),
             Shader::Lstm => cell!("weights_f32.wgsl", "lstm.wgsl"),
             Shader::Gru => cell!("weights_f32.wgsl", "gru.wgsl"),
+            Shader::LstmProj => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_tiled_backward.wgsl"),
+                include_str!("../../shaders/lstm_proj.wgsl")
+            ),
             Shader::RnnF16 => cell!("weights_f16.wgsl", "rnn.wgsl"),
             Shader::LstmF16 => cell!("weights_f16.wgsl", "lstm.wgsl"),
             Shader::GruF16 => cell!("weights_f16.wgsl", "gru.wgsl"),
@@ -139,6 +151,7 @@ impl Shader {
             Shader::Util => "util.wgsl",
             Shader::Rnn | Shader::RnnF16 => "rnn.wgsl",
             Shader::Lstm | Shader::LstmF16 => "lstm.wgsl",
+            Shader::LstmProj => "lstm_proj.wgsl",
             Shader::Gru | Shader::GruF16 => "gru.wgsl",
             Shader::StepVec4
             | Shader::StepVec4Row

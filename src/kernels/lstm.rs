@@ -34,20 +34,6 @@ pub const STEP_BACKWARD: KernelDesc = KernelDesc {
     ],
 };
 
-/// Entry `lstm_proj_backward` (bindings 16..21): dh of a step with a projection.
-pub const PROJ_BACKWARD: KernelDesc = KernelDesc {
-    shader: Shader::Lstm,
-    entry: "lstm_proj_backward",
-    base: 16,
-    bindings: &[
-        Some(Access::Read),
-        Some(Access::Read),
-        Some(Access::Read),
-        Some(Access::ReadWrite),
-        Some(Access::ReadWrite),
-    ],
-};
-
 /// Entry `lstm_step_forward_direct`: [`STEP_FORWARD`] without workgroup memory (CPU adapters).
 pub const STEP_FORWARD_DIRECT: KernelDesc = KernelDesc {
     entry: "lstm_step_forward_direct",
@@ -58,12 +44,6 @@ pub const STEP_FORWARD_DIRECT: KernelDesc = KernelDesc {
 pub const STEP_BACKWARD_DIRECT: KernelDesc = KernelDesc {
     entry: "lstm_step_backward_direct",
     ..STEP_BACKWARD
-};
-
-/// Entry `lstm_proj_backward_direct`: [`PROJ_BACKWARD`] without workgroup memory.
-pub const PROJ_BACKWARD_DIRECT: KernelDesc = KernelDesc {
-    entry: "lstm_proj_backward_direct",
-    ..PROJ_BACKWARD
 };
 
 /// Entry `lstm_step_forward_small`: [`STEP_FORWARD`] for batches of at most 4 rows, the

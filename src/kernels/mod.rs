@@ -10,6 +10,7 @@ pub mod embedding;
 pub mod gru;
 pub mod loss;
 pub mod lstm;
+pub mod lstm_proj;
 pub mod matmul;
 pub mod optim;
 pub mod pack;
@@ -48,10 +49,10 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         rnn::STEP_FORWARD_SMALL,
         lstm::STEP_FORWARD,
         lstm::STEP_BACKWARD,
-        lstm::PROJ_BACKWARD,
+        lstm_proj::PROJ_BACKWARD,
         lstm::STEP_FORWARD_DIRECT,
         lstm::STEP_BACKWARD_DIRECT,
-        lstm::PROJ_BACKWARD_DIRECT,
+        lstm_proj::PROJ_BACKWARD_DIRECT,
         lstm::STEP_FORWARD_SMALL,
         gru::STEP_FORWARD,
         gru::STEP_BACKWARD,

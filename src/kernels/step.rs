@@ -436,9 +436,9 @@ pub struct ProjBackwardBuffers<'a> {
 /// Bind group for `lstm_proj_backward`.
 pub fn bind_proj_backward(rec: &mut Recorder, b: &ProjBackwardBuffers) -> Result<BindId> {
     let desc = if rec.gpu().prefers_direct_kernels() {
-        &super::lstm::PROJ_BACKWARD_DIRECT
+        &super::lstm_proj::PROJ_BACKWARD_DIRECT
     } else {
-        &super::lstm::PROJ_BACKWARD
+        &super::lstm_proj::PROJ_BACKWARD
     };
     rec.bind(desc, &[b.params, b.dy, b.dg, b.carry_h, b.dhs])
 }
