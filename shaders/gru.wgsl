@@ -143,6 +143,21 @@ fn gru_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     gru_backward_cell(b, k, acc);
 }
 
+// Small batches (B <= SB_ROWS, see step_small_batch.wgsl): workgroup x owns units
+// 4x .. 4x+3 of every row; after the product, thread (b, u) runs the tail of row b, unit u.
+@compute @workgroup_size(SB_THREADS, 1, 1)
+fn gru_step_backward_small(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = q.hidden;
+    let rows = select(0u, G * H, (q.flags & HAS_NEXT) != 0u);
+    let k0 = wid.x * SB_UNITS;
+    small_batch_backward_product(lid, k0, 0u, q.batch, rows, H);
+    let b = lid / SB_UNITS;
+    let k = k0 + lid % SB_UNITS;
+    if lid < SB_ROWS * SB_UNITS && b < q.batch && k < H {
+        gru_backward_cell(b, k, sb_part[lid]);
+    }
+}
+
 // The per-unit tail of gru_step_backward and its direct twin.
 fn gru_backward_cell(b: u32, k: u32, acc: f32) {
     let H = q.hidden;

@@ -173,6 +173,29 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
     lstm_backward_cell(b, k, acc);
 }
 
+// Small batches (B <= SB_ROWS, see step_small_batch.wgsl): workgroup x owns units
+// 4x .. 4x+3 of every row; after the product (the same rows as lstm_step_backward's), thread
+// (b, u) runs the tail of row b, unit u.
+@compute @workgroup_size(SB_THREADS, 1, 1)
+fn lstm_step_backward_small(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let H = q.hidden;
+    var src = LHS_DG;
+    var rows = 0u;
+    if (q.flags & PROJ) != 0u {
+        src = LHS_DH;
+        rows = q.grows;
+    } else if (q.flags & HAS_NEXT) != 0u {
+        rows = G * H;
+    }
+    let k0 = wid.x * SB_UNITS;
+    small_batch_backward_product(lid, k0, src, q.batch, rows, H);
+    let b = lid / SB_UNITS;
+    let k = k0 + lid % SB_UNITS;
+    if lid < SB_ROWS * SB_UNITS && b < q.batch && k < H {
+        lstm_backward_cell(b, k, sb_part[lid]);
+    }
+}
+
 
 // The per-unit tail of lstm_step_backward and its direct twin.
 fn lstm_backward_cell(b: u32, k: u32, acc: f32) {

@@ -1,7 +1,8 @@
-// The recurrent product of a forward step for small batches (B <= SB_ROWS), shared by
-// rnn.wgsl, lstm.wgsl and gru.wgsl (prepended to each after step_common.wgsl by the shader
-// registry, src/kernels/mod.rs; it reads their forward globals `p`, `hs`, the weights through `param` and their
-// gate count `G`).
+// The recurrent products of a step for small batches (B <= SB_ROWS), forward and backward,
+// shared by rnn.wgsl, lstm.wgsl and gru.wgsl (prepended to each after step_common.wgsl by the
+// shader registry, src/gpu/kernel.rs; forward reads their globals `p`, `hs`, the weights
+// through `param` and their gate count `G`; backward their operand readers `product_lhs` and
+// `product_rhs`, as step_tiled_backward.wgsl does).
 //
 // With B = 1 the 16x16 tiles of the tiled step kernels keep 15 of 16 thread rows idle and
 // spread one matrix-vector product over only H/16 workgroups. Here a workgroup of SB_THREADS
@@ -11,6 +12,9 @@
 // through workgroup memory adds the threads' partials, so H / SB_UNITS workgroups run a step.
 //
 //   acc[b, g, u] = sum_k h_prev[b, k] * W_hh[g*H + j0 + u, k]
+//
+// Backward likewise: a workgroup owns SB_UNITS columns of dh and splits the sum over the rows
+// of W_hh (G*H of them) between its threads.
 
 const SB_THREADS: u32 = 32u;
 const SB_UNITS: u32 = 4u;
@@ -50,20 +54,61 @@ fn small_batch_product(lid: u32, j0: u32) {
     for (var v = 0u; v < SB_VALUES; v++) {
         sb_part[lid * SB_STRIDE + v] = acc[v];
     }
+    small_batch_reduce(lid, SB_VALUES);
+}
+
+// After every thread t has stored its partials of values v < count at
+// sb_part[t * SB_STRIDE + v]: sb_part[v] = the sum over threads, added in thread order
+// (deterministic). Called by every thread of the workgroup (it has barriers).
+fn small_batch_reduce(lid: u32, count: u32) {
     workgroupBarrier();
     // Thread t adds up values t, t + SB_THREADS, ... over all threads, in a fixed order.
     var sums: array<f32, 2>;
     for (var i = 0u; i < SB_VALUES / SB_THREADS; i++) {
         let v = lid + i * SB_THREADS;
         var s = 0.0;
-        for (var t = 0u; t < SB_THREADS; t++) {
-            s += sb_part[t * SB_STRIDE + v];
+        if v < count {
+            for (var t = 0u; t < SB_THREADS; t++) {
+                s += sb_part[t * SB_STRIDE + v];
+            }
         }
         sums[i] = s;
     }
     workgroupBarrier();
     for (var i = 0u; i < SB_VALUES / SB_THREADS; i++) {
-        sb_part[lid + i * SB_THREADS] = sums[i];
+        let v = lid + i * SB_THREADS;
+        if v < count {
+            sb_part[v] = sums[i];
+        }
     }
     workgroupBarrier();
+}
+
+// Backward (B <= SB_ROWS): workgroup x owns columns k0 = SB_UNITS*x .. k0+SB_UNITS-1 (< width)
+// of every row, and its threads split the sum over r, each reading SB_UNITS adjacent values
+// of a row of the matrix:
+//   sb_part[b * SB_UNITS + u] = sum_{r < rows} product_lhs(src, b, r) * product_rhs(src, r, k0 + u)
+// with the cell file's operand readers (as step_tiled_backward.wgsl's product). Called by every
+// thread of the workgroup (it has barriers).
+fn small_batch_backward_product(lid: u32, k0: u32, src: u32, batch: u32, rows: u32, width: u32) {
+    let B = min(batch, SB_ROWS);
+    var acc: array<f32, 16>;
+    for (var r = lid; r < rows; r += SB_THREADS) {
+        var w: array<f32, 4>;
+        for (var u = 0u; u < SB_UNITS; u++) {
+            w[u] = product_rhs(src, r, min(k0 + u, width - 1u));
+        }
+        for (var b = 0u; b < SB_ROWS; b++) {
+            if b < B {
+                let d = product_lhs(src, b, r);
+                for (var u = 0u; u < SB_UNITS; u++) {
+                    acc[b * SB_UNITS + u] = fma(d, w[u], acc[b * SB_UNITS + u]);
+                }
+            }
+        }
+    }
+    for (var v = 0u; v < SB_ROWS * SB_UNITS; v++) {
+        sb_part[lid * SB_STRIDE + v] = acc[v];
+    }
+    small_batch_reduce(lid, SB_ROWS * SB_UNITS);
 }

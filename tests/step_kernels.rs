@@ -583,7 +583,7 @@ fn tiled_steps_should_match_reference() {
     single_steps(StepFamily::Tiled);
 }
 
-/// Forward `*_step_forward_small`; backward maps to the tiled kernels (checked here too).
+/// `*_step_forward_small` and `*_step_backward_small` (B <= 4).
 #[test]
 fn small_batch_steps_should_match_reference() {
     single_steps(StepFamily::SmallBatch);

@@ -50,3 +50,11 @@ pub const STEP_FORWARD_SMALL: KernelDesc = KernelDesc {
     entry: "rnn_step_forward_small",
     ..STEP_FORWARD
 };
+
+/// Entry `rnn_step_backward_small`: [`STEP_BACKWARD`] for batches of at most 4 rows, the
+/// sum over the rows of W_hh split between a workgroup's threads
+/// (`shaders/step_small_batch.wgsl`).
+pub const STEP_BACKWARD_SMALL: KernelDesc = KernelDesc {
+    entry: "rnn_step_backward_small",
+    ..STEP_BACKWARD
+};

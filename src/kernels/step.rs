@@ -164,9 +164,9 @@ pub struct BackwardBuffers<'a> {
 pub enum StepFamily {
     /// 16x16 tiles through workgroup memory (GPUs).
     Tiled,
-    /// GPUs, batches of at most [`SMALL_BATCH`] rows: the forward step splits its sum over
-    /// k between the threads of a workgroup of 4 units (`*_step_forward_small`); backward as
-    /// [`StepFamily::Tiled`].
+    /// GPUs, batches of at most [`SMALL_BATCH`] rows: a step splits its sum between the
+    /// threads of a workgroup of 4 units (`*_step_forward_small` over k, `*_step_backward_small`
+    /// over the rows of W_hh).
     SmallBatch,
     /// One (row, unit) an invocation, scalar loads, no workgroup memory (CPU adapters).
     Direct,
@@ -215,14 +215,6 @@ impl StepFamily {
     pub fn is_vec4(self) -> bool {
         matches!(self, StepFamily::Vec4 { .. })
     }
-
-    /// The family of the backward steps (the small-batch variant is forward only).
-    fn backward(self) -> Self {
-        match self {
-            StepFamily::SmallBatch => StepFamily::Tiled,
-            f => f,
-        }
-    }
 }
 
 fn forward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
@@ -260,7 +252,7 @@ fn forward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
 
 fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
     use super::{gru, lstm, rnn, step_vec4 as v4};
-    let direct = match family.backward() {
+    let direct = match family {
         StepFamily::Vec4 { rows } => {
             return v4::for_rows(
                 match cell {
@@ -271,8 +263,15 @@ fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
                 rows,
             )
         }
+        StepFamily::SmallBatch => {
+            return match cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => rnn::STEP_BACKWARD_SMALL,
+                CellKind::Lstm => lstm::STEP_BACKWARD_SMALL,
+                CellKind::Gru => gru::STEP_BACKWARD_SMALL,
+            }
+        }
         StepFamily::Direct => true,
-        StepFamily::Tiled | StepFamily::SmallBatch => false,
+        StepFamily::Tiled => false,
     };
     match (cell, direct) {
         (CellKind::RnnTanh | CellKind::RnnRelu, false) => rnn::STEP_BACKWARD,
@@ -414,7 +413,7 @@ pub fn encode_step_backward(
     if family.is_vec4() {
         super::step_vec4::check_backward_vec4(p)?;
     }
-    let g = step_grid(family.backward(), p.hidden, p.batch)?;
+    let g = step_grid(family, p.hidden, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 
