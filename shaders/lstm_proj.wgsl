@@ -9,7 +9,27 @@
 
 const G: u32 = 4u;
 
-@group(0) @binding(16) var<uniform> u: StepBackParams;
+// Mirrored by src/kernels/lstm_proj.rs::ProjBackParams.
+struct ProjBackParams {
+    batch: u32,
+    hidden: u32,
+    // P: the width of dh, h and W_hh's rows here
+    proj: u32,
+    // HAS_NEXT: dg_next is valid
+    flags: u32,
+    dy_off: u32,
+    dy_stride: u32,
+    // offset of dg_next (the gate gradient of the step processed before)
+    dgn_off: u32,
+    // offset of dh[t] in dhs
+    dh_off: u32,
+    whh_off: u32,
+    carry_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(16) var<uniform> u: ProjBackParams;
 @group(0) @binding(17) var<storage, read> pparams: array<f32>;
 @group(0) @binding(18) var<storage, read> pdy: array<f32>;
 @group(0) @binding(19) var<storage, read> pdg: array<f32>;
@@ -22,12 +42,12 @@ fn product_lhs(src: u32, b: u32, r: u32) -> f32 {
 }
 
 fn product_rhs(src: u32, r: u32, k: u32) -> f32 {
-    return pparams[u.whh_off + r * u.grows + k];
+    return pparams[u.whh_off + r * u.proj + k];
 }
 
 @compute @workgroup_size(16, 16, 1)
 fn lstm_proj_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let P = u.grows;
+    let P = u.proj;
     let rows = select(0u, G * u.hidden, (u.flags & HAS_NEXT) != 0u);
     let acc = tiled_backward_product(lid, wid, 0u, u.batch, rows, P);
     let pp = wid.x * T16 + lid.x;
@@ -40,9 +60,9 @@ fn lstm_proj_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
 
 // The per-unit tail of lstm_proj_backward and its direct twin.
 fn lstm_proj_backward_cell(b: u32, pp: u32, acc: f32) {
-    let P = u.grows;
+    let P = u.proj;
     let ci = u.carry_off + b * P + pp;
-    dhs[u.dg_off + b * P + pp] = acc + pdy[u.dy_off + b * u.dy_stride + pp] + pcarry_h[ci];
+    dhs[u.dh_off + b * P + pp] = acc + pdy[u.dy_off + b * u.dy_stride + pp] + pcarry_h[ci];
     pcarry_h[ci] = 0.0;
 }
 
@@ -50,7 +70,7 @@ fn lstm_proj_backward_cell(b: u32, pp: u32, acc: f32) {
 @compute @workgroup_size(64, 1, 1)
 fn lstm_proj_backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let H = u.hidden;
-    let P = u.grows;
+    let P = u.proj;
     let GH = G * H;
     let idx = gid.x + gid.y * nwg.x * 64u;
     if idx >= u.batch * P {

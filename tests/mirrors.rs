@@ -21,12 +21,13 @@ use recur::kernels::clip::ClipParams;
 use recur::kernels::eager::EwParams;
 use recur::kernels::embedding::EmbeddingParams;
 use recur::kernels::loss::{CrossEntropyParams, MseParams, ReduceParams};
+use recur::kernels::lstm_proj::ProjBackParams;
 use recur::kernels::matmul::MatmulParams;
 use recur::kernels::optim::OptimParams;
 use recur::kernels::pack::PackParams;
 use recur::kernels::sample::SampleParams;
 use recur::kernels::step::{StepBackParams, StepParams};
-use recur::kernels::util::UtilParams;
+use recur::kernels::util::{CopyRowsParams, GatherRowsParams, SumRowsParams, Transpose01Params};
 use recur::kernels::{self, Access, KernelDesc, Shader};
 
 struct Parsed {
@@ -237,8 +238,36 @@ fn mirrors() -> Vec<Mirror> {
             flags,
             grows
         }),
-        mirror!(UtilParams { a, b, c, d, e, f }),
+        mirror!(SumRowsParams {
+            rows,
+            cols,
+            src_off,
+            src_ld,
+            dst_off
+        }),
+        mirror!(Transpose01Params { d0, d1, inner }),
+        mirror!(CopyRowsParams {
+            rows,
+            cols,
+            src_off,
+            src_ld,
+            dst_off,
+            dst_ld
+        }),
+        mirror!(GatherRowsParams { outer, rows, inner }),
         mirror!(PackParams { words }),
+        mirror!(ProjBackParams {
+            batch,
+            hidden,
+            proj,
+            flags,
+            dy_off,
+            dy_stride,
+            dgn_off,
+            dh_off,
+            whh_off,
+            carry_off
+        }),
         mirror!(ClipParams {
             n,
             chunk,

@@ -288,7 +288,7 @@ fn backward_desc(cell: CellKind, family: StepFamily) -> KernelDesc {
 /// pairs, folded into y past the per-dimension limit; for the vec4 ones, workgroups of 8
 /// invocations of 4 units x `rows` rows along the units, one row of workgroups per `rows`
 /// batch rows.
-fn step_grid(family: StepFamily, units: u32, rows: u32) -> Result<[u32; 3]> {
+pub(super) fn step_grid(family: StepFamily, units: u32, rows: u32) -> Result<[u32; 3]> {
     let (units, rows) = (units as usize, rows as usize);
     match family {
         StepFamily::Direct => super::grid((units * rows).div_ceil(DIRECT_WORKGROUP)),
@@ -414,42 +414,6 @@ pub fn encode_step_backward(
         super::step_vec4::check_backward_vec4(p)?;
     }
     let g = step_grid(family, p.hidden, p.batch)?;
-    rec.dispatch(bind, p, g)
-}
-
-/// Buffers of the first half of an LSTM-with-projection backward step.
-#[derive(Clone, Copy, Debug)]
-pub struct ProjBackwardBuffers<'a> {
-    /// Flat parameters.
-    pub params: &'a wgpu::Buffer,
-    /// Gradient of the layer output.
-    pub dy: &'a wgpu::Buffer,
-    /// Gate gradients (read: the previous step's).
-    pub dg: &'a wgpu::Buffer,
-    /// dh carried between steps (`P` wide).
-    pub carry_h: &'a wgpu::Buffer,
-    /// Per-step dh, `[T, B, P]`.
-    pub dhs: &'a wgpu::Buffer,
-}
-
-/// Bind group for `lstm_proj_backward`.
-pub fn bind_proj_backward(rec: &mut Recorder, b: &ProjBackwardBuffers) -> Result<BindId> {
-    let desc = if rec.gpu().prefers_direct_kernels() {
-        &super::lstm_proj::PROJ_BACKWARD_DIRECT
-    } else {
-        &super::lstm_proj::PROJ_BACKWARD
-    };
-    rec.bind(desc, &[b.params, b.dy, b.dg, b.carry_h, b.dhs])
-}
-
-/// Records `lstm_proj_backward` (the grid of `step_grid` over B x P; `p.grows` = P).
-pub fn encode_proj_backward(rec: &mut Recorder, bind: BindId, p: &StepBackParams) -> Result<()> {
-    let family = if rec.gpu().prefers_direct_kernels() {
-        StepFamily::Direct
-    } else {
-        StepFamily::Tiled
-    };
-    let g = step_grid(family, p.grows, p.batch)?;
     rec.dispatch(bind, p, g)
 }
 

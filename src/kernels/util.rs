@@ -15,27 +15,27 @@ pub const SUM_ROWS: KernelDesc = KernelDesc {
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
-/// Entry `transpose01`.
+/// Entry `transpose01` (bindings 4..6).
 pub const TRANSPOSE01: KernelDesc = KernelDesc {
     shader: Shader::Util,
     entry: "transpose01",
-    base: 0,
+    base: 4,
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
-/// Entry `copy_rows`.
+/// Entry `copy_rows` (bindings 8..10).
 pub const COPY_ROWS: KernelDesc = KernelDesc {
     shader: Shader::Util,
     entry: "copy_rows",
-    base: 0,
+    base: 8,
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
-/// Entry `gather_rows` (the row indices at binding 3).
+/// Entry `gather_rows` (bindings 12..15, the row indices last).
 pub const GATHER_ROWS: KernelDesc = KernelDesc {
     shader: Shader::Util,
     entry: "gather_rows",
-    base: 0,
+    base: 12,
     bindings: &[
         Some(Access::Read),
         Some(Access::ReadWrite),
@@ -43,24 +43,70 @@ pub const GATHER_ROWS: KernelDesc = KernelDesc {
     ],
 };
 
-/// Mirror of WGSL `UtilParams` (fields are per entry; see the shader).
+/// Mirror of WGSL `SumRowsParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct UtilParams {
-    /// First argument.
-    pub a: u32,
-    /// Second argument.
-    pub b: u32,
-    /// Third argument.
-    pub c: u32,
-    /// Fourth argument.
-    pub d: u32,
-    /// Fifth argument.
-    pub e: u32,
-    /// Sixth argument.
-    pub f: u32,
+pub struct SumRowsParams {
+    /// Rows summed.
+    pub rows: u32,
+    /// Columns.
+    pub cols: u32,
+    /// Offset of the first row in `src`.
+    pub src_off: u32,
+    /// Row stride of `src`.
+    pub src_ld: u32,
+    /// Offset of the sums in `dst`.
+    pub dst_off: u32,
+    /// Padding.
+    pub _pad: [u32; 3],
+}
+
+/// Mirror of WGSL `Transpose01Params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Transpose01Params {
+    /// Leading axis of the input.
+    pub d0: u32,
+    /// Second axis of the input.
+    pub d1: u32,
+    /// Elements per (d0, d1) pair.
+    pub inner: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// Mirror of WGSL `CopyRowsParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct CopyRowsParams {
+    /// Rows copied.
+    pub rows: u32,
+    /// Elements per row.
+    pub cols: u32,
+    /// Offset of the first source row.
+    pub src_off: u32,
+    /// Source row stride.
+    pub src_ld: u32,
+    /// Offset of the first destination row.
+    pub dst_off: u32,
+    /// Destination row stride.
+    pub dst_ld: u32,
     /// Padding.
     pub _pad: [u32; 2],
+}
+
+/// Mirror of WGSL `GatherRowsParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GatherRowsParams {
+    /// Leading axis (kept).
+    pub outer: u32,
+    /// Rows gathered (the middle axis).
+    pub rows: u32,
+    /// Elements per row.
+    pub inner: u32,
+    /// Padding.
+    pub _pad: u32,
 }
 
 /// `dst[dst_off + j] += sum_r src[src_off + r*ld + j]` for `r < rows`, `j < cols`.
@@ -76,12 +122,12 @@ pub fn encode_sum_rows(
     dst_off: usize,
 ) -> Result<()> {
     let bind = rec.bind(&SUM_ROWS, &[src, dst])?;
-    let p = UtilParams {
-        a: u32_of("rows", rows)?,
-        b: u32_of("cols", cols)?,
-        c: u32_of("offset", src_off)?,
-        d: u32_of("ld", ld)?,
-        e: u32_of("offset", dst_off)?,
+    let p = SumRowsParams {
+        rows: u32_of("rows", rows)?,
+        cols: u32_of("cols", cols)?,
+        src_off: u32_of("offset", src_off)?,
+        src_ld: u32_of("ld", ld)?,
+        dst_off: u32_of("offset", dst_off)?,
         ..Default::default()
     };
     rec.dispatch(bind, &p, [groups(cols, 64)?, 1, 1])
@@ -97,10 +143,10 @@ pub fn encode_transpose01(
     inner: usize,
 ) -> Result<()> {
     let bind = rec.bind(&TRANSPOSE01, &[src, dst])?;
-    let p = UtilParams {
-        a: u32_of("d0", d0)?,
-        b: u32_of("d1", d1)?,
-        c: u32_of("inner", inner)?,
+    let p = Transpose01Params {
+        d0: u32_of("d0", d0)?,
+        d1: u32_of("d1", d1)?,
+        inner: u32_of("inner", inner)?,
         ..Default::default()
     };
     // Spread over y past the 65535 per-dimension limit; the shader folds (x, y) back into
@@ -123,13 +169,13 @@ pub fn encode_copy_rows(
     cols: usize,
 ) -> Result<()> {
     let bind = rec.bind(&COPY_ROWS, &[src, dst])?;
-    let p = UtilParams {
-        a: u32_of("rows", rows)?,
-        b: u32_of("cols", cols)?,
-        c: u32_of("offset", src_off)?,
-        d: u32_of("ld", src_ld)?,
-        e: u32_of("offset", dst_off)?,
-        f: u32_of("ld", dst_ld)?,
+    let p = CopyRowsParams {
+        rows: u32_of("rows", rows)?,
+        cols: u32_of("cols", cols)?,
+        src_off: u32_of("offset", src_off)?,
+        src_ld: u32_of("ld", src_ld)?,
+        dst_off: u32_of("offset", dst_off)?,
+        dst_ld: u32_of("ld", dst_ld)?,
         ..Default::default()
     };
     rec.dispatch(bind, &p, super::grid((rows * cols).div_ceil(64))?)
@@ -145,10 +191,10 @@ pub fn encode_gather_rows(
     (outer, rows, inner): (usize, usize, usize),
 ) -> Result<()> {
     let bind = rec.bind(&GATHER_ROWS, &[src, dst, idx])?;
-    let p = UtilParams {
-        a: u32_of("outer", outer)?,
-        b: u32_of("rows", rows)?,
-        c: u32_of("inner", inner)?,
+    let p = GatherRowsParams {
+        outer: u32_of("outer", outer)?,
+        rows: u32_of("rows", rows)?,
+        inner: u32_of("inner", inner)?,
         ..Default::default()
     };
     rec.dispatch(bind, &p, super::grid((outer * rows * inner).div_ceil(64))?)

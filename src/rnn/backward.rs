@@ -8,8 +8,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::gpu::Tensor;
+use crate::kernels::lstm_proj::{self, ProjBackParams, ProjBackwardBuffers};
 use crate::kernels::matmul::{encode_linear_backward, encode_matmul, Gemm, MatRef};
-use crate::kernels::step::{self, flags, BackwardBuffers, ProjBackwardBuffers, StepBackParams};
+use crate::kernels::step::{self, flags, BackwardBuffers, StepBackParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_sum_rows, encode_transpose01};
@@ -156,7 +157,7 @@ impl Rnn {
                 };
                 let mut table = Vec::new();
                 let proj_bind = match &dhs {
-                    Some(dhs) => Some(step::bind_proj_backward(
+                    Some(dhs) => Some(lstm_proj::bind_proj_backward(
                         rec,
                         &ProjBackwardBuffers {
                             params: &self.params.buffer,
@@ -200,11 +201,20 @@ impl Rnn {
                     };
                     if let (Some(pb), Some(w_hr)) = (proj_bind, w_hr) {
                         // dh_t = dy + carry + dG_next · W_hh into dhs[t] ...
-                        let q = StepBackParams {
-                            dg_off: u32_of("dhs offset", t * bo)?,
-                            ..p
+                        let q = ProjBackParams {
+                            batch: p.batch,
+                            hidden: p.hidden,
+                            proj: p.grows,
+                            flags: has_next,
+                            dy_off: p.dy_off,
+                            dy_stride: p.dy_stride,
+                            dgn_off: p.dgn_off,
+                            dh_off: u32_of("dhs offset", t * bo)?,
+                            whh_off: p.whh_off,
+                            carry_off: p.carry_off,
+                            _pad: [0; 2],
                         };
-                        step::encode_proj_backward(rec, pb, &q)?;
+                        lstm_proj::encode_proj_backward(rec, pb, &q)?;
                         // ... then the cell takes dr = dh_t · W_hr.
                         p.dy_off = u32_of("dhs offset", t * bo)?;
                         p.dy_stride = u32_of("dhs stride", oh)?;
