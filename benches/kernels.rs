@@ -5,11 +5,10 @@
 //!     cargo bench --bench kernels
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use recur::bench::{BenchShape, Mode};
 use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use recur::rng::Rng;
 use recur::rnn::Rnn;
-use recur::{Gpu, ParamLayout, Recorder};
+use recur::{CellKind, Gpu, ParamLayout, Recorder, RnnConfig};
 
 fn gpu() -> Option<Gpu> {
     match Gpu::new() {
@@ -65,40 +64,34 @@ fn lstm_sequence(c: &mut Criterion) {
     let Some(gpu) = gpu() else { return };
     let mut group = c.benchmark_group("lstm_sequence");
     group.sample_size(10);
-    for mode in [Mode::Forward, Mode::Train] {
-        let s = BenchShape {
-            cell: "lstm".into(),
-            input: 32,
-            hidden: 64,
-            layers: 1,
-            bidirectional: false,
-            seq: 32,
-            batch: 8,
-            mode,
-        };
-        let cfg = s.config().unwrap();
+    // (input, hidden, seq, batch) of a small LSTM.
+    let (input, hidden, seq, batch) = (32, 64, 32, 8);
+    for train in [false, true] {
+        let cfg = RnnConfig::new(CellKind::Lstm, input, hidden);
         let mut rng = Rng::new(2);
         let total = ParamLayout::new(&cfg).total;
         let rnn = Rnn::new(&gpu, cfg, &rng.vec_uniform_f32(total, -0.1, 0.1)).unwrap();
         let x = gpu
             .tensor(
                 "x",
-                &[s.seq, s.batch, s.input],
-                &rng.vec_normal_f32(s.seq * s.batch * s.input),
+                &[seq, batch, input],
+                &rng.vec_normal_f32(seq * batch * input),
             )
             .unwrap();
         let dy = gpu
             .tensor(
                 "dy",
-                &[s.seq, s.batch, s.hidden],
-                &rng.vec_normal_f32(s.seq * s.batch * s.hidden),
+                &[seq, batch, hidden],
+                &rng.vec_normal_f32(seq * batch * hidden),
             )
             .unwrap();
-        group.throughput(Throughput::Elements((s.seq * s.batch) as u64));
-        group.bench_function(BenchmarkId::new(s.mode.name(), s.label()), |bch| {
+        group.throughput(Throughput::Elements((seq * batch) as u64));
+        let mode = if train { "train" } else { "forward" };
+        let label = format!("lstm I={input} H={hidden} T={seq} B={batch}");
+        group.bench_function(BenchmarkId::new(mode, label), |bch| {
             bch.iter(|| {
                 let mut rec = Recorder::new(&gpu);
-                if mode == Mode::Train {
+                if train {
                     let (_, saved) = rnn.record_train(&mut rec, &x, None, None).unwrap();
                     rnn.record_backward(&mut rec, &saved, &dy, None, None, false)
                         .unwrap();

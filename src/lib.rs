@@ -22,7 +22,6 @@
 #![warn(missing_docs)]
 
 #[cfg(not(target_arch = "wasm32"))]
-pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod io;

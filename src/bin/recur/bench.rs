@@ -1,11 +1,11 @@
-//! `recur bench`: prints what `recur::bench` measures, alone or against a peer's or an earlier
+//! `recur bench`: prints what the harness (`harness/`) measures, alone or against a peer's or an earlier
 //! build's lines (`--compare`, the table logic in `compare.rs`).
 
 use std::path::{Path, PathBuf};
 
+use crate::harness::{self as bench, host_loop, BenchShape, Mode};
 use anyhow::bail;
 use clap::Args;
-use recur::bench::{self, host_loop, BenchShape, Mode};
 use recur::Gpu;
 
 use crate::compare::{self, Pair, Row, RowSet, Side, Table};

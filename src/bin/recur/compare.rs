@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::harness::BenchShape;
 use anyhow::{anyhow, Context, Result};
-use recur::bench::BenchShape;
 use serde::Deserialize;
 
 /// The shape a line measures: the keys rows are joined on.

@@ -212,7 +212,7 @@ fn sides_of_the_same_name_should_be_told_apart() {
 #[test]
 fn key_labels_should_match_the_suite_labels() {
     for name in ["cpu", "gpu"] {
-        for s in recur::bench::suite(name).unwrap() {
+        for s in crate::harness::suite(name).unwrap() {
             assert_eq!(Key::from(&s).label(), s.label());
         }
     }

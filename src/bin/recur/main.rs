@@ -6,6 +6,7 @@
 mod bench;
 mod compare;
 mod generate;
+mod harness;
 mod info;
 mod interrupt;
 mod plot;

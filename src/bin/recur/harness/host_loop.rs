@@ -8,12 +8,12 @@
 //! (eager wgpu backends batch a few ops per submit) instead of one submission per op.
 //! Its result is checked against recur's fused path in a test, so it is a real LSTM.
 
-use crate::error::Result;
-use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::eager::{encode_binary, encode_unary, Binary, Unary};
-use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
-use crate::kernels::util::encode_sum_rows;
-use crate::rnn::{ParamKind, Rnn};
+use recur::gpu::{Gpu, Recorder, Tensor};
+use recur::kernels::eager::{encode_binary, encode_unary, Binary, Unary};
+use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use recur::kernels::util::encode_sum_rows;
+use recur::rnn::{ParamKind, Rnn};
+use recur::Result;
 
 /// Per-step tensors of the eager LSTM (each its own buffer, as eager ops allocate).
 struct StepBufs {
@@ -31,8 +31,10 @@ struct StepBufs {
     h: Tensor,
 }
 
-/// What the baseline returns: the output and, for training, the gradients.
+/// What the baseline returns: the output and, for training, the gradients. `recur bench`
+/// only times it; the harness tests check every field against the fused path.
 #[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub struct HostLoopResult {
     /// `(T, B, H)`.
     pub y: Tensor,
@@ -75,13 +77,13 @@ impl HostLoopLstm {
     /// unidirectional LSTM; other shapes are an `InvalidConfig` error).
     pub fn new(gpu: &Gpu, rnn: &Rnn, seq: usize, batch: usize, train: bool) -> Result<Self> {
         let cfg = &rnn.cfg;
-        if cfg.cell != crate::CellKind::Lstm
+        if cfg.cell != recur::CellKind::Lstm
             || cfg.num_layers != 1
             || cfg.bidirectional
             || cfg.proj_size > 0
             || !cfg.bias
         {
-            return Err(crate::Error::InvalidConfig(
+            return Err(recur::Error::InvalidConfig(
                 "the host-loop baseline is a 1-layer unidirectional biased LSTM".into(),
             ));
         }

@@ -1,4 +1,4 @@
-//! The benchmark harness behind `recur bench`: the shared suites, timing of forward and
+//! The benchmark harness behind `recur bench` (part of the binary, not of the library): the shared suites, timing of forward and
 //! training steps (wall time around record + submit + wait, and GPU time per phase from
 //! timestamp queries), FLOP counts, the host-loop baseline, and the matmul ceiling.
 //!
@@ -10,15 +10,15 @@ pub mod host_loop;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::kernels::matmul::{encode_matmul, Gemm, MatRef};
-use crate::rng::Rng;
-use crate::rnn::{CellKind, ParamLayout, Rnn, RnnConfig, WeightStorage};
+use recur::gpu::{Gpu, Recorder, Tensor};
+use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
+use recur::rng::Rng;
+use recur::rnn::{CellKind, ParamLayout, Rnn, RnnConfig, WeightStorage};
+use recur::{Error, Result};
 
 /// `benches/suites.json`: the shapes shared with the PyTorch peer
 /// (`benches/peers/torch_rnn.py`).
-pub const SUITES_JSON: &str = include_str!("../../benches/suites.json");
+pub const SUITES_JSON: &str = include_str!("../../../../benches/suites.json");
 
 /// What one benchmark line measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -248,7 +248,7 @@ pub fn time_stream(gpu: &Gpu, input: usize, hidden: usize, pushes: usize) -> Res
     let k = 1.0 / (hidden as f32).sqrt();
     let rnn = Rnn::new(gpu, cfg, &rng.vec_uniform_f32(layout.total, -k, k))?;
     let x = gpu.tensor("bench.x", &[1, 1, input], &rng.vec_normal_f32(input))?;
-    let mut stream = crate::RnnStream::new(gpu, &rnn, 1)?;
+    let mut stream = recur::RnnStream::new(gpu, &rnn, 1)?;
     let mut waits = Vec::new();
     let mut reads = Vec::new();
     for i in 0..pushes.saturating_add(10) {
@@ -319,3 +319,6 @@ pub fn time_matmul(
     };
     Ok((ms, 2.0 * (m * n * k) as f64 / ms / 1e6))
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,11 +2,12 @@
 //! every forward and every training step is exactly one queue submission whatever the
 //! sequence length, and the shared suites parse.
 
-mod common;
+#[path = "../../../../tests/common/numeric.rs"]
+mod numeric;
 
-use common::{assert_close, f64s, gpu};
-use recur::bench::host_loop::HostLoopLstm;
-use recur::bench::{self, BenchShape, Mode};
+use super::host_loop::HostLoopLstm;
+use super::{self as bench, BenchShape, Mode};
+use numeric::{assert_close, f64s, gpu};
 use recur::rng::Rng;
 use recur::rnn::Rnn;
 use recur::{CellKind, ParamLayout, RnnConfig};

@@ -1,0 +1,66 @@
+//! The GPU and the numeric comparisons of the tests (also included by the binary's harness
+//! tests, which cannot use `cli`).
+#![allow(dead_code)]
+
+use recur::Gpu;
+
+/// The GPU to test on. Without an adapter the test is skipped loudly, unless
+/// `RECUR_REQUIRE_GPU=1` (CI sets it), which turns a missing adapter into a failure.
+pub fn gpu() -> Option<Gpu> {
+    match Gpu::new() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            if std::env::var("RECUR_REQUIRE_GPU").is_ok_and(|v| v != "0" && !v.is_empty()) {
+                panic!("RECUR_REQUIRE_GPU is set and there is no GPU: {e}");
+            }
+            eprintln!("SKIPPED: no GPU adapter ({e})");
+            None
+        }
+    }
+}
+
+/// ‖got − want‖ / ‖want‖ (absolute norm when want is zero).
+pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(want) {
+        num += (f64::from(*g) - w).powi(2);
+        den += w * w;
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
+/// Asserts the relative error is under `tol`; on failure prints the worst element.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
+    let err = rel_err(got, want);
+    if err.is_nan() || err > tol {
+        let (i, g, w) = got
+            .iter()
+            .zip(want)
+            .enumerate()
+            .map(|(i, (g, w))| (i, *g, *w))
+            .max_by(|a, b| {
+                (f64::from(a.1) - a.2)
+                    .abs()
+                    .total_cmp(&(f64::from(b.1) - b.2).abs())
+            })
+            .unwrap_or((0, 0.0, 0.0));
+        panic!("{what}: relative error {err:.3e} > {tol:.1e}; worst at index {i}: got {g}, expected {w}");
+    }
+}
+
+/// f32 to f64.
+pub fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
