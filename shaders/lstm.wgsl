@@ -151,20 +151,20 @@ fn product_rhs(src: u32, r: u32, k: u32) -> f32 {
     return bparams[q.whh_off + r * q.hidden + k];
 }
 
+// (src, rows) of a step's recurrent product: dg_next (4H rows) through W_hh, or with PROJ the
+// step's dh (P rows, from the dy binding) through W_hr; none at the first step processed.
+fn backward_operands() -> vec2<u32> {
+    if (q.flags & PROJ) != 0u {
+        return vec2<u32>(LHS_DH, q.grows);
+    }
+    return vec2<u32>(LHS_DG, select(0u, G * q.hidden, (q.flags & HAS_NEXT) != 0u));
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = q.hidden;
-    // Rows of the recurrent product: dg_next (4H of them) through W_hh, or with PROJ the
-    // step's dh (P of them, from the dy binding) through W_hr; both matrices are H wide.
-    var src = LHS_DG;
-    var rows = 0u;
-    if (q.flags & PROJ) != 0u {
-        src = LHS_DH;
-        rows = q.grows;
-    } else if (q.flags & HAS_NEXT) != 0u {
-        rows = G * H;
-    }
-    let acc = tiled_backward_product(lid, wid, src, q.batch, rows, H);
+    let op = backward_operands();
+    let acc = tiled_backward_product(lid, wid, op.x, q.batch, op.y, H);
     let k = wid.x * T16 + lid.x;
     let b = wid.y * T16 + lid.y;
     if b >= q.batch || k >= H {
@@ -179,16 +179,9 @@ fn lstm_step_backward(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wor
 @compute @workgroup_size(SB_THREADS, 1, 1)
 fn lstm_step_backward_small(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let H = q.hidden;
-    var src = LHS_DG;
-    var rows = 0u;
-    if (q.flags & PROJ) != 0u {
-        src = LHS_DH;
-        rows = q.grows;
-    } else if (q.flags & HAS_NEXT) != 0u {
-        rows = G * H;
-    }
+    let op = backward_operands();
     let k0 = wid.x * SB_UNITS;
-    small_batch_backward_product(lid, k0, src, q.batch, rows, H);
+    small_batch_backward_product(lid, k0, op.x, q.batch, op.y, H);
     let b = lid / SB_UNITS;
     let k = k0 + lid % SB_UNITS;
     if lid < SB_ROWS * SB_UNITS && b < q.batch && k < H {
