@@ -33,11 +33,13 @@ pub enum Shader {
     Eager,
     /// `shaders/sample.wgsl`
     Sample,
+    /// `shaders/step_onnx.wgsl` (ONNX's general cells)
+    StepOnnx,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -52,11 +54,13 @@ impl Shader {
         Shader::Clip,
         Shader::Eager,
         Shader::Sample,
+        Shader::StepOnnx,
     ];
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
     /// cell files `shaders/step_common.wgsl` and `shaders/step_small_batch.wgsl`; the vec4
-    /// step file `step_common.wgsl` and its rows-per-invocation constant `NB`.
+    /// step file `step_common.wgsl` and its rows-per-invocation constant `NB`; the ONNX step
+    /// file `step_common.wgsl`.
     pub fn source(self) -> &'static str {
         match self {
             Shader::Matmul => concat!(
@@ -99,6 +103,10 @@ impl Shader {
             Shader::Clip => include_str!("../../shaders/clip.wgsl"),
             Shader::Eager => include_str!("../../shaders/eager.wgsl"),
             Shader::Sample => include_str!("../../shaders/sample.wgsl"),
+            Shader::StepOnnx => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_onnx.wgsl")
+            ),
         }
     }
 
@@ -118,6 +126,7 @@ impl Shader {
             Shader::Clip => "clip.wgsl",
             Shader::Eager => "eager.wgsl",
             Shader::Sample => "sample.wgsl",
+            Shader::StepOnnx => "step_onnx.wgsl",
         }
     }
 }

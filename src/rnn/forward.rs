@@ -73,6 +73,11 @@ impl Rnn {
         // Per-row lengths keep them by time too: a reverse-direction row's h0 goes into the
         // slot its first step reads before the loop (see super::lengths).
         let by_time = train || proj || lengths.is_some();
+        if train && self.variant.is_some() {
+            return Err(Error::InvalidConfig(
+                "a stack with a cell variant (ONNX activations, clip, peepholes, input_forget, linear_before_reset = 0) runs inference only".into(),
+            ));
+        }
         let plan = lengths.as_ref();
 
         let xt = if cfg.batch_first {
@@ -185,7 +190,9 @@ impl Rnn {
                 };
                 // Small steps on a CPU adapter: every step in one dispatch (the per-step
                 // parameters are collected in `table`); else one dispatch a step.
-                let bind = if whole {
+                let general = self.general_steps(rec, bufs, (layer, dir, batch), &fwd_bufs)?;
+                let whole = whole && general.is_none();
+                let bind = if whole || general.is_some() {
                     None
                 } else {
                     Some(step::bind_step_forward(rec, cfg.cell, family, &fwd_bufs)?)
@@ -216,9 +223,10 @@ impl Rnn {
                         state: u32_of("state width", oh)?,
                         _pad: [0; 2],
                     };
-                    match bind {
-                        Some(bind) => step::encode_step_forward(rec, bind, family, &p)?,
-                        None => steps.push(p),
+                    match (&general, bind) {
+                        (Some(g), _) => g.encode(rec, &p)?,
+                        (None, Some(bind)) => step::encode_step_forward(rec, bind, family, &p)?,
+                        (None, None) => steps.push(p),
                     }
                     if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
                         // h_t = r_t · W_hrᵀ into its state slot.

@@ -42,6 +42,8 @@ pub struct Rnn {
     pub params: Tensor,
     /// Gradients, same layout as `params`.
     pub grads: Tensor,
+    /// A cell variant beyond PyTorch's cells (see [`Rnn::with_variant`]).
+    pub(super) variant: Option<super::variant::DeviceVariant>,
 }
 
 /// What a forward pass returns.
@@ -184,6 +186,7 @@ impl Rnn {
             layout,
             params,
             grads,
+            variant: None,
         })
     }
 
