@@ -78,7 +78,7 @@ fn check_fixture(gpu: &Gpu, name: &str) {
 fn onnx_models_match_onnxruntime() {
     let Some(gpu) = gpu() else { return };
     let all = names(|n| !n.starts_with("unsupported_"));
-    assert!(all.len() >= 16, "fixtures missing: {all:?}");
+    assert!(all.len() >= 64, "fixtures missing: {all:?}");
     for name in &all {
         check_fixture(&gpu, name);
     }
@@ -87,11 +87,11 @@ fn onnx_models_match_onnxruntime() {
 #[test]
 fn onnx_unsupported_attributes_and_operators_are_named() {
     let cases = [
-        ("unsupported_gru_lbr0", "linear_before_reset = 0"),
-        ("unsupported_lstm_peephole", "input P"),
-        ("unsupported_lstm_clip", "clip = 3"),
-        ("unsupported_lstm_input_forget", "input_forget = 1"),
-        ("unsupported_rnn_sigmoid", "activations = [\"Sigmoid\"]"),
+        ("unsupported_rnn_gelu", "activations = [\"Gelu\"]"),
+        (
+            "unsupported_gru_activation_count",
+            "activations = [\"Sigmoid\", \"Tanh\", \"Tanh\"]",
+        ),
         ("unsupported_dynamo_rnn", "operator MatMul"),
     ];
     assert_eq!(names(|n| n.starts_with("unsupported_")).len(), cases.len());
@@ -260,7 +260,7 @@ fn onnx_cli_writes_onnx_shapes() {
     // An unsupported attribute: one line naming it, and nothing written.
     let st = std::process::Command::new(env!("CARGO_BIN_EXE_recur"))
         .args(["run", "--model"])
-        .arg(d.join("unsupported_gru_lbr0.onnx"))
+        .arg(d.join("unsupported_rnn_gelu.onnx"))
         .arg("--input")
         .arg(d.join(format!("{name}.x.npy")))
         .arg("--output")
@@ -268,10 +268,7 @@ fn onnx_cli_writes_onnx_shapes() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&st.stderr);
-    assert!(
-        !st.status.success() && err.contains("linear_before_reset = 0"),
-        "{err}"
-    );
+    assert!(!st.status.success() && err.contains("Gelu"), "{err}");
     assert!(!out("z").exists());
 }
 
