@@ -18,9 +18,11 @@ use common::{assert_close, f64s, gpu, rel_err};
 use recur::kernels::step_onnx::{
     self, cell, flags, Activation, ActivationKind as A, OnnxBuffers, OnnxStepParams,
 };
+use recur::reference::matmul;
 use recur::reference::variant::{general_step_forward, GeneralCell};
 use recur::rng::Rng;
-use recur::{CellKind, Gpu, Recorder, Tensor};
+use recur::rnn::{CellVariant, ParamKind};
+use recur::{CellKind, Error, Gpu, ParamLayout, Recorder, Rnn, RnnConfig, Tensor};
 
 const TOL: f64 = 1e-5;
 const SHAPES: [(usize, usize); 4] = [(1, 1), (3, 7), (17, 20), (2, 20)];
@@ -327,4 +329,225 @@ fn onnx_steps_should_match_reference() {
             run_case(&gpu, *c, shape, (k * 10 + s) as u64 + 1);
         }
     }
+}
+
+/// The stack of `cfg` with `variant` on the reference, one row at a time (batch 1, over the
+/// row's own `lens[r]` steps; the reverse direction starts at its last one), zero states in:
+/// `y` `[T, B, D*H]` (zero past a row's length), `hn`, `cn` `[L*D, B, H]`.
+fn reference_stack(
+    cfg: &RnnConfig,
+    variant: &CellVariant,
+    flat: &[f32],
+    x: &[f32],
+    (seq, batch): (usize, usize),
+    lens: &[usize],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let layout = ParamLayout::new(cfg);
+    let (h, d_n, l_n) = (cfg.hidden_size, cfg.num_directions(), cfg.num_layers);
+    let gh = cfg.gate_rows();
+    let mut y = vec![0.0; seq * batch * d_n * h];
+    let mut hn = vec![0.0; l_n * d_n * batch * h];
+    let mut cn = hn.clone();
+    let peep = variant.peepholes.as_ref().map(|p| f64s(p));
+    let get = |l, d, k| layout.find(l, d, k).map(|e| f64s(&flat[e.range()]));
+    for r in 0..batch {
+        let len = lens[r];
+        // This row's layer input, [len, in].
+        let mut input: Vec<f64> = (0..len)
+            .flat_map(|t| {
+                let at = (t * batch + r) * cfg.input_size;
+                f64s(&x[at..at + cfg.input_size])
+            })
+            .collect();
+        for l in 0..l_n {
+            let in_w = cfg.layer_input_size(l);
+            let mut out = vec![0.0; len * d_n * h];
+            for d in 0..d_n {
+                let w_ih = get(l, d, ParamKind::WeightIh).unwrap();
+                let b_ih = get(l, d, ParamKind::BiasIh);
+                let w_hh = get(l, d, ParamKind::WeightHh).unwrap();
+                let b_hh = get(l, d, ParamKind::BiasHh);
+                let gx = matmul(&input, &w_ih, len, gh, in_w, false, true, b_ih.as_deref());
+                let p = peep
+                    .as_ref()
+                    .map(|p| &p[(l * d_n + d) * 3 * h..(l * d_n + d + 1) * 3 * h]);
+                let cell = GeneralCell {
+                    cell: cfg.cell,
+                    activations: variant.activations[d.min(variant.activations.len() - 1)],
+                    clip: variant.clip.map(f64::from),
+                    input_forget: variant.input_forget,
+                    reset_before: variant.reset_before,
+                    peepholes: p,
+                };
+                let (mut hp, mut cp) = (vec![0.0; h], vec![0.0; h]);
+                for s in 0..len {
+                    let t = if d == 1 { len - 1 - s } else { s };
+                    let lstm = cfg.cell == CellKind::Lstm;
+                    let (hv, cv) = general_step_forward(
+                        &cell,
+                        &gx[t * gh..(t + 1) * gh],
+                        &hp,
+                        lstm.then_some(&cp[..]),
+                        &w_hh,
+                        b_hh.as_deref(),
+                        1,
+                        h,
+                    );
+                    out[(t * d_n + d) * h..(t * d_n + d + 1) * h].copy_from_slice(&hv);
+                    hp = hv;
+                    if let Some(cv) = cv {
+                        cp = cv;
+                    }
+                }
+                let at = ((l * d_n + d) * batch + r) * h;
+                hn[at..at + h].copy_from_slice(&hp);
+                cn[at..at + h].copy_from_slice(&cp);
+            }
+            input = out;
+        }
+        for t in 0..len {
+            let at = (t * batch + r) * d_n * h;
+            y[at..at + d_n * h].copy_from_slice(&input[t * d_n * h..(t + 1) * d_n * h]);
+        }
+    }
+    (y, hn, cn)
+}
+
+/// Whole stacks with a variant (2 layers, bidirectional, per-direction activations, per-row
+/// lengths) against [`reference_stack`]: the plan around the general step (input GEMM, state
+/// slots, directions, layers, packed rows, peephole offsets per (layer, direction)).
+#[test]
+fn variant_stacks_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    let (seq, batch, input, h) = (5, 3, 3, 6);
+    let lstm_variant = |peep: Vec<f32>| CellVariant {
+        activations: vec![
+            [
+                act(A::HardSigmoid, 0.3, 0.45),
+                act(A::Softsign, 0.0, 0.0),
+                act(A::Elu, 0.7, 0.0),
+            ],
+            [
+                Activation::plain(A::Sigmoid),
+                act(A::ScaledTanh, 0.9, 1.2),
+                Activation::plain(A::Tanh),
+            ],
+        ],
+        clip: Some(0.8),
+        input_forget: false,
+        reset_before: false,
+        peepholes: Some(peep),
+    };
+    let gru_variant = CellVariant {
+        reset_before: true,
+        ..CellVariant::plain(CellKind::Gru)
+    };
+    let rnn_variant = CellVariant {
+        activations: vec![
+            [act(A::LeakyRelu, 0.2, 0.0); 3],
+            [Activation::plain(A::Softplus); 3],
+        ],
+        clip: Some(1.5),
+        ..CellVariant::plain(CellKind::RnnTanh)
+    };
+    for (k, cell) in [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh]
+        .into_iter()
+        .enumerate()
+    {
+        let cfg = RnnConfig::new(cell, input, h).layers(2).bidirectional(true);
+        let mut rng = Rng::new(40 + k as u64);
+        let flat = rng.vec_uniform_f32(ParamLayout::new(&cfg).total, -0.5, 0.5);
+        let variant = match cell {
+            CellKind::Lstm => lstm_variant(rng.vec_uniform_f32(2 * 2 * 3 * h, -0.8, 0.8)),
+            CellKind::Gru => gru_variant.clone(),
+            _ => rnn_variant.clone(),
+        };
+        let x = rng.vec_uniform_f32(seq * batch * input, -1.5, 1.5);
+        let rnn = Rnn::new(&gpu, cfg.clone(), &flat)
+            .unwrap()
+            .with_variant(&gpu, variant.clone())
+            .unwrap();
+        assert!(rnn.variant().is_some());
+        let tx = gpu.tensor("x", &[seq, batch, input], &x).unwrap();
+        for lens in [vec![seq; batch], vec![2, 5, 4]] {
+            let out = if lens.iter().all(|&l| l == seq) {
+                rnn.forward(&gpu, &tx, None, None).unwrap()
+            } else {
+                rnn.forward_packed(&gpu, &tx, &lens, None, None).unwrap()
+            };
+            let (y, hn, cn) = reference_stack(&cfg, &variant, &flat, &x, (seq, batch), &lens);
+            let what = format!("{cell} lens {lens:?}");
+            assert_close(&format!("{what}: y"), &gpu.read(&out.y).unwrap(), &y, TOL);
+            assert_close(
+                &format!("{what}: hn"),
+                &gpu.read(&out.hn).unwrap(),
+                &hn,
+                TOL,
+            );
+            if let Some(c) = &out.cn {
+                assert_close(&format!("{what}: cn"), &gpu.read(c).unwrap(), &cn, TOL);
+            }
+        }
+    }
+}
+
+/// A variant is inference only and checked against the stack's config.
+#[test]
+fn variant_stacks_refuse_training_and_mismatched_options() {
+    let Some(gpu) = gpu() else { return };
+    let cfg = RnnConfig::new(CellKind::Gru, 2, 3);
+    let flat = vec![0.1; ParamLayout::new(&cfg).total];
+    let new = || Rnn::new(&gpu, cfg.clone(), &flat).unwrap();
+    let reset = CellVariant {
+        reset_before: true,
+        ..CellVariant::plain(CellKind::Gru)
+    };
+    let rnn = new().with_variant(&gpu, reset.clone()).unwrap();
+    let x = gpu.tensor("x", &[2, 1, 2], &[0.5; 4]).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    assert!(matches!(
+        rnn.record_train(&mut rec, &x, None, None),
+        Err(Error::InvalidConfig(_))
+    ));
+    // The plain variant keeps the fast kernels.
+    let plain = new()
+        .with_variant(&gpu, CellVariant::plain(CellKind::Gru))
+        .unwrap();
+    assert!(plain.variant().is_none());
+    for bad in [
+        CellVariant {
+            peepholes: Some(vec![0.0; 9]),
+            ..reset.clone()
+        },
+        CellVariant {
+            input_forget: true,
+            ..reset.clone()
+        },
+        CellVariant {
+            clip: Some(-1.0),
+            ..reset.clone()
+        },
+        CellVariant {
+            activations: vec![],
+            ..reset.clone()
+        },
+    ] {
+        let r = new().with_variant(&gpu, bad.clone());
+        assert!(r.is_err(), "{bad:?} accepted");
+    }
+    let lstm = RnnConfig::new(CellKind::Lstm, 2, 3);
+    let r = Rnn::new(
+        &gpu,
+        lstm.clone(),
+        &vec![0.1; ParamLayout::new(&lstm).total],
+    )
+    .unwrap()
+    .with_variant(
+        &gpu,
+        CellVariant {
+            peepholes: Some(vec![0.0; 8]),
+            ..CellVariant::plain(CellKind::Lstm)
+        },
+    );
+    assert!(matches!(r, Err(Error::Shape { .. })), "{r:?}");
 }
