@@ -2,7 +2,9 @@
 //! each row alone over its own length: rows are independent, so a padded batch with lengths
 //! must give each row's own outputs (zero past its length), its own final states, and the sum
 //! over rows of the parameter gradients, with zero gradients at padded positions. Both kernel
-//! families, every cell, 2 layers, bidirectional, batch-first, unsorted lengths.
+//! families, every cell, 2 layers, bidirectional, batch-first, unsorted lengths. And the same
+//! against PyTorch's `pack_padded_sequence` / `pad_packed_sequence` (tests/fixtures/packed,
+//! made by scripts/make_packed_fixtures.py), outputs and gradients.
 
 mod common;
 
@@ -255,4 +257,104 @@ fn packed_batches_should_refuse_bad_lengths() {
         rnn.forward_packed(&gpu, &x, &[2, 3], None, None),
         Err(Error::InvalidConfig(_))
     ));
+}
+
+/// One fixture of tests/fixtures/packed (scripts/make_packed_fixtures.py: PyTorch's
+/// `pack_padded_sequence(enforce_sorted=False)` / `pad_packed_sequence`, forward and
+/// backward of `sum(y*dy) + sum(hn*dhn) + sum(cn*dcn)`): outputs to 1e-5, gradients to 1e-4.
+fn check_packed_fixture(gpu: &Gpu, path: &std::path::Path) {
+    let name = path.display().to_string();
+    let (tensors, meta) = recur::io::load(path).unwrap();
+    let (mut cfg, flat) =
+        recur::rnn::state_dict::config_from_state_dict(&tensors, "", None, &meta).unwrap();
+    cfg.batch_first = meta.get("batch_first").map(String::as_str) == Some("1");
+    let lengths: Vec<usize> = meta["lengths"]
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let rnn = Rnn::new(gpu, cfg.clone(), &flat).unwrap();
+    let up = |k: &str| {
+        tensors.get(k).map(|t| {
+            gpu.tensor(k, &t.shape, &t.data)
+                .unwrap_or_else(|e| panic!("{name}: {k}: {e}"))
+        })
+    };
+    let want = |k: &str| f64s(&tensors[k].data);
+    let (x, h0, c0) = (up("input").unwrap(), up("h0"), up("c0"));
+    let (dy, dhn, dcn) = (up("grad_output").unwrap(), up("grad_hn"), up("grad_cn"));
+    let mut rec = Recorder::new(gpu);
+    let (out, saved) = rnn
+        .record_train_packed(&mut rec, &x, &lengths, h0.as_ref(), c0.as_ref())
+        .unwrap();
+    let grads = rnn
+        .record_backward(&mut rec, &saved, &dy, dhn.as_ref(), dcn.as_ref(), false)
+        .unwrap();
+    rec.run().unwrap();
+    let read = |t: &recur::Tensor| gpu.read(t).unwrap();
+    assert_close(
+        &format!("{name}: output"),
+        &read(&out.y),
+        &want("output"),
+        1e-5,
+    );
+    assert_close(&format!("{name}: hn"), &read(&out.hn), &want("hn"), 1e-5);
+    if let Some(cn) = &out.cn {
+        assert_close(&format!("{name}: cn"), &read(cn), &want("cn"), 1e-5);
+    }
+    let dp = read(&rnn.grads);
+    for e in &rnn.layout.entries {
+        let k = format!("grad.{}", e.name);
+        assert_close(&format!("{name}: {k}"), &dp[e.range()], &want(&k), 1e-4);
+    }
+    assert_close(
+        &format!("{name}: grad.input"),
+        &read(&grads.dx),
+        &want("grad.input"),
+        1e-4,
+    );
+    if h0.is_some() {
+        assert_close(
+            &format!("{name}: grad.h0"),
+            &read(&grads.dh0),
+            &want("grad.h0"),
+            1e-4,
+        );
+    }
+    if let (Some(_), Some(dc0)) = (&c0, &grads.dc0) {
+        assert_close(
+            &format!("{name}: grad.c0"),
+            &read(dc0),
+            &want("grad.c0"),
+            1e-4,
+        );
+    }
+    // Inference gives the same outputs.
+    let inf = rnn
+        .forward_packed(gpu, &x, &lengths, h0.as_ref(), c0.as_ref())
+        .unwrap();
+    assert_close(
+        &format!("{name}: output (inference)"),
+        &read(&inf.y),
+        &want("output"),
+        1e-5,
+    );
+}
+
+#[test]
+fn packed_batches_should_match_pytorch_pack_padded_sequence() {
+    let Some(mut gpu) = gpu() else { return };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/packed");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6, "fixtures missing in {}", dir.display());
+    for direct in [false, true] {
+        gpu.set_direct_kernels(direct);
+        for f in &files {
+            check_packed_fixture(&gpu, f);
+        }
+    }
 }
