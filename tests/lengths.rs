@@ -10,7 +10,7 @@ mod common;
 
 use common::{assert_close, f64s, gpu};
 use recur::rng::Rng;
-use recur::{reference, CellKind, Error, Gpu, ParamLayout, Recorder, Rnn, RnnConfig};
+use recur::{reference, CellKind, Gpu, ParamLayout, Recorder, Rnn, RnnConfig};
 
 /// `[d0, d1, f]` -> `[d1, d0, f]`.
 fn swap01(v: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
@@ -52,13 +52,15 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
     let k = 1.0 / (cfg.hidden_size as f32).sqrt();
     let params = rng.vec_uniform_f32(layout.total, -k, k);
     let (h, d, l) = (cfg.hidden_size, cfg.num_directions(), cfg.num_layers);
-    let ow = d * h;
+    // h0/hn are P wide with an LSTM projection, c0/cn H wide.
+    let oh = cfg.out_hidden();
+    let ow = d * oh;
     let lstm = cfg.cell == CellKind::Lstm;
     let x_tm = rng.vec_uniform_f32(t * b * i, -1.0, 1.0);
-    let h0 = rng.vec_uniform_f32(l * d * b * h, -0.5, 0.5);
+    let h0 = rng.vec_uniform_f32(l * d * b * oh, -0.5, 0.5);
     let c0 = rng.vec_uniform_f32(l * d * b * h, -0.5, 0.5);
     let dy_tm = rng.vec_uniform_f32(t * b * ow, -1.0, 1.0);
-    let dhn = rng.vec_uniform_f32(l * d * b * h, -1.0, 1.0);
+    let dhn = rng.vec_uniform_f32(l * d * b * oh, -1.0, 1.0);
     let dcn = rng.vec_uniform_f32(l * d * b * h, -1.0, 1.0);
 
     // The GPU: one padded batch with lengths, forward and backward in one submission.
@@ -74,13 +76,13 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
     } else {
         (x_tm.clone(), [t, b, i], dy_tm.clone(), [t, b, ow])
     };
-    let state = [l * d, b, h];
+    let (state, c_state) = ([l * d, b, oh], [l * d, b, h]);
     let x = gpu.tensor("x", &x_shape, &x_in).unwrap();
     let th0 = gpu.tensor("h0", &state, &h0).unwrap();
-    let tc0 = gpu.tensor("c0", &state, &c0).unwrap();
+    let tc0 = gpu.tensor("c0", &c_state, &c0).unwrap();
     let dy = gpu.tensor("dy", &y_shape, &dy_in).unwrap();
     let tdhn = gpu.tensor("dhn", &state, &dhn).unwrap();
-    let tdcn = gpu.tensor("dcn", &state, &dcn).unwrap();
+    let tdcn = gpu.tensor("dcn", &c_state, &dcn).unwrap();
     let c0_opt = lstm.then_some(&tc0);
     let mut rec = Recorder::new(gpu);
     let (out, saved) = rnn
@@ -101,20 +103,20 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
     // The reference: each row alone over its own length, composed back into a batch.
     let p64 = f64s(&params);
     let mut want_y = vec![0.0; t * b * ow];
-    let mut want_hn = vec![0.0; l * d * b * h];
+    let mut want_hn = vec![0.0; l * d * b * oh];
     let mut want_cn = vec![0.0; l * d * b * h];
     let mut want_dx = vec![0.0; t * b * i];
-    let mut want_dh0 = vec![0.0; l * d * b * h];
+    let mut want_dh0 = vec![0.0; l * d * b * oh];
     let mut want_dc0 = vec![0.0; l * d * b * h];
     let mut want_dp = vec![0.0; layout.total];
     for (r, &len) in lengths.iter().enumerate() {
         let xr = row(&x_tm, len, b, i, r);
-        let h0r = row(&h0, l * d, b, h, r);
+        let h0r = row(&h0, l * d, b, oh, r);
         let c0r = row(&c0, l * d, b, h, r);
         let fwd =
             reference::rnn_forward(cfg, &p64, &xr, len, 1, Some(&h0r), lstm.then_some(&c0r[..]));
         put_row(&mut want_y, &fwd.y, b, ow, r);
-        put_row(&mut want_hn, &fwd.hn, b, h, r);
+        put_row(&mut want_hn, &fwd.hn, b, oh, r);
         if let Some(cn) = &fwd.cn {
             put_row(&mut want_cn, cn, b, h, r);
         }
@@ -128,11 +130,11 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
             lstm.then_some(&c0r[..]),
             &fwd,
             &row(&dy_tm, len, b, ow, r),
-            Some(&row(&dhn, l * d, b, h, r)),
+            Some(&row(&dhn, l * d, b, oh, r)),
             lstm.then(|| row(&dcn, l * d, b, h, r)).as_deref(),
         );
         put_row(&mut want_dx, &g.dx, b, i, r);
-        put_row(&mut want_dh0, &g.dh0, b, h, r);
+        put_row(&mut want_dh0, &g.dh0, b, oh, r);
         if let Some(dc0) = &g.dc0 {
             put_row(&mut want_dc0, dc0, b, h, r);
         }
@@ -223,6 +225,24 @@ fn packed_batches_should_match_each_row_run_alone() {
                 check(&gpu, cfg, &lengths, (10 * s + c) as u64);
             }
         }
+        // LSTM projections (P < H): 2 layers bidirectional, and batch-first.
+        check(
+            &gpu,
+            &RnnConfig::new(CellKind::Lstm, 3, 8)
+                .proj_size(5)
+                .layers(2)
+                .bidirectional(true),
+            &lengths,
+            50,
+        );
+        check(
+            &gpu,
+            &RnnConfig::new(CellKind::Lstm, 4, 6)
+                .proj_size(3)
+                .batch_first(true),
+            &lengths,
+            51,
+        );
         // Sorted lengths (no reordering on the device), one row.
         check(&gpu, &RnnConfig::new(CellKind::Lstm, 3, 8), &[4, 4, 2], 40);
         check(
@@ -246,17 +266,6 @@ fn packed_batches_should_refuse_bad_lengths() {
             "lengths {bad:?} accepted"
         );
     }
-    let proj = RnnConfig::new(CellKind::Lstm, 3, 8).proj_size(4);
-    let rnn = Rnn::new(
-        &gpu,
-        proj.clone(),
-        &vec![0.0; ParamLayout::new(&proj).total],
-    )
-    .unwrap();
-    assert!(matches!(
-        rnn.forward_packed(&gpu, &x, &[2, 3], None, None),
-        Err(Error::InvalidConfig(_))
-    ));
 }
 
 /// One fixture of tests/fixtures/packed (scripts/make_packed_fixtures.py: PyTorch's

@@ -233,7 +233,7 @@ impl Rnn {
                         encode_matmul(
                             rec,
                             &Gemm {
-                                m: batch,
+                                m: rows,
                                 n: oh,
                                 k: h,
                                 a: MatRef::new(&rs.buffer, r_off, h),
@@ -268,6 +268,15 @@ impl Rnn {
                         seq * batch,
                         oh,
                     )?;
+                    if let (Some(pl), 1) = (plan, dir) {
+                        // A reverse group shorter than T keeps its h0 in slot `len`, which the
+                        // gather just copied into y[len]: past a row's length y is zero.
+                        for &(len, r0, r1) in pl.groups.iter().filter(|g| g.0 < seq) {
+                            for r in r0..r1 {
+                                rec.clear(&y.buffer, (len * batch + r) * ow + oh, oh);
+                            }
+                        }
+                    }
                 }
                 for blk in &plan_dir.last {
                     rec.copy(

@@ -383,11 +383,6 @@ impl Rnn {
     ) -> Result<(RnnOutput, Option<Saved>)> {
         let (seq, batch) = seq_batch(&self.cfg, x)?;
         let plan = PackedPlan::new(lengths, seq, batch)?;
-        if self.cfg.proj_size > 0 {
-            return Err(Error::InvalidConfig(
-                "per-row lengths with an LSTM projection (proj_size) are not supported yet".into(),
-            ));
-        }
         self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh, Some(plan))
     }
 }
