@@ -350,8 +350,7 @@ fn reference_stack(
     let mut cn = hn.clone();
     let peep = variant.peepholes.as_ref().map(|p| f64s(p));
     let get = |l, d, k| layout.find(l, d, k).map(|e| f64s(&flat[e.range()]));
-    for r in 0..batch {
-        let len = lens[r];
+    for (r, &len) in lens.iter().enumerate() {
         // This row's layer input, [len, in].
         let mut input: Vec<f64> = (0..len)
             .flat_map(|t| {
