@@ -9,7 +9,7 @@ sequence_lens, RNN Relu; and in variants(): GRU linear_before_reset = 0, LSTM pe
 input_forget, clip, every activation in every slot); `unsupported_*` models carry one thing
 recur refuses (no outputs);
 `torch_*` are torch.onnx.export's TorchScript exports of stacked / bidirectional /
-batch_first modules, `dynamo_*` the dynamo exporter's. tests/onnx.rs reads them all.
+batch_first modules, `dynamo_*` the dynamo exporter's (for nn.RNN: its unrolled loop). tests/onnx.rs reads them all.
 """
 import os
 
@@ -170,11 +170,48 @@ def main():
                 torch.nn.RNN(3, 4, num_layers=2, nonlinearity="relu", bidirectional=True),
                 x_tf, False)
     torch_model("torch_rnn_tanh_batch_first", torch.nn.RNN(3, 4, batch_first=True), x_bf, False)
-    # The dynamo exporter unrolls nn.RNN into MatMul/Add/Tanh: recur refuses it by name.
-    m = torch.onnx.export(torch.nn.RNN(3, 4).eval(), (torch.from_numpy(x_tf),),
-                          dynamo=True).model_proto
-    save("unsupported_dynamo_rnn", strip(m), {}, run=False)
+    # A MatMul that is no unrolled nn.RNN: refused by name.
+    w = numpy_helper.from_array(
+        np.random.default_rng(99).standard_normal((3, 4)).astype(np.float32), "W")
+    g = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "matmul",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, 2, 4])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    save("unsupported_matmul", m, {}, run=False)
     variants()
+    dynamo_rnns()
+
+
+class WithState(torch.nn.Module):
+    """An nn.RNN called with an initial state (a second graph input)."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x, h0):
+        return self.rnn(x, h0)
+
+
+def dynamo_rnns():
+    """The dynamo exporter unrolls nn.RNN into MatMul/Add/Tanh|Relu per step (recur lifts the
+    chains back into RNN nodes, src/onnx/unrolled.rs)."""
+    torch.manual_seed(5)
+    gen = np.random.default_rng(13)
+    x_tf = gen.standard_normal((5, 2, 3)).astype(np.float32)
+    x_bf = gen.standard_normal((2, 6, 3)).astype(np.float32)
+    torch_model("dynamo_rnn_tanh", torch.nn.RNN(3, 4), x_tf, True)
+    torch_model("dynamo_rnn_relu_2layer_bidir",
+                torch.nn.RNN(3, 4, num_layers=2, nonlinearity="relu", bidirectional=True),
+                x_tf, True)
+    torch_model("dynamo_rnn_nobias_batch_first", torch.nn.RNN(3, 5, bias=False,
+                batch_first=True), x_bf, True)
+    h0 = gen.standard_normal((2, 2, 4)).astype(np.float32)
+    mod = WithState(torch.nn.RNN(3, 4, bidirectional=True, batch_first=True)).eval()
+    m = torch.onnx.export(mod, (torch.from_numpy(x_bf), torch.from_numpy(h0)),
+                          dynamo=True).model_proto
+    save("dynamo_rnn_bidir_batch_first_h0", strip(m), {"x": x_bf, "h0": h0})
 
 
 ACTIVATIONS = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
