@@ -5,9 +5,11 @@ Usage: pip install onnx onnxruntime onnxscript torch; python3 scripts/make_onnx_
 Each case NAME is NAME.onnx plus NAME.<input>.npy for each graph input fed (x, lens, h0,
 c0) and NAME.out<k>.npy for each graph output, as onnxruntime computes them. Models built
 with onnx.helper cover each attribute recur supports (directions, layouts, B, initial states,
-sequence_lens, RNN Relu); `unsupported_*` models carry one thing recur refuses (no outputs);
+sequence_lens, RNN Relu; and in variants(): GRU linear_before_reset = 0, LSTM peepholes,
+input_forget, clip, every activation in every slot); `unsupported_*` models carry one thing
+recur refuses (no outputs);
 `torch_*` are torch.onnx.export's TorchScript exports of stacked / bidirectional /
-batch_first modules, `dynamo_*` the dynamo exporter's. tests/onnx.rs reads them all.
+batch_first modules, `dynamo_*` the dynamo exporter's (for nn.RNN: its unrolled loop). tests/onnx.rs reads them all.
 """
 import os
 
@@ -86,7 +88,8 @@ def helper_model(name, op, *, direction="forward", layout=0, bias=True, h0=False
             ins.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT, state))
             node_in[slot] = nm
     if peephole:
-        inits.append(numpy_helper.from_array(np.ones((d, 3 * h), np.float32), "P"))
+        inits.append(numpy_helper.from_array(
+            rng.uniform(-0.8, 0.8, (d, 3 * h)).astype(np.float32), "P"))
         node_in[7] = "P"
     node_in = node_in[: max(k for k, v in enumerate(node_in) if v) + 1]
     outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
@@ -150,12 +153,9 @@ def main():
                  attrs={"activations": ["Relu"]})
     helper_model("rnn_layout1_nobias", "RNN", layout=1, bias=False, h0=True)
     # One thing recur refuses each (no outputs are made).
-    helper_model("unsupported_gru_lbr0", "GRU", run=False)
-    helper_model("unsupported_lstm_peephole", "LSTM", peephole=True, run=False)
-    helper_model("unsupported_lstm_clip", "LSTM", attrs={"clip": 3.0}, run=False)
-    helper_model("unsupported_lstm_input_forget", "LSTM", attrs={"input_forget": 1}, run=False)
-    helper_model("unsupported_rnn_sigmoid", "RNN", attrs={"activations": ["Sigmoid"]},
-                 run=False)
+    helper_model("unsupported_rnn_gelu", "RNN", attrs={"activations": ["Gelu"]}, run=False)
+    helper_model("unsupported_gru_activation_count", "GRU",
+                 attrs={"activations": ["Sigmoid", "Tanh", "Tanh"]}, run=False)
     torch.manual_seed(3)
     x_tf = rng.standard_normal((5, 2, 3)).astype(np.float32)  # (T, B, I)
     x_bf = rng.standard_normal((2, 5, 3)).astype(np.float32)  # (B, T, I)
@@ -170,10 +170,104 @@ def main():
                 torch.nn.RNN(3, 4, num_layers=2, nonlinearity="relu", bidirectional=True),
                 x_tf, False)
     torch_model("torch_rnn_tanh_batch_first", torch.nn.RNN(3, 4, batch_first=True), x_bf, False)
-    # The dynamo exporter unrolls nn.RNN into MatMul/Add/Tanh: recur refuses it by name.
-    m = torch.onnx.export(torch.nn.RNN(3, 4).eval(), (torch.from_numpy(x_tf),),
+    # A MatMul that is no unrolled nn.RNN: refused by name.
+    w = numpy_helper.from_array(
+        np.random.default_rng(99).standard_normal((3, 4)).astype(np.float32), "W")
+    g = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "matmul",
+                          [helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])],
+                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, 2, 4])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    save("unsupported_matmul", m, {}, run=False)
+    variants()
+    dynamo_rnns()
+
+
+class WithState(torch.nn.Module):
+    """An nn.RNN called with an initial state (a second graph input)."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x, h0):
+        return self.rnn(x, h0)
+
+
+def dynamo_rnns():
+    """The dynamo exporter unrolls nn.RNN into MatMul/Add/Tanh|Relu per step (recur lifts the
+    chains back into RNN nodes, src/onnx/unrolled.rs)."""
+    torch.manual_seed(5)
+    gen = np.random.default_rng(13)
+    x_tf = gen.standard_normal((5, 2, 3)).astype(np.float32)
+    x_bf = gen.standard_normal((2, 6, 3)).astype(np.float32)
+    torch_model("dynamo_rnn_tanh", torch.nn.RNN(3, 4), x_tf, True)
+    torch_model("dynamo_rnn_relu_2layer_bidir",
+                torch.nn.RNN(3, 4, num_layers=2, nonlinearity="relu", bidirectional=True),
+                x_tf, True)
+    torch_model("dynamo_rnn_nobias_batch_first", torch.nn.RNN(3, 5, bias=False,
+                batch_first=True), x_bf, True)
+    h0 = gen.standard_normal((2, 2, 4)).astype(np.float32)
+    mod = WithState(torch.nn.RNN(3, 4, bidirectional=True, batch_first=True)).eval()
+    m = torch.onnx.export(mod, (torch.from_numpy(x_bf), torch.from_numpy(h0)),
                           dynamo=True).model_proto
-    save("unsupported_dynamo_rnn", strip(m), {}, run=False)
+    save("dynamo_rnn_bidir_batch_first_h0", strip(m), {"x": x_bf, "h0": h0})
+
+
+ACTIVATIONS = ["Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu",
+               "ScaledTanh", "HardSigmoid", "Elu", "Softsign", "Softplus"]
+USES_ALPHA = {"Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "HardSigmoid", "Elu"}
+USES_BETA = {"Affine", "ScaledTanh", "HardSigmoid"}
+
+
+def activation_attrs(names, explicit):
+    """activations = names; with `explicit`, an alpha and a beta for every function that
+    takes them (else onnxruntime's defaults)."""
+    a = {"activations": names}
+    if explicit:
+        alphas = [0.15 if n == "ThresholdedRelu" else round(float(rng.uniform(0.3, 1.2)), 3)
+                  for n in names if n in USES_ALPHA]
+        betas = [round(float(rng.uniform(0.2, 0.6)), 3) for n in names if n in USES_BETA]
+        if alphas:
+            a["activation_alpha"] = alphas
+        if betas:
+            a["activation_beta"] = betas
+    return a
+
+
+def variants():
+    """The cells beyond the fast kernels: GRU linear_before_reset = 0 (ONNX's default), LSTM
+    peepholes, input_forget, clip, and every activation in every slot (rotations of the list
+    through the slots, so each function lands in each slot once; alpha/beta given every other
+    fixture, onnxruntime's defaults otherwise)."""
+    helper_model("gru_lbr0_forward_h0", "GRU", h0=True, h=5)
+    helper_model("gru_lbr0_bidir_lens", "GRU", direction="bidirectional", lens=[2, 4, 3],
+                 h0=True)
+    helper_model("gru_lbr0_reverse_layout1_lens", "GRU", direction="reverse", layout=1,
+                 lens=[3, 1, 4], attrs={"linear_before_reset": 0})
+    helper_model("gru_lbr0_nobias_clip", "GRU", bias=False, attrs={"clip": 0.7})
+    helper_model("gru_lbr1_clip_bidir", "GRU", direction="bidirectional",
+                 attrs={"linear_before_reset": 1, "clip": 0.5})
+    helper_model("lstm_peephole_forward", "LSTM", peephole=True, h0=True, c0=True)
+    helper_model("lstm_peephole_bidir_lens_clip", "LSTM", direction="bidirectional",
+                 peephole=True, lens=[4, 2, 3], attrs={"clip": 0.6})
+    helper_model("lstm_peephole_layout1", "LSTM", layout=1, peephole=True, h0=True, c0=True)
+    helper_model("lstm_input_forget", "LSTM", attrs={"input_forget": 1})
+    helper_model("lstm_input_forget_peephole_reverse_lens", "LSTM", direction="reverse",
+                 peephole=True, lens=[2, 4, 1], attrs={"input_forget": 1})
+    helper_model("lstm_clip", "LSTM", attrs={"clip": 0.4})
+    helper_model("rnn_clip_bidir", "RNN", direction="bidirectional", attrs={"clip": 0.3})
+    helper_model("rnn_sigmoid", "RNN", attrs={"activations": ["Sigmoid"]})
+    n = len(ACTIVATIONS)
+    for k in range(n):
+        rot = [ACTIVATIONS[(k + s) % n] for s in range(4)]
+        explicit = k % 2 == 0
+        helper_model(f"act{k:02}_lstm", "LSTM", attrs=activation_attrs(rot[:3], explicit))
+        helper_model(f"act{k:02}_gru", "GRU",
+                     attrs=activation_attrs(rot[:2], explicit) | {"linear_before_reset": k % 2})
+        # Bidirectional: each direction its own function.
+        helper_model(f"act{k:02}_rnn_bidir", "RNN", direction="bidirectional",
+                     attrs=activation_attrs(rot[:2], explicit))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ pub enum Error {
     Unsupported {
         /// The file.
         path: String,
-        /// What it asks for (`operator MatMul`, `GRU attribute linear_before_reset = 0`).
+        /// What it asks for (`operator MatMul`, `RNN attribute activations = ["Gelu"] ...`).
         what: String,
     },
     /// A file could not be read or written.

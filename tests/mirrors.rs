@@ -27,6 +27,7 @@ use recur::kernels::optim::OptimParams;
 use recur::kernels::pack::PackParams;
 use recur::kernels::sample::SampleParams;
 use recur::kernels::step::{StepBackParams, StepParams};
+use recur::kernels::step_onnx::OnnxStepParams;
 use recur::kernels::util::{CopyRowsParams, GatherRowsParams, SumRowsParams, Transpose01Params};
 use recur::kernels::{self, Access, KernelDesc, Shader};
 
@@ -237,6 +238,32 @@ fn mirrors() -> Vec<Mirror> {
             carry_off,
             flags,
             grows
+        }),
+        mirror!(OnnxStepParams {
+            batch,
+            hidden,
+            gx_off,
+            hprev_off,
+            hout_off,
+            cprev_off,
+            cout_off,
+            y_off,
+            y_stride,
+            whh_off,
+            bhh_off,
+            peep_off,
+            cell,
+            flags,
+            clip,
+            act_f,
+            act_g,
+            act_h,
+            alpha_f,
+            alpha_g,
+            alpha_h,
+            beta_f,
+            beta_g,
+            beta_h
         }),
         mirror!(SumRowsParams {
             rows,
@@ -470,8 +497,38 @@ fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
         Shader::Gru,
         Shader::StepVec4,
         Shader::StepVec4Row,
+        Shader::StepOnnx,
     ] {
         table.extend(step_flags.iter().map(|&(n, v)| (s, n, v)));
+    }
+    {
+        use kernels::step_onnx::{self as so, ActivationKind as A};
+        let acts = [
+            ("ACT_RELU", A::Relu),
+            ("ACT_TANH", A::Tanh),
+            ("ACT_SIGMOID", A::Sigmoid),
+            ("ACT_AFFINE", A::Affine),
+            ("ACT_LEAKY_RELU", A::LeakyRelu),
+            ("ACT_THRESHOLDED_RELU", A::ThresholdedRelu),
+            ("ACT_SCALED_TANH", A::ScaledTanh),
+            ("ACT_HARD_SIGMOID", A::HardSigmoid),
+            ("ACT_ELU", A::Elu),
+            ("ACT_SOFTSIGN", A::Softsign),
+            ("ACT_SOFTPLUS", A::Softplus),
+        ];
+        assert_eq!(acts.len(), A::ALL.len());
+        table.extend(acts.map(|(n, a)| (Shader::StepOnnx, n, a as u32)));
+        table.extend([
+            (Shader::StepOnnx, "HAS_BIAS", so::flags::HAS_BIAS),
+            (Shader::StepOnnx, "CLIP", so::flags::CLIP),
+            (Shader::StepOnnx, "PEEPHOLE", so::flags::PEEPHOLE),
+            (Shader::StepOnnx, "INPUT_FORGET", so::flags::INPUT_FORGET),
+            (Shader::StepOnnx, "RESET_BEFORE", so::flags::RESET_BEFORE),
+            (Shader::StepOnnx, "CELL_RNN", so::cell::RNN),
+            (Shader::StepOnnx, "CELL_LSTM", so::cell::LSTM),
+            (Shader::StepOnnx, "CELL_GRU", so::cell::GRU),
+            (Shader::StepOnnx, "ONNX_WG", so::WORKGROUP as u32),
+        ]);
     }
     table.extend([
         (Shader::Matmul, "TRANS_A", matmul::flags::TRANS_A),
@@ -569,6 +626,7 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::Embedding => [embedding::EMBEDDING_WG, 1, 1],
         Shader::Loss if e != "loss_reduce" => [loss::LOSS_WG, 1, 1],
         Shader::Optim => [optim::OPTIM_WG, 1, 1],
+        Shader::StepOnnx => [kernels::step_onnx::WORKGROUP, 1, 1],
         _ => return None,
     })
 }

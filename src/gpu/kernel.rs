@@ -47,11 +47,13 @@ pub enum Shader {
     Sample,
     /// `shaders/pack_f16.wgsl` (needs [`Shader::needs_f16_in_f32`])
     PackF16,
+    /// `shaders/step_onnx.wgsl` (ONNX's general cells)
+    StepOnnx,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 21] = [
+    pub const ALL: [Shader; 22] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -73,6 +75,7 @@ impl Shader {
         Shader::Eager,
         Shader::Sample,
         Shader::PackF16,
+        Shader::StepOnnx,
     ];
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
@@ -82,7 +85,7 @@ impl Shader {
     /// and `step_tiled_backward.wgsl` (written once); `lstm_proj.wgsl` `step_common.wgsl` and
     /// `step_tiled_backward.wgsl`; the vec4 step file `step_common.wgsl`, its weights
     /// (`weights_f32_vec4.wgsl` or `weights_f16_vec4.wgsl`) and its rows-per-invocation
-    /// constant `NB`.
+    /// constant `NB`; the ONNX step file `step_common.wgsl`.
     pub fn source(self) -> &'static str {
         macro_rules! cell {
             ($weights:literal, $file:literal) => {
@@ -140,6 +143,10 @@ impl Shader {
             Shader::Eager => include_str!("../../shaders/eager.wgsl"),
             Shader::Sample => include_str!("../../shaders/sample.wgsl"),
             Shader::PackF16 => include_str!("../../shaders/pack_f16.wgsl"),
+            Shader::StepOnnx => concat!(
+                include_str!("../../shaders/step_common.wgsl"),
+                include_str!("../../shaders/step_onnx.wgsl")
+            ),
         }
     }
 
@@ -164,6 +171,7 @@ impl Shader {
             Shader::Eager => "eager.wgsl",
             Shader::Sample => "sample.wgsl",
             Shader::PackF16 => "pack_f16.wgsl",
+            Shader::StepOnnx => "step_onnx.wgsl",
         }
     }
 

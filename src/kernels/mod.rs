@@ -17,6 +17,7 @@ pub mod pack;
 pub mod rnn;
 pub mod sample;
 pub mod step;
+pub mod step_onnx;
 pub mod step_vec4;
 pub mod util;
 
@@ -76,6 +77,8 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         sample::SAMPLE_TOKEN,
         eager::EW_BINARY,
         eager::EW_UNARY,
+        step_onnx::STEP_FORWARD,
+        step_onnx::GRU_RESET_FORWARD,
     ];
     use step_vec4 as v4;
     for desc in [

@@ -8,16 +8,19 @@
 //!
 //! `direction = reverse` alone runs forward over each row's sequence reversed on the host (its
 //! first `sequence_lens[b]` steps), and its output is reversed back: that is the reverse
-//! recurrence exactly. What recur's step kernels do not compute is refused by name: GRU
-//! `linear_before_reset = 0`, LSTM peepholes `P`, `clip`, `input_forget = 1`, activations
-//! other than the defaults (RNN: `Tanh` or `Relu`).
+//! recurrence exactly. The default cells (and RNN `Relu`) run on recur's fast kernels; a node
+//! with other `activations` (any ONNX lists, with `activation_alpha`/`activation_beta` and
+//! onnxruntime's defaults), `clip`, LSTM peepholes `P` or `input_forget = 1`, or a GRU with
+//! `linear_before_reset = 0` (ONNX's default) becomes a [`CellVariant`] on the general step
+//! kernel. An unknown activation or attribute is refused by name.
 
 use super::proto::NodeProto;
 use super::value::{numel, Array, Value};
 use super::{malformed, unsupported};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::rnn::{CellKind, ParamKind, ParamLayout, Rnn, RnnConfig};
+use crate::kernels::step_onnx::{Activation, ActivationKind};
+use crate::rnn::{CellKind, CellVariant, ParamKind, ParamLayout, Rnn, RnnConfig};
 
 /// The RNN operators.
 pub const RNN_OPS: [&str; 3] = ["LSTM", "GRU", "RNN"];
@@ -44,6 +47,12 @@ pub struct CellSpec {
     pub direction: Direction,
     /// `layout = 1`: `X`, `Y`, states batch-major.
     pub batch_major: bool,
+    /// What the fast kernels do not compute (activations, clip, peepholes, input_forget,
+    /// GRU `linear_before_reset = 0`); the peepholes themselves come from input `P` at run
+    /// time.
+    pub variant: Option<CellVariant>,
+    /// LSTM input `P` is given.
+    pub peephole: bool,
 }
 
 impl CellSpec {
@@ -60,11 +69,14 @@ impl CellSpec {
     /// [`crate::Error::Unsupported`] naming the attribute and value.
     pub fn parse(path: &str, n: &NodeProto) -> Result<CellSpec> {
         let op = n.op_type();
-        let refuse = |what: String| unsupported(path, format!("{op} {what}"));
+        let bad = |what: String| malformed(path, format!("{op} {what}"));
         let mut hidden = None;
         let mut direction = Direction::Forward;
         let mut batch_major = false;
-        let mut activations: Vec<String> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let (mut alphas, mut betas): (&[f32], &[f32]) = (&[], &[]);
+        let mut variant = CellVariant::plain(CellKind::RnnTanh);
+        // ONNX's default is 0, the reset-before form; PyTorch's GRU is 1.
         let mut lbr = 0;
         for a in &n.attribute {
             match a.name() {
@@ -74,10 +86,7 @@ impl CellSpec {
                             .ok()
                             .filter(|&h| h > 0 && h <= super::value::MAX_ELEMENTS)
                             .ok_or_else(|| {
-                                malformed(
-                                    path,
-                                    format!("{op} hidden_size {} is not in 1..=2^27", a.i()),
-                                )
+                                bad(format!("hidden_size {} is not in 1..=2^27", a.i()))
                             })?,
                     )
                 }
@@ -87,10 +96,7 @@ impl CellSpec {
                         b"reverse" => Direction::Reverse,
                         b"bidirectional" => Direction::Bidirectional,
                         s => {
-                            return Err(malformed(
-                                path,
-                                format!("{op} direction {:?}", String::from_utf8_lossy(s)),
-                            ))
+                            return Err(bad(format!("direction {:?}", String::from_utf8_lossy(s))))
                         }
                     }
                 }
@@ -98,90 +104,137 @@ impl CellSpec {
                     batch_major = match a.i() {
                         0 => false,
                         1 => true,
-                        v => return Err(malformed(path, format!("{op} layout {v}"))),
+                        v => return Err(bad(format!("layout {v}"))),
                     }
                 }
                 "activations" => {
-                    activations = a
+                    names = a
                         .strings
                         .iter()
                         .map(|s| String::from_utf8_lossy(s).into_owned())
                         .collect()
                 }
-                "linear_before_reset" if op == "GRU" => lbr = a.i(),
+                "activation_alpha" => alphas = &a.floats,
+                "activation_beta" => betas = &a.floats,
+                "linear_before_reset" if op == "GRU" => {
+                    lbr = a.i();
+                    if !(lbr == 0 || lbr == 1) {
+                        return Err(bad(format!("linear_before_reset {lbr} (0 or 1)")));
+                    }
+                }
                 "input_forget" if op == "LSTM" => {
-                    if a.i() != 0 {
-                        return Err(refuse(format!("attribute input_forget = {} (coupled input and forget gates need a new LSTM step kernel)", a.i())));
+                    variant.input_forget = match a.i() {
+                        0 => false,
+                        1 => true,
+                        v => return Err(bad(format!("input_forget {v} (0 or 1)"))),
                     }
                 }
                 "clip" => {
-                    return Err(refuse(format!(
-                        "attribute clip = {} (clipped pre-activations need new step kernels)",
-                        a.f()
-                    )))
-                }
-                "activation_alpha" | "activation_beta" => {
-                    if !a.floats.is_empty() {
-                        return Err(refuse(format!("attribute {} = {:?}", a.name(), a.floats)));
+                    let c = a.f();
+                    if !(c.is_finite() && c > 0.0) {
+                        return Err(bad(format!("clip {c} (must be positive and finite)")));
                     }
+                    variant.clip = Some(c);
                 }
                 "output_sequence" => {}
-                other => return Err(refuse(format!("attribute {other}"))),
+                other => return Err(unsupported(path, format!("{op} attribute {other}"))),
             }
         }
-        let hidden =
-            hidden.ok_or_else(|| malformed(path, format!("{op} has no hidden_size attribute")))?;
+        let hidden = hidden.ok_or_else(|| bad("has no hidden_size attribute".into()))?;
         let dirs = if direction == Direction::Bidirectional {
             2
         } else {
             1
         };
-        // The defaults for one direction; a bidirectional node lists them twice.
-        let (cell, defaults): (CellKind, &[&str]) = match op {
-            "LSTM" => (CellKind::Lstm, &["Sigmoid", "Tanh", "Tanh"]),
-            "GRU" => (CellKind::Gru, &["Sigmoid", "Tanh"]),
-            _ => (CellKind::RnnTanh, &["Tanh"]),
+        let (cell, slots) = match op {
+            "LSTM" => (CellKind::Lstm, 3),
+            "GRU" => (CellKind::Gru, 2),
+            _ => (CellKind::RnnTanh, 1),
         };
-        let mut cell = cell;
-        if !activations.is_empty() {
-            let per_dir = activations.len() / dirs;
-            let same = activations.len() == dirs * defaults.len()
-                && activations
-                    .chunks(per_dir.max(1))
-                    .all(|c| c == activations[..per_dir].to_vec());
-            let first: Vec<&str> = activations
-                .iter()
-                .take(per_dir)
-                .map(String::as_str)
-                .collect();
-            cell = match (op, same, first.as_slice()) {
-                ("RNN", true, [f]) if f.eq_ignore_ascii_case("Relu") => CellKind::RnnRelu,
-                (_, true, f) if f.iter().zip(defaults).all(|(a, b)| a.eq_ignore_ascii_case(b)) => cell,
-                _ => {
-                    return Err(refuse(format!(
-                        "attribute activations = {activations:?} (recur's kernels compute {defaults:?}{}; others need new step kernels)",
-                        if op == "RNN" { " or [\"Relu\"]" } else { "" }
-                    )))
-                }
-            };
-        }
-        if op == "GRU" && lbr != 1 {
-            return Err(refuse(format!(
-                "attribute linear_before_reset = {lbr} (recur's GRU is PyTorch's, linear_before_reset = 1; the reset-before form needs a new step kernel)"
-            )));
-        }
-        if op == "LSTM" && n.input.get(7).is_some_and(|p| !p.is_empty()) {
-            return Err(refuse(
-                "input P (peepholes need a new LSTM step kernel)".to_string(),
-            ));
-        }
+        variant.reset_before = cell == CellKind::Gru && lbr == 0;
+        variant.activations =
+            activations(&names, alphas, betas, cell, slots, dirs).map_err(|e| {
+                unsupported(path, format!("{op} attribute activations = {names:?} {e}"))
+            })?;
+        let peephole = op == "LSTM" && n.input.get(7).is_some_and(|p| !p.is_empty());
+        let (cell, variant) = if peephole || !variant.is_plain(cell) {
+            // RNN Relu/Tanh mixes and the rest run on the general kernel.
+            if cell == CellKind::RnnTanh && variant.is_plain(CellKind::RnnRelu) {
+                (CellKind::RnnRelu, None)
+            } else {
+                (cell, Some(variant))
+            }
+        } else {
+            (cell, None)
+        };
         Ok(CellSpec {
             cell,
             hidden,
             direction,
             batch_major,
+            variant,
+            peephole,
         })
     }
+}
+
+/// The `[f, g, h]` activations of each direction from ONNX's `activations` (`slots` per
+/// direction, for each direction or once for both; none: the defaults),
+/// `activation_alpha` and `activation_beta` (consumed in order by the functions that take
+/// them, onnxruntime's defaults for the rest). The error is the reason, for the message.
+fn activations(
+    names: &[String],
+    alphas: &[f32],
+    betas: &[f32],
+    cell: CellKind,
+    slots: usize,
+    dirs: usize,
+) -> std::result::Result<Vec<[Activation; 3]>, String> {
+    let plain = CellVariant::plain(cell).activations[0];
+    if names.is_empty() {
+        if !alphas.is_empty() || !betas.is_empty() {
+            return Err("is empty but activation_alpha/activation_beta are given".into());
+        }
+        return Ok(vec![plain]);
+    }
+    if names.len() != slots * dirs && names.len() != slots {
+        return Err(format!(
+            "(expected {} names, {slots} per direction)",
+            slots * dirs
+        ));
+    }
+    let (mut alphas, mut betas) = (alphas.iter(), betas.iter());
+    let mut out = Vec::new();
+    for chunk in names.chunks(slots) {
+        let mut set = plain;
+        for (slot, name) in chunk.iter().enumerate() {
+            let kind = ActivationKind::parse(name).ok_or_else(|| {
+                format!(
+                    "({name:?} is not one of {})",
+                    ActivationKind::ALL.map(ActivationKind::name).join(", ")
+                )
+            })?;
+            let mut a = Activation::new(kind);
+            if kind.uses_alpha() {
+                if let Some(&v) = alphas.next() {
+                    a.alpha = v;
+                }
+            }
+            if kind.uses_beta() {
+                if let Some(&v) = betas.next() {
+                    a.beta = v;
+                }
+            }
+            set[slot] = a;
+        }
+        out.push(set);
+    }
+    if alphas.next().is_some() || betas.next().is_some() {
+        return Err(
+            "(more activation_alpha/activation_beta values than its functions take)".into(),
+        );
+    }
+    Ok(out)
 }
 
 /// Reorders the gate blocks (`h` rows each) of one direction's `[G*H, cols]` matrix or
@@ -363,6 +416,20 @@ pub(crate) fn run(
         }
     };
     let rnn = Rnn::new(gpu, cfg, &flat)?;
+    let rnn = match &spec.variant {
+        Some(v) => {
+            let mut v = v.clone();
+            if spec.peephole {
+                let p = need(7, "P")?;
+                if p.shape != [d, 3 * h] {
+                    return Err(shape_err("P", &p.shape, format!("{:?}", [d, 3 * h])));
+                }
+                v.peepholes = Some(p.data.clone());
+            }
+            rnn.with_variant(gpu, v)?
+        }
+        None => rnn,
+    };
     let tx = gpu.tensor("onnx.X", &[t, b, i_size], &xs)?;
     let th0 = h0
         .map(|v| gpu.tensor("onnx.initial_h", &[d, b, h], &state(v)))

@@ -1,7 +1,9 @@
 //! ONNX models whose graph is one `LSTM`, `GRU` or `RNN` node, or the chain that
 //! `torch.onnx.export` writes for a stacked / bidirectional / batch-first `nn.LSTM`, `nn.GRU`
-//! or `nn.RNN` (the TorchScript exporter; the dynamo exporter for LSTM and GRU, which it
-//! writes as ONNX `LSTM`/`GRU` nodes; it unrolls `nn.RNN` into `MatMul`s, which are refused).
+//! or `nn.RNN` (the TorchScript exporter; the dynamo exporter, which writes `LSTM`/`GRU`
+//! nodes and unrolls `nn.RNN` into a `MatMul`/`Add`/`Tanh|Relu` chain per step: `unrolled.rs`
+//! lifts each such chain back into one `RNN` node at load time, or leaves the `MatMul`s to be
+//! refused).
 //!
 //! The file is decoded by prost ([`proto`] is its generated code for ONNX's `onnx.proto`);
 //! the graph is checked at load time (every operator known, every value defined before it is
@@ -26,6 +28,7 @@ pub mod cell;
 pub mod ops;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto;
+mod unrolled;
 pub mod value;
 
 use std::collections::{HashMap, HashSet};
@@ -99,6 +102,9 @@ impl OnnxModel {
         if !graph.sparse_initializer.is_empty() {
             return Err(unsupported(path, "sparse initializers".into()));
         }
+        // The dynamo exporter's unrolled nn.RNN becomes RNN nodes (see unrolled.rs).
+        let mut nodes = graph.node;
+        unrolled::lift(&mut nodes, &mut initializers);
         // Graph inputs that an initializer also names are defaults; the rest must be fed.
         let inputs: Vec<String> = graph
             .input
@@ -109,7 +115,7 @@ impl OnnxModel {
         let mut defined: HashSet<&str> = inputs.iter().map(String::as_str).collect();
         defined.extend(initializers.keys().map(String::as_str));
         let mut cells = HashMap::new();
-        for (k, n) in graph.node.iter().enumerate() {
+        for (k, n) in nodes.iter().enumerate() {
             let op = n.op_type();
             if !(n.domain().is_empty() || n.domain() == "ai.onnx") {
                 return Err(unsupported(path, format!("operator {}::{op}", n.domain())));
@@ -158,7 +164,7 @@ impl OnnxModel {
         }
         Ok(OnnxModel {
             path: path.to_string(),
-            nodes: graph.node,
+            nodes,
             cells,
             initializers,
             inputs,

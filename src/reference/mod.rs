@@ -34,12 +34,13 @@
 //!
 //! Files: [`mod@matmul`] (the one matrix product), [`cells`] (one step of each cell, forward and
 //! backward), [`stack`] (layers x directions over a sequence), [`train`] (embedding, linear,
-//! losses, optimizers, clipping).
+//! losses, optimizers, clipping), [`variant`] (ONNX's general cells, forward only).
 
 pub mod cells;
 pub mod matmul;
 pub mod stack;
 pub mod train;
+pub mod variant;
 
 pub use cells::{
     gru_step_backward, gru_step_forward, lstm_step_backward, lstm_step_forward, rnn_step_backward,

@@ -76,6 +76,11 @@ impl Rnn {
         // Per-row lengths keep them by time too: a reverse-direction row's h0 goes into the
         // slot its first step reads before the loop (see super::lengths).
         let by_time = train || proj || lengths.is_some();
+        if train && self.variant.is_some() {
+            return Err(Error::InvalidConfig(
+                "a stack with a cell variant (ONNX activations, clip, peepholes, input_forget, linear_before_reset = 0) runs inference only".into(),
+            ));
+        }
         let plan = lengths.as_ref();
 
         let xt = if cfg.batch_first {
@@ -107,23 +112,26 @@ impl Rnn {
         let save = if saves_acts { flags::SAVE } else { 0 };
         let proj_flag = if proj { flags::PROJ } else { 0 };
         // Inference with f16 weights: one packed copy of the parameters for every step kernel
-        // of this recording (two values a word: half as many words as values).
-        let f16_params = if !train && self.weight_storage == WeightStorage::F16 {
-            if !gpu.has_f16_in_f32() {
-                return Err(Error::Unsupported {
-                    path: gpu.info.name.clone(),
-                    what: "WeightStorage::F16 (pack2x16float: DownlevelFlags::SHADER_F16_IN_F32)"
-                        .into(),
-                });
-            }
-            let words = self.layout.total.div_ceil(2);
-            let packed = bufs.zeros(gpu, "rnn.params_f16", &[words])?;
-            rec.phase("weights");
-            encode_pack_f16(rec, &self.params.buffer, &packed.buffer, words)?;
-            Some(packed)
-        } else {
-            None
-        };
+        // of this recording (two values a word: half as many words as values). The general
+        // kernel of a cell variant (ONNX) reads f32 whatever weight_storage says.
+        let f16_params =
+            if !train && self.weight_storage == WeightStorage::F16 && self.variant.is_none() {
+                if !gpu.has_f16_in_f32() {
+                    return Err(Error::Unsupported {
+                        path: gpu.info.name.clone(),
+                        what:
+                            "WeightStorage::F16 (pack2x16float: DownlevelFlags::SHADER_F16_IN_F32)"
+                                .into(),
+                    });
+                }
+                let words = self.layout.total.div_ceil(2);
+                let packed = bufs.zeros(gpu, "rnn.params_f16", &[words])?;
+                rec.phase("weights");
+                encode_pack_f16(rec, &self.params.buffer, &packed.buffer, words)?;
+                Some(packed)
+            } else {
+                None
+            };
 
         for layer in 0..cfg.num_layers {
             let input = if layer == 0 { &xt } else { &ys[layer - 1] };
@@ -209,7 +217,9 @@ impl Rnn {
                 };
                 // Small steps on a CPU adapter: every step in one dispatch (the per-step
                 // parameters are collected in `table`); else one dispatch a step.
-                let bind = if whole {
+                let general = self.general_steps(rec, bufs, (layer, dir, batch), &fwd_bufs)?;
+                let whole = whole && general.is_none();
+                let bind = if whole || general.is_some() {
                     None
                 } else {
                     Some(step::bind_step_forward(rec, cfg.cell, family, &fwd_bufs)?)
@@ -240,16 +250,17 @@ impl Rnn {
                         state: u32_of("state width", oh)?,
                         _pad: [0; 2],
                     };
-                    match bind {
-                        Some(bind) => step::encode_step_forward(rec, bind, family, &p)?,
-                        None => steps.push(p),
+                    match (&general, bind) {
+                        (Some(g), _) => g.encode(rec, &p)?,
+                        (None, Some(bind)) => step::encode_step_forward(rec, bind, family, &p)?,
+                        (None, None) => steps.push(p),
                     }
                     if let (Some(rs), Some(w_hr)) = (&rs, w_hr) {
                         // h_t = r_t · W_hrᵀ into its state slot.
                         encode_matmul(
                             rec,
                             &Gemm {
-                                m: batch,
+                                m: rows,
                                 n: oh,
                                 k: h,
                                 a: MatRef::new(&rs.buffer, r_off, h),
@@ -284,6 +295,15 @@ impl Rnn {
                         seq * batch,
                         oh,
                     )?;
+                    if let (Some(pl), 1) = (plan, dir) {
+                        // A reverse group shorter than T keeps its h0 in slot `len`, which the
+                        // gather just copied into y[len]: past a row's length y is zero.
+                        for &(len, r0, r1) in pl.groups.iter().filter(|g| g.0 < seq) {
+                            for r in r0..r1 {
+                                rec.clear(&y.buffer, (len * batch + r) * ow + oh, oh);
+                            }
+                        }
+                    }
                 }
                 for blk in &plan_dir.last {
                     rec.copy(

@@ -15,6 +15,8 @@ mod forward;
 pub mod model;
 pub mod plan;
 pub mod stream;
+pub mod variant;
 
 pub use model::{InputGrads, Rnn, RnnOutput, Saved, WeightStorage};
 pub use stream::RnnStream;
+pub use variant::CellVariant;

@@ -42,9 +42,11 @@ pub struct Rnn {
     pub params: Tensor,
     /// Gradients, same layout as `params`.
     pub grads: Tensor,
-    /// How the inference passes' step kernels read the recurrent weights (training always
-    /// reads f32). [`WeightStorage::F32`] unless set.
+    /// How the inference passes' step kernels read the recurrent weights (training, and the
+    /// general kernel of a cell variant, always read f32). [`WeightStorage::F32`] unless set.
     pub weight_storage: WeightStorage,
+    /// A cell variant beyond PyTorch's cells (see [`Rnn::with_variant`]).
+    pub(super) variant: Option<super::variant::DeviceVariant>,
 }
 
 /// How inference reads the recurrent weights (`W_hh`, `b_hh`) in the step kernels.
@@ -221,6 +223,7 @@ impl Rnn {
             params,
             grads,
             weight_storage: WeightStorage::F32,
+            variant: None,
         })
     }
 
@@ -417,11 +420,6 @@ impl Rnn {
     ) -> Result<(RnnOutput, Option<Saved>)> {
         let (seq, batch) = seq_batch(&self.cfg, x)?;
         let plan = PackedPlan::new(lengths, seq, batch)?;
-        if self.cfg.proj_size > 0 {
-            return Err(Error::InvalidConfig(
-                "per-row lengths with an LSTM projection (proj_size) are not supported yet".into(),
-            ));
-        }
         self.record_forward_with(rec, x, h0, c0, train, &mut Buffers::Fresh, Some(plan))
     }
 }
