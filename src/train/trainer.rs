@@ -265,7 +265,16 @@ impl Trainer {
     pub async fn step_async(&mut self, gpu: &Gpu, micro: &[Batch<'_>]) -> Result<()> {
         let rec = self.record_step(gpu, micro)?;
         while self.in_flight.len() >= self.cfg.max_in_flight {
-            if let Some((_, done)) = self.in_flight.pop_front() {
+            if let Some((_idx, done)) = self.in_flight.pop_front() {
+                // Natively the callback runs inside a poll; in a browser, the event loop's.
+                #[cfg(not(target_arch = "wasm32"))]
+                if let Err(e) = gpu.device.poll(wgpu::PollType::Wait {
+                    submission_index: Some(_idx),
+                    timeout: None,
+                }) {
+                    self.metrics.discard_recorded();
+                    return Err(Error::Gpu(e.to_string()));
+                }
                 done.await;
             }
         }
