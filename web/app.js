@@ -245,6 +245,24 @@ async function generate() {
   } catch (e) { fail(e); }
 }
 
+// The adapter as the browser describes it (wgpu's name for it is the description, which
+// browsers often leave empty for privacy; vendor and architecture are usually there).
+async function adapterName() {
+  const fromRecur = session.adapter();
+  try {
+    const a = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    const i = a && a.info;
+    const parts = i ? [i.vendor, i.architecture, i.device, i.description].filter(Boolean) : [];
+    // A CPU adapter (SwiftShader, WARP, lavapipe): workgroup memory only costs there.
+    const cpu = a.isFallbackAdapter || /swiftshader|warp|llvmpipe|lavapipe/i.test(parts.join(" "));
+    const want = params.has("direct") ? params.get("direct") === "1" : cpu;
+    if (want !== session.direct_kernels()) session.set_direct_kernels(want);
+    return parts.length ? `${parts.join(" · ")} (WebGPU${a.isFallbackAdapter ? ", fallback adapter" : ""})` : fromRecur;
+  } catch {
+    return fromRecur;
+  }
+}
+
 function noWebGpu(detail) {
   const box = $("nogpu");
   box.style.display = "block";
@@ -299,7 +317,7 @@ if (!navigator.gpu) {
       noWebGpu(String(e && e.message ? e.message : e));
       throw null;
     }
-    $("adapter").textContent = session.adapter();
+    $("adapter").textContent = await adapterName();
     buttons();
     status("ready: press Start");
     setState("ready");

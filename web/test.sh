@@ -9,6 +9,9 @@
 # <cargo target folder>/web-test. Needs: chromium, node + npm, python3, and network access to
 # crates.io/npm once. CARGO_TARGET_DIR is honoured.
 set -euo pipefail
+# Mesa complains on every start without a runtime dir; give it one (as .ci/run does).
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/recur-xdg}
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 target=$(bash "$here/build.sh" | tail -n 1)

@@ -121,6 +121,20 @@ impl Session {
         adapter_of(&self.state.borrow().gpu)
     }
 
+    /// Chooses the kernel family for later steps: `true` for the variants without workgroup
+    /// memory, faster on a CPU adapter (SwiftShader), which WebGPU does not always report
+    /// as one ([`Gpu::set_direct_kernels`]). Results agree either way.
+    pub fn set_direct_kernels(&self, direct: bool) -> Result<(), JsValue> {
+        let mut st = self.state.try_borrow_mut().map_err(|_| msg("busy"))?;
+        st.gpu.set_direct_kernels(direct);
+        Ok(())
+    }
+
+    /// Whether the kernels without workgroup memory are in use.
+    pub fn direct_kernels(&self) -> bool {
+        self.state.borrow().gpu.prefers_direct_kernels()
+    }
+
     /// Starts a fresh model on `text` (the built-in text when `None`): `cell` (lstm, gru,
     /// rnn), hidden size, layers, window length, batch, Adam learning rate and seed, with
     /// `recur train`'s recipe otherwise (embedding width, clipping at norm 1). Returns the
