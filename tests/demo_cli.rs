@@ -120,7 +120,11 @@ fn metrics_csv(path: &Path) -> Vec<(u64, f32, f32)> {
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             assert_eq!(f.len(), 3, "{l:?}");
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -173,7 +177,11 @@ fn resume_continues_exactly() {
     );
     assert!(f.iter().all(|m| m.1.is_finite() && m.2 > 0.0), "{f:?}");
     assert!(f[19].1 < f[0].1, "the loss did not fall: {f:?}");
-    assert_eq!(r, f[10..], "the resumed run's metrics differ from the same steps in one run");
+    assert_eq!(
+        r,
+        f[10..],
+        "the resumed run's metrics differ from the same steps in one run"
+    );
     let (a, b) = (
         Checkpoint::load(&full).unwrap(),
         Checkpoint::load(&resumed).unwrap(),

@@ -26,7 +26,11 @@ fn trainer(gpu: &Gpu, cell: CellKind, log_every: usize) -> TextTrainer {
 #[test]
 fn async_training_matches_the_blocking_trainer_bit_for_bit() {
     let Some(gpu) = gpu() else { return };
-    for (cell, log_every) in [(CellKind::Lstm, 4), (CellKind::Gru, 1), (CellKind::RnnTanh, 3)] {
+    for (cell, log_every) in [
+        (CellKind::Lstm, 4),
+        (CellKind::Gru, 1),
+        (CellKind::RnnTanh, 3),
+    ] {
         let mut blocking = trainer(&gpu, cell, log_every);
         let mut future = trainer(&gpu, cell, log_every);
         // More steps than windows in an epoch: the wrap-around (state reset) is covered.

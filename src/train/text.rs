@@ -370,8 +370,9 @@ impl TextTrainer {
         sampling: &Sampling,
     ) -> Result<String> {
         let ids = self.vocab.encode(prompt)?;
-        let out = crate::nn::charlm::generate_async(gpu, &self.trainer.model, &ids, length, sampling)
-            .await?;
+        let out =
+            crate::nn::charlm::generate_async(gpu, &self.trainer.model, &ids, length, sampling)
+                .await?;
         Ok(self.vocab.decode(&out))
     }
 

@@ -12,9 +12,7 @@ use std::rc::Rc;
 use js_sys::Promise;
 use recur::kernels::sample::Sampling;
 use recur::train::text::BUILT_IN_TEXT;
-use recur::train::{
-    CharModelShape, Checkpoint, Clip, OptimizerConfig, TextTrainer, TrainConfig,
-};
+use recur::train::{CharModelShape, Checkpoint, Clip, OptimizerConfig, TextTrainer, TrainConfig};
 use recur::{CellKind, Gpu};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -43,7 +41,9 @@ fn within(what: &str, v: usize) -> Result<usize, JsValue> {
         .copied()
         .unwrap_or((what, 1, usize::MAX));
     if v < lo || v > hi {
-        return Err(msg(&format!("{what} must be between {lo} and {hi}, not {v}")));
+        return Err(msg(&format!(
+            "{what} must be between {lo} and {hi}, not {v}"
+        )));
     }
     Ok(v)
 }

@@ -347,7 +347,12 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         println!("---");
     }
     let entropy = lm.unigram_entropy();
-    run.save(&gpu, &mut lm, (a.plot.as_deref(), a.metrics.as_deref()), entropy)?;
+    run.save(
+        &gpu,
+        &mut lm,
+        (a.plot.as_deref(), a.metrics.as_deref()),
+        entropy,
+    )?;
     println!(
         "steps {} (total {}) in {secs:.1} s, {:.0} characters/s on {}",
         done,

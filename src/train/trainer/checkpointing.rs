@@ -62,7 +62,13 @@ impl Trainer {
                 pieces: m
                     .slices()
                     .iter()
-                    .map(|s| (format!("model.{layer}.{}", s.name), s.offset, s.shape.clone()))
+                    .map(|s| {
+                        (
+                            format!("model.{layer}.{}", s.name),
+                            s.offset,
+                            s.shape.clone(),
+                        )
+                    })
                     .collect(),
             });
             for (name, t) in names.iter().zip(self.optimizer.state(gi)) {
@@ -262,4 +268,5 @@ impl Trainer {
         self.optimizer.set_step_count(step);
         self.metrics.reset(step.saturating_add(1));
         gpu.wait()
-    }}
+    }
+}
