@@ -64,6 +64,9 @@ struct State {
 /// The page's handle: the device and the trainer, shared with the futures it returns. Calls
 /// that return a promise must not overlap (the page runs one at a time); one that finds the
 /// session busy rejects with "busy" instead of waiting.
+///
+/// The `RefCell` borrow is the session's lock and is held across awaits on purpose: every
+/// access is a `try_borrow`, so an overlapping call is refused, never a panic.
 #[wasm_bindgen]
 pub struct Session {
     state: Rc<RefCell<State>>,
@@ -115,10 +118,12 @@ fn adapter_of(gpu: &Gpu) -> String {
 }
 
 #[wasm_bindgen]
+#[allow(clippy::await_holding_refcell_ref)] // the borrow is the lock: see `Session`
 impl Session {
     /// The WebGPU adapter's name.
-    pub fn adapter(&self) -> String {
-        adapter_of(&self.state.borrow().gpu)
+    pub fn adapter(&self) -> Result<String, JsValue> {
+        let st = self.state.try_borrow().map_err(|_| msg("busy"))?;
+        Ok(adapter_of(&st.gpu))
     }
 
     /// Chooses the kernel family for later steps: `true` for the variants without workgroup
@@ -131,8 +136,9 @@ impl Session {
     }
 
     /// Whether the kernels without workgroup memory are in use.
-    pub fn direct_kernels(&self) -> bool {
-        self.state.borrow().gpu.prefers_direct_kernels()
+    pub fn direct_kernels(&self) -> Result<bool, JsValue> {
+        let st = self.state.try_borrow().map_err(|_| msg("busy"))?;
+        Ok(st.gpu.prefers_direct_kernels())
     }
 
     /// Starts a fresh model on `text` (the built-in text when `None`): `cell` (lstm, gru,
