@@ -7,6 +7,7 @@
 // 3. the native checkpoint loads in the page: the same sample as natively, and MORE further
 //    steps whose first loss equals the native resumed run's within 1e-5;
 // 4. without WebGPU the page says so;
+// 5. Start, Pause and Reset work, and a pasted text trains;
 // and no page logs a console error.
 // Usage: node check.mjs URL STEPS MORE OUT RECUR_BINARY
 import { execFileSync } from "node:child_process";
@@ -146,6 +147,34 @@ try {
   const said = await bare.textContent("#nogpu");
   check(state === "no-webgpu" && (await bare.isVisible("#nogpu")) && said.includes("enable-unsafe-webgpu"),
     "without WebGPU the page says so and how to enable it");
+
+  // 5. The controls by hand: Start, Pause (no step after it), Reset, then a pasted text.
+  const ui = await context.newPage();
+  watch(ui, "controls page");
+  await ui.goto(`${url}&log=1&sample_ms=0`);
+  await settle(ui, ["ready", "error"]);
+  await ui.click("#start");
+  await ui.waitForFunction(() => recurDemo.losses.length >= 2 || document.body.dataset.state === "error",
+    null, { timeout: 120000 });
+  await ui.click("#pause");
+  state = await settle(ui, ["paused", "error"]);
+  const at = await ui.evaluate(() => recurDemo.losses.length);
+  await ui.waitForTimeout(1000);
+  const later = await ui.evaluate(() => recurDemo.losses.length);
+  check(state === "paused" && at >= 2 && later === at, `Pause stops training (${at} steps, ${later} a second later)`);
+  await ui.click("#reset");
+  state = await settle(ui, ["ready", "error"]);
+  check(state === "ready" && (await ui.evaluate(() => recurDemo.losses.length)) === 0, "Reset clears the model");
+  const own = "hello recur, hello webgpu. ".repeat(20);
+  await ui.check("input[name=src][value=own]");
+  await ui.fill("#text", own);
+  await ui.fill("#max", "4");
+  await ui.click("#start");
+  state = await settle(ui, ["done", "error"]);
+  const mine = await ui.evaluate(() => ({ info: recurDemo.info, n: recurDemo.losses.length }));
+  const distinct = new Set(own).size;
+  check(state === "done" && mine.n === 4 && mine.info.vocab === distinct,
+    `a pasted text trains: ${mine.n} steps, vocabulary ${mine.info && mine.info.vocab} (the text has ${distinct} characters)`);
 
   check(errors.length === 0, `no console errors${errors.length ? ":\n  " + errors.join("\n  ") : ""}`);
 } finally {
