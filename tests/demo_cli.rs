@@ -111,8 +111,26 @@ fn train_then_generate_from_the_checkpoint() {
     one_line_error(&o, "'z'");
 }
 
+/// The rows of a `--metrics` CSV after its header: (step, loss, grad_norm).
+fn metrics_csv(path: &Path) -> Vec<(u64, f32, f32)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("step,loss,grad_norm"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 3, "{l:?}");
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// 10 steps, then 10 more from the checkpoint, give exactly the parameters and optimizer
-/// state of 20 steps in one run.
+/// state of 20 steps in one run, and the same losses in their `--metrics` files.
 #[test]
 fn resume_continues_exactly() {
     if common::gpu().is_none() {
@@ -125,17 +143,45 @@ fn resume_continues_exactly() {
         dir.path().join("half.safetensors"),
         dir.path().join("resumed.safetensors"),
     );
+    let (full_csv, resumed_csv) = (dir.path().join("full.csv"), dir.path().join("resumed.csv"));
+    let (fc, rc) = (
+        full_csv.display().to_string(),
+        resumed_csv.display().to_string(),
+    );
     let mut extra = TINY.to_vec();
     extra.extend(["--sample-every", "0"]);
-    ok(&train(&data, &full, "20", &extra));
+    let mut with_csv = extra.clone();
+    with_csv.extend(["--metrics", &fc]);
+    ok(&train(&data, &full, "20", &with_csv));
     ok(&train(&data, &half, "10", &extra));
     let h = half.display().to_string();
     ok(&train(
         &data,
         &resumed,
         "10",
-        &["--resume", &h, "--sample-every", "0", "--sample-len", "5"],
+        &[
+            "--resume",
+            &h,
+            "--sample-every",
+            "0",
+            "--sample-len",
+            "5",
+            "--metrics",
+            &rc,
+        ],
     ));
+    let (f, r) = (metrics_csv(&full_csv), metrics_csv(&resumed_csv));
+    assert_eq!(
+        f.iter().map(|m| m.0).collect::<Vec<_>>(),
+        (1..=20).collect::<Vec<u64>>()
+    );
+    assert!(f.iter().all(|m| m.1.is_finite() && m.2 > 0.0), "{f:?}");
+    assert!(f[19].1 < f[0].1, "the loss did not fall: {f:?}");
+    assert_eq!(
+        r,
+        f[10..],
+        "the resumed run's metrics differ from the same steps in one run"
+    );
     let (a, b) = (
         Checkpoint::load(&full).unwrap(),
         Checkpoint::load(&resumed).unwrap(),

@@ -1,26 +1,40 @@
 #!/usr/bin/env bash
-# End-to-end check of the browser page: builds recur for wasm32 (WebGPU), trains a small
-# checkpoint natively, serves web/ on 127.0.0.1 and drives the page in headless Chromium,
-# which runs WebGPU on its software adapter (SwiftShader) on machines without a GPU.
-# Needs: chromium (Debian package), node + npm, and network access to crates.io/npm once.
+# End-to-end check of the demo page: builds the wasm (release), trains the same small model
+# natively with recur (lavapipe) and in headless Chromium (WebGPU on SwiftShader on machines
+# without a GPU), and checks in check.mjs: the first step's loss agrees within 1e-5, the loss
+# falls, the page's checkpoint is the file recur generate reads (same sample natively and in
+# the page), a native checkpoint loads in the page and keeps training (its next loss agrees
+# too), the page without WebGPU says so, no console error, and a screenshot that is not blank.
+# Output (screenshot, checkpoints, metrics) goes to $WEB_TEST_OUT, by default
+# <cargo target folder>/web-test. Needs: chromium, node + npm, python3, and network access to
+# crates.io/npm once. CARGO_TARGET_DIR is honoured.
 set -euo pipefail
+# Mesa complains on every start without a runtime dir; give it one (as .ci/run does).
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/recur-xdg}
+mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-cd "$here"
-WB=0.2.130
-if ! wasm-bindgen --version 2>/dev/null | grep -q "$WB"; then
-  cargo install wasm-bindgen-cli --version "$WB"
-fi
-rustup target add wasm32-unknown-unknown >/dev/null
-cargo build --release --target wasm32-unknown-unknown --target-dir "$root/target"
-wasm-bindgen --target web --out-dir pkg "$root/target/wasm32-unknown-unknown/release/recur_web.wasm"
-
-# A small model, trained here (a few seconds on lavapipe).
+target=$(bash "$here/build.sh" | tail -n 1)
+out=${WEB_TEST_OUT:-$target/web-test}
+mkdir -p "$out"
 (cd "$root" && cargo build --release --bin recur)
-"$root/target/release/recur" train --steps 30 --hidden 32 --layers 1 --seq-len 16 --batch 8 \
-  --checkpoint "$here/demo.ckpt" >/dev/null
+recur="$target/release/recur"
 
-[ -d node_modules/playwright-core ] || npm install --no-audit --no-fund --silent
+# The sizes both sides train: the built-in text (recur's sources), seed 0, Adam 0.004, clip 1.
+sizes=(--cell lstm --hidden 32 --layers 1 --seq-len 16 --batch 8 --lr 0.004 --seed 0)
+steps=30
+more=5
+echo "== native: $steps steps, then $more more from its checkpoint"
+"$recur" train "${sizes[@]}" --steps "$steps" --checkpoint "$out/native.safetensors" \
+  --metrics "$out/native.csv" --sample-every 0 --sample-len 1 | grep -E "^steps|^final"
+"$recur" train --resume "$out/native.safetensors" --steps "$more" \
+  --checkpoint "$out/native-resumed.safetensors" --metrics "$out/native-resumed.csv" \
+  --sample-every 0 --sample-len 1 | grep -E "^steps"
+# The sample the page must reproduce from the native checkpoint (the check before training).
+"$recur" generate --checkpoint "$out/native.safetensors" --prompt "fn " --length 200 \
+  --temperature 0.8 --seed 1 2>/dev/null >"$out/native-sample.txt"
+
+[ -d "$here/node_modules/playwright-core" ] || (cd "$here" && npm install --no-audit --no-fund --silent)
 port=$((20000 + RANDOM % 20000))
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$here" >/dev/null 2>&1 &
 server=$!
@@ -29,7 +43,5 @@ for _ in $(seq 50); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
   sleep 0.1
 done
-# The same sample natively (lavapipe): the page must produce the same text on WebGPU.
-"$root/target/release/recur" generate --checkpoint "$here/demo.ckpt" --prompt "fn " --length 200 \
-  --temperature 0.8 --seed 1 2>/dev/null >"$here/expected.txt"
-node check.mjs "http://127.0.0.1:$port/index.html" 200 "fn " "$here/expected.txt"
+url="http://127.0.0.1:$port/index.html?cell=lstm&hidden=32&layers=1&seq=16&batch=8&lr=0.004&seed=0"
+(cd "$here" && node check.mjs "$url" "$steps" "$more" "$out" "$recur")

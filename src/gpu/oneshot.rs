@@ -32,6 +32,32 @@ pub fn channel<T: Send + 'static>() -> (impl FnOnce(T) + Send + 'static, Receive
     (send, Receiver(slot))
 }
 
+impl<T> std::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Whether the value has arrived (and not been taken yet).
+    pub fn is_ready(&self) -> bool {
+        match self.0.lock() {
+            Ok(s) => s.value.is_some(),
+            Err(p) => p.into_inner().value.is_some(),
+        }
+    }
+
+    /// The value if it has arrived, without waiting (it is taken: the future will not see it).
+    pub fn try_take(&self) -> Option<T> {
+        match self.0.lock() {
+            Ok(mut s) => s.value.take(),
+            Err(p) => p.into_inner().value.take(),
+        }
+    }
+}
+
 impl<T> Future for Receiver<T> {
     type Output = T;
 

@@ -9,12 +9,15 @@
 //! write and before the next step overwrites slot 0.
 //!
 //! A few staging buffers rotate; if the host never polls and all are in flight, the oldest is
-//! waited for (back-pressure, not a per-step stall).
+//! waited for (back-pressure, not a per-step stall). In a browser nothing may block: there a
+//! further staging buffer is made instead (the trainer's own back-pressure,
+//! [`crate::train::Trainer::step_async`], bounds how many), and [`MetricLog::wait_async`]
+//! awaits the maps.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gpu::oneshot::{self, Receiver};
 use crate::gpu::{Gpu, Recorder, Tensor};
 
 /// Values of the ring slot: loss, grad norm.
@@ -55,14 +58,15 @@ impl StepMetrics {
     }
 }
 
-type MapResult = Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
+type MapResult = std::result::Result<(), wgpu::BufferAsyncError>;
 
+/// A staging copy: recorded (no map requested yet, `done` is `None`) or submitted and mapping.
 #[derive(Debug)]
 struct Staged {
     buffer: wgpu::Buffer,
     first_step: u64,
     count: usize,
-    done: MapResult,
+    done: Option<Receiver<MapResult>>,
 }
 
 /// The device ring and its staging buffers; see the module documentation.
@@ -147,7 +151,11 @@ impl MetricLog {
             return Ok(());
         }
         if self.pending.len() + self.recorded.len() >= MAX_PENDING && !self.pending.is_empty() {
+            #[cfg(not(target_arch = "wasm32"))]
             self.wait_oldest(gpu)?;
+            // In a browser: take the oldest if it has arrived, else stage into a new buffer.
+            #[cfg(target_arch = "wasm32")]
+            self.take_arrived()?;
         }
         let buffer = match self.free.pop() {
             Some(b) => b,
@@ -163,7 +171,7 @@ impl MetricLog {
             buffer,
             first_step: self.first_step,
             count: self.filled,
-            done: Arc::default(),
+            done: None,
         });
         self.first_step = self.first_step.saturating_add(self.filled as u64);
         self.filled = 0;
@@ -173,17 +181,11 @@ impl MetricLog {
     /// Requests the maps of the staging copies recorded into a submission that has now been
     /// submitted. (Mapping before the submit would make the submit invalid.)
     pub fn after_submit(&mut self) {
-        for s in self.recorded.drain(..) {
-            let done = s.done.clone();
-            s.buffer.map_async(
-                wgpu::MapMode::Read,
-                ..(s.count * FIELDS * 4) as u64,
-                move |r| {
-                    if let Ok(mut d) = done.lock() {
-                        *d = Some(r);
-                    }
-                },
-            );
+        for mut s in self.recorded.drain(..) {
+            let (send, recv) = oneshot::channel();
+            s.buffer
+                .map_async(wgpu::MapMode::Read, ..(s.count * FIELDS * 4) as u64, send);
+            s.done = Some(recv);
             self.pending.push_back(s);
         }
     }
@@ -195,17 +197,9 @@ impl MetricLog {
         }
     }
 
-    fn take(&mut self, s: Staged) -> Result<()> {
-        let result = s
-            .done
-            .lock()
-            .map_err(|_| Error::Gpu("metric map state poisoned".into()))?
-            .take();
-        match result {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Gpu(format!("metric readback failed: {e}"))),
-            None => return Err(Error::Gpu("metric readback not finished".into())),
-        }
+    /// Reads a staging copy whose map has completed with `result` into `ready`.
+    fn take(&mut self, s: Staged, result: MapResult) -> Result<()> {
+        result.map_err(|e| Error::Gpu(format!("metric readback failed: {e}")))?;
         {
             let view = s
                 .buffer
@@ -225,29 +219,41 @@ impl MetricLog {
         Ok(())
     }
 
-    fn front_done(&self) -> bool {
-        self.pending
+    /// Takes the staging copies whose maps have completed, oldest first, without waiting.
+    fn take_arrived(&mut self) -> Result<()> {
+        while let Some(result) = self
+            .pending
             .front()
-            .and_then(|s| s.done.lock().ok().map(|d| d.is_some()))
-            .unwrap_or(false)
-    }
-
-    fn wait_oldest(&mut self, gpu: &Gpu) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if !self.front_done() {
-            // Waits for the latest submission, which includes the oldest copy; the map
-            // callbacks run inside the poll.
-            gpu.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu(e.to_string()))?;
-            gpu.check()?;
-        }
-        if let Some(s) = self.pending.pop_front() {
-            self.take(s)?;
+            .and_then(|s| s.done.as_ref())
+            .and_then(Receiver::try_take)
+        {
+            if let Some(s) = self.pending.pop_front() {
+                self.take(s, result)?;
+            }
         }
         Ok(())
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn wait_oldest(&mut self, gpu: &Gpu) -> Result<()> {
+        let Some(mut s) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let result = match s.done.take() {
+            Some(recv) => {
+                if !recv.is_ready() {
+                    // Waits for the latest submission, which includes the oldest copy; the
+                    // map callback runs inside the poll, so the future is ready after it.
+                    gpu.device
+                        .poll(wgpu::PollType::wait_indefinitely())
+                        .map_err(|e| Error::Gpu(e.to_string()))?;
+                    gpu.check()?;
+                }
+                pollster::block_on(recv)
+            }
+            None => return Err(Error::Internal("metric copy was never submitted".into())),
+        };
+        self.take(s, result)
     }
 
     /// Without blocking: the metrics that have reached the host, in step order.
@@ -255,20 +261,36 @@ impl MetricLog {
         gpu.device
             .poll(wgpu::PollType::Poll)
             .map_err(|e| Error::Gpu(e.to_string()))?;
-        while self.front_done() {
-            if let Some(s) = self.pending.pop_front() {
-                self.take(s)?;
-            }
-        }
+        self.take_arrived()?;
         Ok(self.ready.drain(..).collect())
     }
 
     /// Blocks until every submitted copy has reached the host, then returns all metrics not
-    /// yet returned. (Steps still in the ring need [`MetricLog::record_flush`] first.)
+    /// yet returned. (Steps still in the ring need [`MetricLog::record_flush`] first.) In a
+    /// browser, [`MetricLog::wait_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&mut self, gpu: &Gpu) -> Result<Vec<StepMetrics>> {
         while !self.pending.is_empty() {
             self.wait_oldest(gpu)?;
         }
+        Ok(self.ready.drain(..).collect())
+    }
+
+    /// [`MetricLog::wait`] as a future: resolves when every submitted copy has been mapped
+    /// (natively it polls the device once; in a browser the event loop runs the maps).
+    pub async fn wait_async(&mut self, gpu: &Gpu) -> Result<Vec<StepMetrics>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if !self.pending.is_empty() {
+            gpu.wait()?;
+        }
+        while let Some(mut s) = self.pending.pop_front() {
+            let Some(recv) = s.done.take() else {
+                return Err(Error::Internal("metric copy was never submitted".into()));
+            };
+            let result = recv.await;
+            self.take(s, result)?;
+        }
+        gpu.check()?;
         Ok(self.ready.drain(..).collect())
     }
 }

@@ -30,6 +30,10 @@ pub const VOCAB_KEY: &str = "lm.vocab";
 /// Metadata key of the stream position ([`TextState`] as JSON).
 pub const TEXT_KEY: &str = "lm.text";
 
+/// The built-in corpus: recur's own Rust sources and WGSL shaders, concatenated in path order
+/// by the build script (what `recur train` and the browser demo train on by default).
+pub const BUILT_IN_TEXT: &str = include_str!(concat!(env!("OUT_DIR"), "/corpus.txt"));
+
 /// The shape of a character language model: `Embedding(V, embed) → cell stack → Linear(V)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CharModelShape {
@@ -44,6 +48,17 @@ pub struct CharModelShape {
 }
 
 impl CharModelShape {
+    /// `layers` of `cell` with hidden size `hidden` and the embedding width `recur train`
+    /// gives them: half the hidden size, kept within 16 to 64.
+    pub fn with_hidden(cell: CellKind, hidden: usize, layers: usize) -> Self {
+        CharModelShape {
+            cell,
+            embed: (hidden / 2).clamp(16, 64),
+            hidden,
+            layers,
+        }
+    }
+
     /// The [`SeqModelConfig`] for a vocabulary of `vocab` characters.
     pub fn config(&self, vocab: usize) -> SeqModelConfig {
         SeqModelConfig {
@@ -261,10 +276,7 @@ impl TextTrainer {
     /// Records and submits one optimizer step on the next window (without waiting for the
     /// GPU); after the last window, the streams start over with zero states.
     pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
-        let r = &self.windows[self.state.next_window];
-        // Queued writes: after the step still running, before this one.
-        self.x.write(gpu, self.stream.inputs(r)?)?;
-        self.y.write(gpu, self.stream.targets(r)?)?;
+        self.write_window(gpu)?;
         self.trainer.step(
             gpu,
             &[Batch {
@@ -272,13 +284,43 @@ impl TextTrainer {
                 targets: Targets::Tokens(&self.y),
             }],
         )?;
+        self.advance();
+        Ok(())
+    }
+
+    /// [`TextTrainer::step`] for the browser, where nothing may block (see
+    /// [`Trainer::step_async`]).
+    pub async fn step_async(&mut self, gpu: &Gpu) -> Result<()> {
+        self.write_window(gpu)?;
+        self.trainer
+            .step_async(
+                gpu,
+                &[Batch {
+                    input: SeqInput::Tokens(&self.x),
+                    targets: Targets::Tokens(&self.y),
+                }],
+            )
+            .await?;
+        self.advance();
+        Ok(())
+    }
+
+    /// Queues the next window's inputs and targets: after the step still running, before
+    /// the one about to be submitted.
+    fn write_window(&mut self, gpu: &Gpu) -> Result<()> {
+        let r = &self.windows[self.state.next_window];
+        self.x.write(gpu, self.stream.inputs(r)?)?;
+        self.y.write(gpu, self.stream.targets(r)?)
+    }
+
+    /// Moves to the next window; after the last, a new epoch from zero states.
+    fn advance(&mut self) {
         self.state.next_window += 1;
         if self.state.next_window == self.windows.len() {
             self.state.next_window = 0;
             self.state.epoch = self.state.epoch.saturating_add(1);
             self.trainer.reset_state();
         }
-        Ok(())
     }
 
     /// Where the trainer is in the corpus.
@@ -319,9 +361,34 @@ impl TextTrainer {
         )
     }
 
+    /// [`TextTrainer::generate`] for the browser (see [`crate::nn::charlm::generate_async`]).
+    pub async fn generate_async(
+        &self,
+        gpu: &Gpu,
+        prompt: &str,
+        length: usize,
+        sampling: &Sampling,
+    ) -> Result<String> {
+        let ids = self.vocab.encode(prompt)?;
+        let out =
+            crate::nn::charlm::generate_async(gpu, &self.trainer.model, &ids, length, sampling)
+                .await?;
+        Ok(self.vocab.decode(&out))
+    }
+
     /// The trainer's checkpoint with the vocabulary and stream position.
     pub fn checkpoint(&mut self, gpu: &Gpu) -> Result<Checkpoint> {
-        let mut c = self.trainer.checkpoint(gpu)?;
+        let c = self.trainer.checkpoint(gpu)?;
+        self.with_text_metadata(c)
+    }
+
+    /// [`TextTrainer::checkpoint`] as a future, for the browser: the same file.
+    pub async fn checkpoint_async(&mut self, gpu: &Gpu) -> Result<Checkpoint> {
+        let c = self.trainer.checkpoint_async(gpu).await?;
+        self.with_text_metadata(c)
+    }
+
+    fn with_text_metadata(&self, mut c: Checkpoint) -> Result<Checkpoint> {
         c.metadata.insert(VOCAB_KEY.into(), self.vocab.as_string());
         c.metadata.insert(
             TEXT_KEY.into(),

@@ -19,9 +19,12 @@
 //! GPU works. At most `max_in_flight` steps are queued; the step after that waits for the
 //! oldest (back-pressure). Loss and norm reach the host every `log_every` steps through
 //! [`Trainer::poll_metrics`].
+//!
+//! In a browser nothing may block: [`Trainer::step_async`] awaits the oldest step instead of
+//! waiting for it, and [`Trainer::flush_metrics_async`] and [`Trainer::checkpoint_async`]
+//! read back through `map_async` futures that the page's event loop completes.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::path::Path;
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,9 +35,11 @@ use super::metrics::{MetricLog, StepMetrics};
 use super::optim::{Optimizer, OptimizerConfig};
 use super::tbptt::{CarriedState, Tbptt};
 use crate::error::{Error, Result};
+use crate::gpu::oneshot::{self, Receiver};
 use crate::gpu::{Gpu, Recorder, Tensor};
-use crate::io::HostTensor;
-use crate::nn::{SeqInput, SeqModel, SeqModelConfig};
+use crate::nn::{SeqInput, SeqModel};
+
+mod checkpointing;
 
 /// Metadata key of the model config (JSON).
 pub const MODEL_KEY: &str = "model";
@@ -127,7 +132,9 @@ pub struct Trainer {
     tbptt: Tbptt,
     metrics: MetricLog,
     loss: Tensor,
-    in_flight: VecDeque<wgpu::SubmissionIndex>,
+    /// Submitted steps: their index (to wait for natively) and a future that resolves when
+    /// the queue has finished them (to await in a browser).
+    in_flight: VecDeque<(wgpu::SubmissionIndex, Receiver<()>)>,
 }
 
 /// A checkpoint-content error (the file is fine, what it holds is not).
@@ -244,6 +251,53 @@ impl Trainer {
     /// In [`TrainMode::Stateful`], a micro-batch whose batch size differs from the state its
     /// slot carries is [`Error::InvalidConfig`] saying what to do (nothing is recorded).
     pub fn step(&mut self, gpu: &Gpu, micro: &[Batch]) -> Result<()> {
+        let rec = self.record_step(gpu, micro)?;
+        if let Err(e) = self.wait_for_room(gpu) {
+            self.metrics.discard_recorded();
+            return Err(e);
+        }
+        self.submit_step(gpu, rec)
+    }
+
+    /// [`Trainer::step`] for the browser, where nothing may block: when `max_in_flight`
+    /// steps are queued, it awaits the oldest (the page keeps running meanwhile) instead of
+    /// waiting for it.
+    pub async fn step_async(&mut self, gpu: &Gpu, micro: &[Batch<'_>]) -> Result<()> {
+        let rec = self.record_step(gpu, micro)?;
+        while self.in_flight.len() >= self.cfg.max_in_flight {
+            if let Some((_idx, done)) = self.in_flight.pop_front() {
+                // Natively the callback runs inside a poll; in a browser, the event loop's.
+                #[cfg(not(target_arch = "wasm32"))]
+                if let Err(e) = gpu.device.poll(wgpu::PollType::Wait {
+                    submission_index: Some(_idx),
+                    timeout: None,
+                }) {
+                    self.metrics.discard_recorded();
+                    return Err(Error::Gpu(e.to_string()));
+                }
+                done.await;
+            }
+        }
+        self.submit_step(gpu, rec)
+    }
+
+    /// Blocks until fewer than `max_in_flight` steps are queued.
+    fn wait_for_room(&mut self, gpu: &Gpu) -> Result<()> {
+        while self.in_flight.len() >= self.cfg.max_in_flight {
+            if let Some((idx, _)) = self.in_flight.pop_front() {
+                gpu.device
+                    .poll(wgpu::PollType::Wait {
+                        submission_index: Some(idx),
+                        timeout: None,
+                    })
+                    .map_err(|e| Error::Gpu(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records one optimizer step over `micro` (not submitted).
+    fn record_step<'g>(&mut self, gpu: &'g Gpu, micro: &[Batch]) -> Result<Recorder<'g>> {
         if micro.is_empty() {
             return Err(Error::InvalidConfig(
                 "a step needs at least one micro-batch".into(),
@@ -304,16 +358,11 @@ impl Trainer {
             self.metrics.discard_recorded();
             return Err(e);
         }
-        while self.in_flight.len() >= self.cfg.max_in_flight {
-            if let Some(idx) = self.in_flight.pop_front() {
-                gpu.device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: Some(idx),
-                        timeout: None,
-                    })
-                    .map_err(|e| Error::Gpu(e.to_string()))?;
-            }
-        }
+        Ok(rec)
+    }
+
+    /// Submits a recorded step and requests its metric maps.
+    fn submit_step(&mut self, gpu: &Gpu, rec: Recorder) -> Result<()> {
         let idx = match rec.submit() {
             Ok(idx) => idx,
             Err(e) => {
@@ -322,7 +371,10 @@ impl Trainer {
             }
         };
         self.metrics.after_submit();
-        self.in_flight.push_back(idx);
+        // Fires once the queue has done everything submitted so far: this step.
+        let (send, done) = oneshot::channel();
+        gpu.queue.on_submitted_work_done(move || send(()));
+        self.in_flight.push_back((idx, done));
         gpu.check()
     }
 
@@ -357,224 +409,32 @@ impl Trainer {
     }
 
     /// Blocking: submits a copy of the steps still in the ring and returns every metric not
-    /// returned yet (the end of training, or a test).
+    /// returned yet (the end of training, or a test). In a browser,
+    /// [`Trainer::flush_metrics_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn flush_metrics(&mut self, gpu: &Gpu) -> Result<Vec<StepMetrics>> {
+        self.submit_flush(gpu)?;
+        self.metrics.wait(gpu)
+    }
+
+    /// [`Trainer::flush_metrics`] as a future, for the browser, where nothing may block.
+    pub async fn flush_metrics_async(&mut self, gpu: &Gpu) -> Result<Vec<StepMetrics>> {
+        self.submit_flush(gpu)?;
+        self.metrics.wait_async(gpu).await
+    }
+
+    /// Submits a copy of the steps still in the ring.
+    fn submit_flush(&mut self, gpu: &Gpu) -> Result<()> {
         let mut rec = Recorder::new(gpu);
         self.metrics.record_flush(gpu, &mut rec)?;
         rec.submit()?;
         self.metrics.after_submit();
-        self.metrics.wait(gpu)
+        Ok(())
     }
 
     /// Waits for every submitted step.
     pub fn wait(&mut self, gpu: &Gpu) -> Result<()> {
         self.in_flight.clear();
-        gpu.wait()
-    }
-
-    /// Everything needed to resume: parameters, optimizer state, step count, carried states
-    /// and both configs (reads the GPU, so it waits for submitted steps).
-    pub fn checkpoint(&mut self, gpu: &Gpu) -> Result<Checkpoint> {
-        self.wait(gpu)?;
-        let mut c = Checkpoint::default();
-        for (gi, (layer, m)) in self.model.modules().into_iter().enumerate() {
-            let flat = gpu.read(m.group().params)?;
-            for s in m.slices() {
-                let data = flat
-                    .get(s.offset..s.offset + s.len())
-                    .ok_or_else(|| Error::Gpu(format!("{layer}.{} out of range", s.name)))?
-                    .to_vec();
-                c.tensors.insert(
-                    format!("model.{layer}.{}", s.name),
-                    HostTensor::new(s.shape.clone(), data)?,
-                );
-            }
-            let names = self.optimizer.config().state_names();
-            for (name, t) in names.iter().zip(self.optimizer.state(gi)) {
-                c.tensors.insert(
-                    format!("optim.{layer}.{name}"),
-                    HostTensor::new(t.shape.clone(), gpu.read(t)?)?,
-                );
-            }
-        }
-        for (i, s) in self.tbptt.slots().iter().enumerate() {
-            for (part, t) in [("h", &s.h), ("c", &s.c)] {
-                if let Some(t) = t {
-                    c.tensors.insert(
-                        format!("tbptt.{i}.{part}"),
-                        HostTensor::new(t.shape.clone(), gpu.read(t)?)?,
-                    );
-                }
-            }
-        }
-        c.metadata
-            .insert(STEP_KEY.into(), self.step_count().to_string());
-        c.metadata
-            .insert(MODEL_KEY.into(), self.model.cfg.to_json().to_string());
-        c.metadata
-            .insert(MODE_KEY.into(), self.mode.name().to_string());
-        c.metadata.insert(
-            TRAIN_KEY.into(),
-            serde_json::to_string(&self.cfg).map_err(|e| Error::Gpu(e.to_string()))?,
-        );
-        Ok(c)
-    }
-
-    /// Writes [`Trainer::checkpoint`] to `path` atomically (the old file stays on error).
-    pub fn save_checkpoint(&mut self, gpu: &Gpu, path: &Path) -> Result<()> {
-        self.checkpoint(gpu)?.save(path)
-    }
-
-    /// The model and training configs a checkpoint was made with.
-    pub fn configs_of(ckpt: &Checkpoint) -> Result<(SeqModelConfig, TrainConfig)> {
-        let get = |k: &str| {
-            ckpt.metadata
-                .get(k)
-                .ok_or_else(|| ckpt_err(format!("metadata {k:?} is missing")))
-        };
-        let model: serde_json::Value = serde_json::from_str(get(MODEL_KEY)?)
-            .map_err(|e| ckpt_err(format!("metadata {MODEL_KEY:?}: {e}")))?;
-        let model = SeqModelConfig::from_json(&model)?;
-        let train: TrainConfig = serde_json::from_str(get(TRAIN_KEY)?)
-            .map_err(|e| ckpt_err(format!("metadata {TRAIN_KEY:?}: {e}")))?;
-        train.validate()?;
-        Ok((model, train))
-    }
-
-    /// The [`TrainMode`] a checkpoint was made in (stateful when it does not say: the only
-    /// mode before there were two).
-    pub fn mode_of(ckpt: &Checkpoint) -> Result<TrainMode> {
-        match ckpt.metadata.get(MODE_KEY).map(String::as_str) {
-            None | Some("stateful") => Ok(TrainMode::Stateful),
-            Some("independent") => Ok(TrainMode::Independent),
-            Some(other) => Err(ckpt_err(format!(
-                "metadata {MODE_KEY:?} is {other:?}, expected stateful or independent"
-            ))),
-        }
-    }
-
-    /// A trainer rebuilt from a checkpoint: its configs, mode, parameters, optimizer state,
-    /// step count and carried states.
-    ///
-    /// ```
-    /// # fn main() -> recur::Result<()> {
-    /// use recur::nn::{SeqModel, SeqModelConfig};
-    /// use recur::train::{Checkpoint, TrainConfig, TrainMode, Trainer};
-    /// use recur::{rng::Rng, CellKind, Gpu, RnnConfig};
-    /// let gpu = Gpu::new()?;
-    /// let cfg = SeqModelConfig::new(Some(5), RnnConfig::new(CellKind::Gru, 3, 4), 5);
-    /// let model = SeqModel::init(&gpu, cfg, &mut Rng::new(0))?;
-    /// let mut trainer = Trainer::new(&gpu, model, TrainConfig::default(), TrainMode::Stateful)?;
-    /// let path = std::env::temp_dir().join(format!("recur-doc-ckpt-{}.safetensors", std::process::id()));
-    /// trainer.save_checkpoint(&gpu, &path)?; // model, optimizer state, step, carried states
-    /// let resumed = Trainer::from_checkpoint(&gpu, &Checkpoint::load(&path)?)?;
-    /// assert_eq!((resumed.step_count(), resumed.mode()), (0, TrainMode::Stateful));
-    /// # std::fs::remove_file(&path).ok();
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<Self> {
-        let (mcfg, tcfg) = Self::configs_of(ckpt)?;
-        let mode = Self::mode_of(ckpt)?;
-        let mut rng = crate::rng::Rng::new(0);
-        let model = SeqModel::init(gpu, mcfg, &mut rng)?;
-        let mut t = Trainer::new(gpu, model, tcfg, mode)?;
-        t.restore(gpu, ckpt)?;
-        Ok(t)
-    }
-
-    /// Loads a checkpoint into this trainer, whose model config must be the checkpoint's.
-    /// Everything is checked before anything is written, so on error the trainer is as it
-    /// was. The training config stays this trainer's (its optimizer kind must match).
-    pub fn restore(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
-        let (mcfg, _) = Self::configs_of(ckpt)?;
-        if mcfg != self.model.cfg {
-            return Err(ckpt_err(format!(
-                "model config {} does not match this trainer's {}",
-                mcfg.to_json(),
-                self.model.cfg.to_json()
-            )));
-        }
-        let step = ckpt.step()?;
-        let mut used: BTreeSet<String> = BTreeSet::new();
-        let mut uploads: Vec<(Tensor, Vec<f32>)> = Vec::new();
-        let mut take = |key: String, shape: &[usize]| -> Result<&HostTensor> {
-            let t = ckpt.tensor(&key)?;
-            if t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
-                return Err(Error::Shape {
-                    what: key,
-                    expected: shape.to_vec(),
-                    got: t.shape.clone(),
-                });
-            }
-            used.insert(key);
-            Ok(t)
-        };
-        let names = self.optimizer.config().state_names();
-        for (gi, (layer, m)) in self.model.modules().into_iter().enumerate() {
-            let group = m.group();
-            let mut flat = vec![0.0f32; group.params.numel()];
-            for s in m.slices() {
-                let t = take(format!("model.{layer}.{}", s.name), &s.shape)?;
-                flat[s.offset..s.offset + s.len()].copy_from_slice(&t.data);
-            }
-            uploads.push((group.params.clone(), flat));
-            for (name, st) in names.iter().zip(self.optimizer.state(gi)) {
-                let t = take(format!("optim.{layer}.{name}"), &st.shape)?;
-                uploads.push((st.clone(), t.data.clone()));
-            }
-        }
-        // Carried states: (L*D, B, h width) and, for the LSTM, (L*D, B, H); B is free.
-        let r = &self.model.cfg.rnn;
-        let ld = r.num_layers * r.num_directions();
-        let mut slots: Vec<(Option<&HostTensor>, Option<&HostTensor>)> = Vec::new();
-        loop {
-            let i = slots.len();
-            let h = ckpt.tensors.get(&format!("tbptt.{i}.h"));
-            let c = ckpt.tensors.get(&format!("tbptt.{i}.c"));
-            if h.is_none() && c.is_none() {
-                break;
-            }
-            let h = h.ok_or_else(|| ckpt_err(format!("tbptt.{i}.c without tbptt.{i}.h")))?;
-            let batch = h.shape.get(1).copied().unwrap_or(0);
-            take(format!("tbptt.{i}.h"), &[ld, batch, r.out_hidden()])?;
-            match (c, r.cell.has_cell_state()) {
-                (Some(_), true) => {
-                    take(format!("tbptt.{i}.c"), &[ld, batch, r.hidden_size])?;
-                }
-                (None, false) => {}
-                _ => {
-                    return Err(ckpt_err(format!(
-                        "tbptt.{i}.c does not fit a {} stack",
-                        r.cell
-                    )))
-                }
-            }
-            slots.push((Some(h), c));
-        }
-        if let Some(extra) = ckpt.tensors.keys().find(|k| !used.contains(*k)) {
-            return Err(ckpt_err(format!(
-                "unexpected tensor {extra:?} (another model or optimizer?)"
-            )));
-        }
-        // Everything fits: write.
-        let mut carried = Vec::with_capacity(slots.len());
-        for (i, (h, c)) in slots.into_iter().enumerate() {
-            let up = |t: Option<&HostTensor>, label: String| -> Result<Option<Tensor>> {
-                t.map(|t| gpu.tensor(&label, &t.shape, &t.data)).transpose()
-            };
-            carried.push(CarriedState {
-                h: up(h, format!("tbptt.{i}.h"))?,
-                c: up(c, format!("tbptt.{i}.c"))?,
-            });
-        }
-        self.wait(gpu)?;
-        for (t, data) in &uploads {
-            gpu.write(t, data)?;
-        }
-        self.tbptt.set_slots(carried);
-        self.optimizer.set_step_count(step);
-        self.metrics.reset(step.saturating_add(1));
         gpu.wait()
     }
 }

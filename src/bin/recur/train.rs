@@ -25,7 +25,7 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::plot;
 
 /// The default corpus: recur's own sources and shaders (see build.rs).
-const CORPUS: &str = include_str!(concat!(env!("OUT_DIR"), "/corpus.txt"));
+const CORPUS: &str = recur::train::text::BUILT_IN_TEXT;
 
 /// Largest `--data` file: 256 MiB (the host keeps four bytes a character, the device more).
 const MAX_TEXT_BYTES: u64 = 256 << 20;
@@ -94,6 +94,10 @@ pub struct TrainArgs {
     /// Write the loss curve to FILE (.svg or .png), together with the checkpoint.
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// Write every step's loss and gradient norm to FILE (CSV: step,loss,grad_norm), together
+    /// with the checkpoint.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
     /// Print a generated sample every N steps [default: steps / 4]; 0: only at the end.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     sample_every: Option<usize>,
@@ -136,6 +140,9 @@ fn check_flags_and_paths(a: &TrainArgs) -> anyhow::Result<()> {
     files.output("--checkpoint", &a.checkpoint);
     if let Some(p) = &a.plot {
         files.output("--plot", p);
+    }
+    if let Some(p) = &a.metrics {
+        files.output("--metrics", p);
     }
     files.check()?;
     Ok(())
@@ -202,12 +209,11 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         }
         None => {
             let hidden = positive("hidden", pick(a.hidden, 128, 512))?;
-            let shape = CharModelShape {
-                cell: cell_of(a.cell.as_deref().unwrap_or("lstm"))?,
-                embed: (hidden / 2).clamp(16, 64),
+            let shape = CharModelShape::with_hidden(
+                cell_of(a.cell.as_deref().unwrap_or("lstm"))?,
                 hidden,
-                layers: positive("layers", pick(a.layers, 1, 2))?,
-            };
+                positive("layers", pick(a.layers, 1, 2))?,
+            );
             let cfg = TrainConfig {
                 optimizer: OptimizerConfig::adam().with_lr(a.lr.unwrap_or(4e-3)),
                 clip: if a.clip > 0.0 {
@@ -281,6 +287,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut run = Run {
         log: Vec::new(),
+        norms: Vec::new(),
         saved_at: None,
         checkpoint: &a.checkpoint,
     };
@@ -303,7 +310,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
             continue;
         }
         if a.save_every > 0 && i % a.save_every == 0 {
-            run.save(&gpu, &mut lm, None, 0.0)
+            run.save(&gpu, &mut lm, (None, None), 0.0)
                 .inspect_err(|_| pb.abandon())?;
             let at = first_step.saturating_add(i as u64);
             pb.suspend(|| println!("checkpoint at step {at}: {}", a.checkpoint.display()));
@@ -340,7 +347,12 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         println!("---");
     }
     let entropy = lm.unigram_entropy();
-    run.save(&gpu, &mut lm, a.plot.as_deref(), entropy)?;
+    run.save(
+        &gpu,
+        &mut lm,
+        (a.plot.as_deref(), a.metrics.as_deref()),
+        entropy,
+    )?;
     println!(
         "steps {} (total {}) in {secs:.1} s, {:.0} characters/s on {}",
         done,
@@ -356,6 +368,9 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     println!("checkpoint: {}", a.checkpoint.display());
     if let Some(p) = &a.plot {
         println!("loss curve: {}", p.display());
+    }
+    if let Some(p) = &a.metrics {
+        println!("metrics: {}", p.display());
     }
     if interrupted {
         return Err(Interrupted(format!(
@@ -373,6 +388,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
 struct Run<'a> {
     /// (step, loss) of every step read back.
     log: Vec<(u64, f32)>,
+    /// The gradient norm of each step in `log`.
+    norms: Vec<f32>,
     /// The step of the last checkpoint this run wrote.
     saved_at: Option<u64>,
     checkpoint: &'a Path,
@@ -387,8 +404,19 @@ impl Run<'_> {
                 bail!("{e}: lower --lr; {}", self.kept());
             }
             self.log.push((m.step, m.loss));
+            self.norms.push(m.grad_norm);
         }
         Ok(())
+    }
+
+    /// `step,loss,grad_norm` and one line a step, the numbers as printed by Rust (shortest
+    /// form that reads back to the same f32).
+    fn csv(&self) -> String {
+        let mut out = String::from("step,loss,grad_norm\n");
+        for ((step, loss), norm) in self.log.iter().zip(&self.norms) {
+            out.push_str(&format!("{step},{loss},{norm}\n"));
+        }
+        out
     }
 
     /// What is at the checkpoint path now that this run will not write it again.
@@ -407,12 +435,13 @@ impl Run<'_> {
     }
 
     /// Waits for the steps in flight, checks their metrics, and writes the checkpoint (and
-    /// the plot, if given) together. A model holding a NaN or infinity is not written.
+    /// the plot and the metrics CSV, if given) together. A model holding a NaN or infinity
+    /// is not written.
     fn save(
         &mut self,
         gpu: &Gpu,
         lm: &mut TextTrainer,
-        plot_path: Option<&Path>,
+        (plot_path, metrics_path): (Option<&Path>, Option<&Path>),
         entropy: f64,
     ) -> anyhow::Result<()> {
         let flushed = lm.trainer.flush_metrics(gpu)?;
@@ -430,9 +459,13 @@ impl Run<'_> {
             Some(p) => Some(plot::render(p, &self.log, entropy)?),
             None => None,
         };
+        let csv = metrics_path.map(|_| self.csv());
         let mut files: Vec<(&Path, &[u8])> = vec![(self.checkpoint, &bytes)];
         if let (Some(p), Some(b)) = (plot_path, &plot_bytes) {
             files.push((p, b));
+        }
+        if let (Some(p), Some(c)) = (metrics_path, &csv) {
+            files.push((p, c.as_bytes()));
         }
         io::write_all_atomic(&files)?;
         self.saved_at = Some(lm.trainer.step_count());
