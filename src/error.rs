@@ -172,5 +172,5 @@ impl Error {
     }
 }
 
-/// `Result` with recur's [`Error`].
+/// `Result` with recur's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

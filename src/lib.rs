@@ -4,7 +4,7 @@
 //! Layers, top to bottom: [`train`] (losses, optimizers, clipping, truncated BPTT,
 //! checkpoints), [`nn`] (embedding, linear, the sequence model), [`rnn`] (the sequence plan),
 //! [`kernels`] (one Rust file per WGSL
-//! file), [`gpu`] (context, tensors, pipeline cache), [`reference`] (the f64 CPU oracle),
+//! file), [`gpu`] (context, tensors, pipeline cache), [`reference`](mod@reference) (the f64 CPU oracle),
 //! [`io`] (safetensors and `.npy`), [`onnx`] (ONNX LSTM/GRU/RNN models and torch exports).
 //!
 //! The entry points an app uses: [`Gpu`] (the device), [`Rnn`] (a PyTorch-style RNN stack,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::io_err;
 use crate::error::{Error, Result};
 
-/// Largest file [`read_file`] reads (model files, checkpoints, `.npy`): 8 GiB.
+/// Largest file `read_file` reads (model files, checkpoints, `.npy`): 8 GiB.
 pub const MAX_FILE_BYTES: u64 = 8 << 30;
 
 /// Where the liveness of a process cannot be checked, a temporary file untouched for this
@@ -81,6 +81,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 struct Staged {
     tmp: PathBuf,
     target: PathBuf,
+    /// The folder, synced after the renames (unix only).
+    #[cfg_attr(not(unix), allow(dead_code))]
     dir: PathBuf,
 }
 

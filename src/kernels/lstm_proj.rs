@@ -45,7 +45,7 @@ pub struct ProjBackParams {
     pub dy_stride: u32,
     /// Offset of the gate gradient of the step processed before.
     pub dgn_off: u32,
-    /// Offset of dh[t] in the per-step dh buffer.
+    /// Offset of `dh[t]` in the per-step dh buffer.
     pub dh_off: u32,
     /// Offset of W_hh (`[4H, P]`) in the flat parameters.
     pub whh_off: u32,

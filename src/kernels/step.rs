@@ -119,7 +119,7 @@ pub mod flags {
 #[derive(Clone, Copy, Debug)]
 pub struct ForwardBuffers<'a> {
     /// Flat parameters: f32, or with `f16_weights` the f16 words of
-    /// [`crate::kernels::util::encode_pack_f16`].
+    /// [`crate::kernels::pack::encode_pack_f16`].
     pub params: &'a wgpu::Buffer,
     /// `params` holds f16 words: the kernels' f16-weight builds
     /// ([`KernelDesc::weights`]) are bound.

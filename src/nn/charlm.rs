@@ -123,7 +123,7 @@ pub fn unigram_entropy(ids: &[u32], vocab: usize) -> f64 {
 
 /// Generates `length` tokens after `prompt` from a token model (embedding → RNN → head over
 /// the same vocabulary), on the device, in one submission (a few hundred tokens a submission
-/// for long samples, see [`DISPATCHES_PER_SUBMISSION`]):
+/// for long samples):
 ///
 /// 1. the prompt runs forward as one sequence `(P, 1)` from zero states;
 /// 2. the sampling kernel draws token 0 from the last row of logits into a one-id input
