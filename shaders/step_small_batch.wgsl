@@ -10,6 +10,9 @@
 // sum over k between its threads (adjacent threads read adjacent elements of a W_hh row);
 // each thread keeps its partial sums of all (row, gate, unit) in registers, then one pass
 // through workgroup memory adds the threads' partials, so H / SB_UNITS workgroups run a step.
+// How the partials reach workgroup memory is the build's (prepended before this file):
+// sb_partials_shared.wgsl stores every thread's (32 rows), sb_partials_subgroup.wgsl adds
+// them within each subgroup first (subgroupAdd; one row per subgroup).
 //
 //   acc[b, g, u] = sum_k h_prev[b, k] * W_hh[g*H + j0 + u, k]
 //
@@ -52,23 +55,24 @@ fn small_batch_product(lid: u32, j0: u32) {
         }
     }
     for (var v = 0u; v < SB_VALUES; v++) {
-        sb_part[lid * SB_STRIDE + v] = acc[v];
+        sb_partial(lid, v, acc[v]);
     }
     small_batch_reduce(lid, SB_VALUES);
 }
 
-// After every thread t has stored its partials of values v < count at
-// sb_part[t * SB_STRIDE + v]: sb_part[v] = the sum over threads, added in thread order
+// After every thread has handed its partials of values v < count to sb_partial (rows
+// 0 .. sb_rows() of sb_part hold them): sb_part[v] = the sum of the rows, added in row order
 // (deterministic). Called by every thread of the workgroup (it has barriers).
 fn small_batch_reduce(lid: u32, count: u32) {
+    let rows = sb_rows();
     workgroupBarrier();
-    // Thread t adds up values t, t + SB_THREADS, ... over all threads, in a fixed order.
+    // Thread t adds up values t, t + SB_THREADS, ... over all rows, in a fixed order.
     var sums: array<f32, 2>;
     for (var i = 0u; i < SB_VALUES / SB_THREADS; i++) {
         let v = lid + i * SB_THREADS;
         var s = 0.0;
         if v < count {
-            for (var t = 0u; t < SB_THREADS; t++) {
+            for (var t = 0u; t < rows; t++) {
                 s += sb_part[t * SB_STRIDE + v];
             }
         }
@@ -108,7 +112,7 @@ fn small_batch_backward_product(lid: u32, k0: u32, src: u32, batch: u32, rows: u
         }
     }
     for (var v = 0u; v < SB_ROWS * SB_UNITS; v++) {
-        sb_part[lid * SB_STRIDE + v] = acc[v];
+        sb_partial(lid, v, acc[v]);
     }
     small_batch_reduce(lid, SB_ROWS * SB_UNITS);
 }

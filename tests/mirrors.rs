@@ -41,12 +41,21 @@ fn parse(shader: Shader) -> Parsed {
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(src)));
     // Only the files that say so may use pack2x16float / unpack2x16float.
-    let caps = if shader.needs_f16_in_f32() {
-        naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
-    } else {
-        naga::valid::Capabilities::empty()
-    };
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+    let mut caps = naga::valid::Capabilities::empty();
+    if shader.needs_f16_in_f32() {
+        caps |= naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    }
+    // The subgroup builds (and only they) use subgroup operations in compute shaders.
+    if shader.needs_subgroups() {
+        caps |= naga::valid::Capabilities::SUBGROUP;
+    }
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+    if shader.needs_subgroups() {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    let info = validator
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}: {}", shader.file_name(), e.emit_to_string(src)));
     Parsed { module, info }

@@ -14,21 +14,28 @@ fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
     });
     // The f16-weight builds and the packing kernel need pack2x16float / unpack2x16float
     // (wgpu's DownlevelFlags::SHADER_F16_IN_F32), and only they may.
-    let caps = if shader.needs_f16_in_f32() {
-        naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32
-    } else {
-        naga::valid::Capabilities::empty()
-    };
-    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
-        .validate(&module)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{:?} ({}): {}",
-                shader,
-                shader.file_name(),
-                e.emit_to_string(shader.source())
-            )
-        });
+    let mut caps = naga::valid::Capabilities::empty();
+    if shader.needs_f16_in_f32() {
+        caps |= naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    }
+    // The subgroup builds (and only they) use subgroup operations in compute shaders.
+    if shader.needs_subgroups() {
+        caps |= naga::valid::Capabilities::SUBGROUP;
+    }
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+    if shader.needs_subgroups() {
+        validator
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
+    let info = validator.validate(&module).unwrap_or_else(|e| {
+        panic!(
+            "{:?} ({}): {}",
+            shader,
+            shader.file_name(),
+            e.emit_to_string(shader.source())
+        )
+    });
     (module, info)
 }
 

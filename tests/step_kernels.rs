@@ -562,6 +562,10 @@ fn run_backward(
 /// the first step (no HAS_NEXT) and a later one.
 fn single_steps(family: StepFamily) {
     let Some(gpu) = gpu() else { return };
+    single_steps_on(&gpu, family);
+}
+
+fn single_steps_on(gpu: &Gpu, family: StepFamily) {
     let mut seed = 0;
     for s in shapes(family) {
         // T = 2, slots 3: step t = 1 reads slot 2 and writes slot 1.
@@ -583,10 +587,23 @@ fn tiled_steps_should_match_reference() {
     single_steps(StepFamily::Tiled);
 }
 
-/// `*_step_forward_small` and `*_step_backward_small` (B <= 4).
+/// `*_step_forward_small` and `*_step_backward_small` (B <= 4), in the build the adapter
+/// gets: with subgroup reductions where it has `Features::SUBGROUP`.
 #[test]
 fn small_batch_steps_should_match_reference() {
-    single_steps(StepFamily::SmallBatch);
+    let Some(gpu) = gpu() else { return };
+    eprintln!("subgroups: {}", gpu.uses_subgroups());
+    single_steps_on(&gpu, StepFamily::SmallBatch);
+}
+
+/// The same kernels reducing through workgroup memory alone (the build for adapters without
+/// subgroups), on every adapter.
+#[test]
+fn small_batch_steps_without_subgroups_should_match_reference() {
+    let Some(mut gpu) = gpu() else { return };
+    gpu.set_subgroups(false);
+    assert!(!gpu.uses_subgroups());
+    single_steps_on(&gpu, StepFamily::SmallBatch);
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub struct Gpu {
     /// Whether kernels use their variants without workgroup memory: see
     /// [`Gpu::prefers_direct_kernels`] and [`Gpu::set_direct_kernels`].
     direct_kernels: bool,
+    /// Whether the small-batch step kernels reduce with subgroup operations: see
+    /// [`Gpu::uses_subgroups`].
+    subgroups: bool,
     pub(crate) pipelines: PipelineCache,
     errors: Arc<Mutex<Vec<String>>>,
     submissions: std::sync::atomic::AtomicU64,
@@ -238,6 +241,9 @@ impl Gpu {
             info: info.clone(),
             features,
             limits,
+            // The browser's WGSL needs `enable subgroups;`, which naga (native) refuses: the
+            // subgroup builds are native only.
+            subgroups: features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32"),
             direct_kernels: match std::env::var("RECUR_KERNELS").as_deref() {
                 Ok("tiled") => false,
                 Ok("direct") => true,
@@ -305,6 +311,22 @@ impl Gpu {
     /// adapters), `false` for the tiled ones (GPUs). Recordings made after the call use it.
     pub fn set_direct_kernels(&mut self, direct: bool) {
         self.direct_kernels = direct;
+    }
+
+    /// Whether the small-batch step kernels (GPU family, B ≤ 4) add their partial sums with
+    /// subgroup operations (`shaders/sb_partials_subgroup.wgsl`) rather than through
+    /// workgroup memory alone: by default where the device has `Features::SUBGROUP` (not on
+    /// wasm32), and not with f16 weights (no such build).
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// Turns the subgroup reduction of [`Gpu::uses_subgroups`] off, or back on where the
+    /// device has `Features::SUBGROUP` (elsewhere it stays off). Recordings made after the
+    /// call use it.
+    pub fn set_subgroups(&mut self, on: bool) {
+        self.subgroups =
+            on && self.features.contains(wgpu::Features::SUBGROUP) && !cfg!(target_arch = "wasm32");
     }
 
     /// Live buffers and the bytes they hold on the device, from wgpu's internal counters

@@ -29,6 +29,13 @@ pub enum Shader {
     LstmF16,
     /// `shaders/gru.wgsl` reading its forward weights as f16
     GruF16,
+    /// `shaders/rnn.wgsl` whose small-batch kernels reduce with subgroup operations
+    /// (`sb_partials_subgroup.wgsl`; needs [`Shader::needs_subgroups`])
+    RnnSubgroup,
+    /// `shaders/lstm.wgsl` whose small-batch kernels reduce with subgroup operations
+    LstmSubgroup,
+    /// `shaders/gru.wgsl` whose small-batch kernels reduce with subgroup operations
+    GruSubgroup,
     /// [`Shader::StepVec4`] reading its forward weights as f16 (`weights_f16_vec4.wgsl`)
     StepVec4F16,
     /// [`Shader::StepVec4Row`] reading its forward weights as f16
@@ -53,7 +60,7 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 22] = [
+    pub const ALL: [Shader; 25] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -66,6 +73,9 @@ impl Shader {
         Shader::RnnF16,
         Shader::LstmF16,
         Shader::GruF16,
+        Shader::RnnSubgroup,
+        Shader::LstmSubgroup,
+        Shader::GruSubgroup,
         Shader::StepVec4F16,
         Shader::StepVec4RowF16,
         Shader::Embedding,
@@ -89,9 +99,13 @@ impl Shader {
     pub fn source(self) -> &'static str {
         macro_rules! cell {
             ($weights:literal, $file:literal) => {
+                cell!($weights, "sb_partials_shared.wgsl", $file)
+            };
+            ($weights:literal, $partials:literal, $file:literal) => {
                 concat!(
                     include_str!("../../shaders/step_common.wgsl"),
                     include_str!(concat!("../../shaders/", $weights)),
+                    include_str!(concat!("../../shaders/", $partials)),
                     include_str!("../../shaders/step_small_batch.wgsl"),
                     include_str!("../../shaders/step_tiled_forward.wgsl"),
                     include_str!("../../shaders/step_tiled_backward.wgsl"),
@@ -132,6 +146,15 @@ impl Shader {
             Shader::RnnF16 => cell!("weights_f16.wgsl", "rnn.wgsl"),
             Shader::LstmF16 => cell!("weights_f16.wgsl", "lstm.wgsl"),
             Shader::GruF16 => cell!("weights_f16.wgsl", "gru.wgsl"),
+            Shader::RnnSubgroup => {
+                cell!("weights_f32.wgsl", "sb_partials_subgroup.wgsl", "rnn.wgsl")
+            }
+            Shader::LstmSubgroup => {
+                cell!("weights_f32.wgsl", "sb_partials_subgroup.wgsl", "lstm.wgsl")
+            }
+            Shader::GruSubgroup => {
+                cell!("weights_f32.wgsl", "sb_partials_subgroup.wgsl", "gru.wgsl")
+            }
             Shader::StepVec4 => vec4!("weights_f32_vec4.wgsl", "4"),
             Shader::StepVec4Row => vec4!("weights_f32_vec4.wgsl", "1"),
             Shader::StepVec4F16 => vec4!("weights_f16_vec4.wgsl", "4"),
@@ -156,10 +179,10 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulVec4 => "matmul_vec4.wgsl",
             Shader::Util => "util.wgsl",
-            Shader::Rnn | Shader::RnnF16 => "rnn.wgsl",
-            Shader::Lstm | Shader::LstmF16 => "lstm.wgsl",
+            Shader::Rnn | Shader::RnnF16 | Shader::RnnSubgroup => "rnn.wgsl",
+            Shader::Lstm | Shader::LstmF16 | Shader::LstmSubgroup => "lstm.wgsl",
             Shader::LstmProj => "lstm_proj.wgsl",
-            Shader::Gru | Shader::GruF16 => "gru.wgsl",
+            Shader::Gru | Shader::GruF16 | Shader::GruSubgroup => "gru.wgsl",
             Shader::StepVec4
             | Shader::StepVec4Row
             | Shader::StepVec4F16
@@ -187,6 +210,26 @@ impl Shader {
                 | Shader::StepVec4F16
                 | Shader::StepVec4RowF16
         )
+    }
+
+    /// Whether the file uses subgroup operations: it needs wgpu's `Features::SUBGROUP`
+    /// ([`crate::Gpu::uses_subgroups`]).
+    pub fn needs_subgroups(self) -> bool {
+        matches!(
+            self,
+            Shader::RnnSubgroup | Shader::LstmSubgroup | Shader::GruSubgroup
+        )
+    }
+
+    /// The build of the same cell file whose small-batch kernels reduce with subgroup
+    /// operations (f32 weights only); `None` for the others.
+    pub fn with_subgroups(self) -> Option<Shader> {
+        match self {
+            Shader::Rnn | Shader::RnnSubgroup => Some(Shader::RnnSubgroup),
+            Shader::Lstm | Shader::LstmSubgroup => Some(Shader::LstmSubgroup),
+            Shader::Gru | Shader::GruSubgroup => Some(Shader::GruSubgroup),
+            _ => None,
+        }
     }
 
     /// The build of the same file whose forward step kernels read their weights as f16
@@ -229,6 +272,18 @@ pub struct KernelDesc {
 }
 
 impl KernelDesc {
+    /// The same entry point in the subgroup build of its file ([`Shader::with_subgroups`]),
+    /// or itself when `subgroups` is false.
+    pub fn subgroups(self, subgroups: bool) -> crate::error::Result<KernelDesc> {
+        if !subgroups {
+            return Ok(self);
+        }
+        let shader = self.shader.with_subgroups().ok_or_else(|| {
+            crate::error::Error::Internal(format!("{} has no subgroup build", self.entry))
+        })?;
+        Ok(KernelDesc { shader, ..self })
+    }
+
     /// The same entry point in the f16-weight build of its file
     /// ([`Shader::with_f16_weights`]), or itself when `f16` is false.
     pub fn weights(self, f16: bool) -> crate::error::Result<KernelDesc> {

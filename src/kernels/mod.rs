@@ -29,7 +29,8 @@ use crate::error::{Error, Result};
 /// Every kernel the library defines, for the GPU-free mirror test (`tests/mirrors.rs`): each
 /// entry point's bindings and uniform are checked against the WGSL with naga. The vec4 step
 /// kernels come in both builds ([`step_vec4::for_rows`] 4 and 1), and every step kernel in
-/// its f16-weight build too ([`KernelDesc::weights`]). A new `KernelDesc` belongs
+/// its f16-weight build too ([`KernelDesc::weights`]), and the cell files in their subgroup
+/// build ([`KernelDesc::subgroups`]). A new `KernelDesc` belongs
 /// here; the test fails on a WGSL entry point that no kernel names.
 pub fn all_kernels() -> Vec<KernelDesc> {
     let mut all = vec![
@@ -97,9 +98,13 @@ pub fn all_kernels() -> Vec<KernelDesc> {
     ] {
         all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
     }
-    // The f16-weight builds of the step files hold the same entry points.
-    let f16: Vec<KernelDesc> = all.iter().filter_map(|d| d.weights(true).ok()).collect();
-    all.extend(f16);
+    // The f16-weight and subgroup builds of the step files hold the same entry points.
+    let builds: Vec<KernelDesc> = all
+        .iter()
+        .flat_map(|d| [d.weights(true).ok(), d.subgroups(true).ok()])
+        .flatten()
+        .collect();
+    all.extend(builds);
     all
 }
 

@@ -329,7 +329,11 @@ pub fn bind_step_forward(
     family: StepFamily,
     b: &ForwardBuffers,
 ) -> Result<BindId> {
-    let desc = forward_desc(cell, family).weights(b.f16_weights)?;
+    let subgroups =
+        family == StepFamily::SmallBatch && !b.f16_weights && rec.gpu().uses_subgroups();
+    let desc = forward_desc(cell, family)
+        .weights(b.f16_weights)?
+        .subgroups(subgroups)?;
     let bufs = select(
         &desc,
         &[
@@ -382,7 +386,8 @@ pub fn bind_step_backward(
     family: StepFamily,
     b: &BackwardBuffers,
 ) -> Result<BindId> {
-    let desc = backward_desc(cell, family);
+    let subgroups = family == StepFamily::SmallBatch && rec.gpu().uses_subgroups();
+    let desc = backward_desc(cell, family).subgroups(subgroups)?;
     let bufs = select(&desc, &backward_bindings(cell, family, b))?;
     rec.bind(&desc, &bufs)
 }
