@@ -7,6 +7,7 @@ pub mod cell;
 pub mod clip;
 pub mod eager;
 pub mod embedding;
+pub mod grad_flow;
 pub mod gru;
 pub mod loss;
 pub mod lstm;
@@ -69,6 +70,8 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         sample::SAMPLE_TOKEN,
         eager::EW_BINARY,
         eager::EW_UNARY,
+        grad_flow::SCAN,
+        grad_flow::NORMS,
     ];
     use step_vec4 as v4;
     for desc in [

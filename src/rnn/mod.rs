@@ -12,9 +12,11 @@ pub use config::RnnConfig;
 pub use params::{ParamEntry, ParamKind, ParamLayout};
 mod backward;
 mod forward;
+pub mod gradient_flow;
 pub mod model;
 pub mod plan;
 pub mod stream;
 
+pub use gradient_flow::{GradFlowProbe, GradientFlow};
 pub use model::{InputGrads, Rnn, RnnOutput, Saved};
 pub use stream::RnnStream;

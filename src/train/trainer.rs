@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::io::HostTensor;
 use crate::nn::{SeqInput, SeqModel, SeqModelConfig};
+use crate::rnn::GradFlowProbe;
 
 /// Metadata key of the model config (JSON).
 pub const MODEL_KEY: &str = "model";
@@ -244,6 +245,16 @@ impl Trainer {
     /// In [`TrainMode::Stateful`], a micro-batch whose batch size differs from the state its
     /// slot carries is [`Error::InvalidConfig`] saying what to do (nothing is recorded).
     pub fn step(&mut self, gpu: &Gpu, micro: &[Batch]) -> Result<()> {
+        self.step_with(gpu, micro, &[])
+    }
+
+    /// A step; with `probes` (one per micro-batch, or none) the gradient flow too.
+    pub(super) fn step_with(
+        &mut self,
+        gpu: &Gpu,
+        micro: &[Batch],
+        probes: &[GradFlowProbe],
+    ) -> Result<()> {
         if micro.is_empty() {
             return Err(Error::InvalidConfig(
                 "a step needs at least one micro-batch".into(),
@@ -271,7 +282,12 @@ impl Trainer {
                     accumulate: i > 0,
                 },
             )?;
-            self.model.record_backward(&mut rec, &saved, &dout, i > 0)?;
+            match probes.get(i) {
+                Some(p) => self
+                    .model
+                    .record_backward_probed(&mut rec, &saved, &dout, i > 0, p)?,
+                None => self.model.record_backward(&mut rec, &saved, &dout, i > 0)?,
+            }
             if self.mode == TrainMode::Stateful {
                 self.tbptt
                     .record_carry(&mut rec, i, &out.hn, out.cn.as_ref())?;
