@@ -210,3 +210,62 @@ fn a_probe_of_another_shape_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, recur::Error::InvalidConfig(_)), "{err}");
 }
+
+#[test]
+fn trainer_step_with_gradient_flow_measures_and_trains_as_step_does() {
+    use recur::nn::{SeqInput, SeqModel, SeqModelConfig};
+    use recur::train::{Batch, Targets, TrainConfig, TrainMode, Trainer};
+    let Some(gpu) = gpu() else { return };
+    let cfg =
+        SeqModelConfig::new(None, RnnConfig::new(CellKind::Lstm, 2, 6).layers(2), 1).last_step();
+    let make = || {
+        let model = SeqModel::init(&gpu, cfg.clone(), &mut Rng::new(5)).unwrap();
+        Trainer::new(&gpu, model, TrainConfig::default(), TrainMode::Independent).unwrap()
+    };
+    let (mut plain, mut probed) = (make(), make());
+    let mut rng = Rng::new(9);
+    for (seq, batch) in [(7, 3), (4, 2)] {
+        let x = gpu
+            .tensor(
+                "x",
+                &[seq, batch, 2],
+                &rng.vec_uniform_f32(seq * batch * 2, -1.0, 1.0),
+            )
+            .unwrap();
+        let y = gpu
+            .tensor("y", &[batch, 1], &rng.vec_uniform_f32(batch, -1.0, 1.0))
+            .unwrap();
+        let mb = [
+            Batch {
+                input: SeqInput::Dense(&x),
+                targets: Targets::Dense(&y),
+            },
+            Batch {
+                input: SeqInput::Dense(&x),
+                targets: Targets::Dense(&y),
+            },
+        ];
+        plain.step(&gpu, &mb).unwrap();
+        let flows = probed.step_with_gradient_flow(&gpu, &mb).unwrap();
+        assert_eq!(flows.len(), 2);
+        for f in &flows {
+            assert_eq!((f.num_layers, f.num_directions, f.seq_len), (2, 1, seq));
+            assert!(
+                f.dh_norms.iter().all(|v| v.is_finite() && *v > 0.0),
+                "{f:?}"
+            );
+            // Only the last step is read out: the top layer's gradient enters at t = T-1.
+            let top = f.norms(1, 0);
+            assert!(top[seq - 1] > 0.0 && f.ratio_first_last(1, 0).is_finite());
+        }
+        // Same micro-batch twice: the same flow.
+        assert_eq!(flows[0], flows[1]);
+    }
+    plain.wait(&gpu).unwrap();
+    let a = gpu.read(&plain.model.rnn.params).unwrap();
+    let b = gpu.read(&probed.model.rnn.params).unwrap();
+    assert_eq!(a, b, "measuring the flow changed the training");
+    let s = probed.model.rnn.sigma_max_hh(&gpu).unwrap();
+    assert_eq!(s.len(), 2);
+    assert!(s.iter().all(|v| v.is_finite() && *v > 0.0));
+}
