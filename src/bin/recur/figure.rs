@@ -138,6 +138,15 @@ pub fn colormap(v: f64) -> RGBColor {
     RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
 }
 
+/// A tick label: whole numbers without decimals.
+fn number(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &LineChart) -> DrawResult<DB> {
@@ -172,13 +181,7 @@ fn draw_lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: &LineChart) 
         .margin(8)
         .x_label_area_size(38)
         .y_label_area_size(64);
-    let x_fmt = |v: &f64| {
-        if (v - v.round()).abs() < 1e-9 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.2}")
-        }
-    };
+    let x_fmt = number;
     let log_fmt = |v: &f64| format!("{v:.0e}");
     macro_rules! body {
         ($chart:ident, $y_fmt:expr) => {{
@@ -246,6 +249,8 @@ fn draw_heat<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_mesh()
+        .x_label_formatter(&number)
+        .y_label_formatter(&number)
         .x_desc(h.x_label.as_str())
         .y_desc(h.y_label.as_str())
         .label_style((FONT, 11))

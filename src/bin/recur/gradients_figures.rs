@@ -13,6 +13,9 @@ use crate::gradients::{Outcome, Setup};
 /// Rows and columns of a heatmap panel at most (bins of steps and of t: small files).
 const HEAT_ROWS: usize = 40;
 const HEAT_COLS: usize = 26;
+/// The heatmaps' log10 colour range is clamped to this.
+const HEAT_LOG_MIN: f64 = -20.0;
+const HEAT_LOG_MAX: f64 = 6.0;
 
 fn series(o: &Outcome, i: usize, points: Vec<(f64, f64)>) -> Series {
     Series {
@@ -32,7 +35,7 @@ fn flow_points(flow: &[f32]) -> Vec<(f64, f64)> {
 }
 
 fn grad_norms(setup: &Setup, outcomes: &[Outcome]) -> Figure {
-    let chart = |title: &str, pick: &dyn Fn(&Outcome) -> &[f32]| LineChart {
+    let chart = |title: &str, pick: &dyn Fn(&Outcome) -> Option<&[f32]>| LineChart {
         title: title.into(),
         x_label: "t (step of the sequence)".into(),
         y_label: "‖∂L/∂h_t‖".into(),
@@ -40,7 +43,7 @@ fn grad_norms(setup: &Setup, outcomes: &[Outcome]) -> Figure {
         series: outcomes
             .iter()
             .enumerate()
-            .map(|(i, o)| series(o, i, flow_points(pick(o))))
+            .filter_map(|(i, o)| pick(o).map(|f| series(o, i, flow_points(f))))
             .collect(),
         legend: SeriesLabelPosition::LowerRight,
     };
@@ -52,10 +55,11 @@ fn grad_norms(setup: &Setup, outcomes: &[Outcome]) -> Figure {
         size: (1400, 560),
         cols: 2,
         panels: vec![
-            Panel::Lines(chart("at initialization", &|o| &o.init_flow)),
-            Panel::Lines(chart("after training (last finite step)", &|o| {
-                &o.final_flow
-            })),
+            Panel::Lines(chart("at initialization", &|o| Some(&o.init_flow))),
+            Panel::Lines(chart(
+                "after training (runs that diverged left out)",
+                &|o| o.diverged_at.is_none().then_some(&o.final_flow[..]),
+            )),
         ],
         heat_range: (0.0, 1.0),
     }
@@ -117,11 +121,16 @@ fn heatmap(setup: &Setup, outcomes: &[Outcome]) -> Figure {
     panels.push(Panel::ColorBar {
         label: "‖∂L/∂h_t‖".into(),
     });
+    // Diverged runs reach 1e30 and more just before the end: colours saturate past the
+    // clamp so that the range of the runs that trained stays readable.
+    (lo, hi) = (lo.max(HEAT_LOG_MIN), hi.min(HEAT_LOG_MAX));
     if lo > hi {
         (lo, hi) = (0.0, 1.0);
     }
     Figure {
-        title: "‖∂L/∂h_t‖ over t and training (log colour; grey: not finite)".into(),
+        title: format!(
+            "‖∂L/∂h_t‖ over t and training (log colour, clamped to 1e{HEAT_LOG_MIN}..1e{HEAT_LOG_MAX}; grey: not finite)"
+        ),
         size: (1600, 720),
         cols: 5,
         panels,
