@@ -120,7 +120,8 @@ fn grad_flow_norms(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
     partial[lid] = s;
     reduce_partial(false, lid);
     if lid == 0u {
-        // NaN and inf pass through (a diverged run shows as such)
-        norms[p.out_off + t] = select(scale * sqrt(partial[0]), scale, scale == 0.0);
+        // 0 stays 0, an infinite element gives inf (not inf/inf = NaN), NaN stays NaN: a
+        // diverged run shows as such
+        norms[p.out_off + t] = select(scale * sqrt(partial[0]), scale, scale == 0.0 || scale > 3.0e38);
     }
 }

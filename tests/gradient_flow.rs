@@ -269,3 +269,47 @@ fn trainer_step_with_gradient_flow_measures_and_trains_as_step_does() {
     assert_eq!(s.len(), 2);
     assert!(s.iter().all(|v| v.is_finite() && *v > 0.0));
 }
+
+/// Norms of gradients whose squares overflow f32 (1e25 per element: the square is 1e50) are
+/// still right: the kernel scales by the largest element before summing squares.
+#[test]
+fn huge_gradients_do_not_overflow_the_norm() {
+    let Some(gpu) = gpu() else { return };
+    let cfg = RnnConfig::new(CellKind::Lstm, 3, 5);
+    let (seq, batch) = (4, 3);
+    let mut rng = Rng::new(77);
+    let params = rng.vec_uniform_f32(ParamLayout::new(&cfg).total, -0.4, 0.4);
+    let x_tm = rng.vec_uniform_f32(seq * batch * 3, -1.0, 1.0);
+    let dy_tm: Vec<f32> = rng
+        .vec_uniform_f32(seq * batch * 5, -1.0, 1.0)
+        .iter()
+        .map(|v| v * 1e25)
+        .collect();
+    let rnn = Rnn::new(&gpu, cfg.clone(), &params).unwrap();
+    let x = gpu.tensor("x", &[seq, batch, 3], &x_tm).unwrap();
+    let dy = gpu.tensor("dy", &[seq, batch, 5], &dy_tm).unwrap();
+    let probe = GradFlowProbe::new(&gpu, &cfg, seq).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    let (_, saved) = rnn.record_train(&mut rec, &x, None, None).unwrap();
+    rnn.record_backward_probed(&mut rec, &saved, &dy, None, None, false, &probe)
+        .unwrap();
+    rec.run().unwrap();
+    let flow = probe.read(&gpu).unwrap();
+    let (p64, x64) = (f64s(&params), f64s(&x_tm));
+    let fwd = reference::rnn_forward(&cfg, &p64, &x64, seq, batch, None, None);
+    let g = reference::rnn_backward(
+        &cfg,
+        &p64,
+        &x64,
+        seq,
+        batch,
+        None,
+        None,
+        &fwd,
+        &f64s(&dy_tm),
+        None,
+        None,
+    );
+    assert!(g.dh_norms.iter().all(|v| *v > 1e25));
+    assert_norms("huge", &flow.dh_norms, &g.dh_norms, 1e-4);
+}
