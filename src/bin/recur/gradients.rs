@@ -42,10 +42,11 @@ pub struct GradientsArgs {
     /// Folder for the figures (created if missing).
     #[arg(long, value_name = "DIR", default_value = "gradients")]
     pub out: PathBuf,
-    /// Steps between the value and the query [default: 50; 12 with --quick].
+    /// Steps between the value and the output (sequences are lag + 1 long) [default: 50; 12
+    /// with --quick; at most 10000].
     #[arg(long)]
     pub lag: Option<usize>,
-    /// Training steps per configuration [default: 300; 12 with --quick].
+    /// Training steps per configuration [default: 300; 12 with --quick; at most 1000000].
     #[arg(long)]
     pub steps: Option<usize>,
     /// Seed of weights and data.
@@ -339,8 +340,8 @@ pub fn table(outcomes: &[Outcome]) -> String {
 pub fn gradients(a: &GradientsArgs) -> anyhow::Result<()> {
     let lag = a.lag.unwrap_or(if a.quick { 12 } else { 50 });
     let steps = a.steps.unwrap_or(if a.quick { 12 } else { 300 });
-    if lag == 0 || steps == 0 {
-        anyhow::bail!("--lag and --steps must be positive");
+    if !(1..=10_000).contains(&lag) || !(1..=1_000_000).contains(&steps) {
+        anyhow::bail!("--lag must be in 1..=10000 and --steps in 1..=1000000");
     }
     let setup = Setup {
         lag,
