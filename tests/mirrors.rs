@@ -20,6 +20,7 @@ use naga::{AddressSpace, ScalarKind, StorageAccess, TypeInner};
 use recur::kernels::clip::ClipParams;
 use recur::kernels::eager::EwParams;
 use recur::kernels::embedding::EmbeddingParams;
+use recur::kernels::grad_flow::FlowParams;
 use recur::kernels::loss::{CrossEntropyParams, MseParams, ReduceParams};
 use recur::kernels::lstm_proj::ProjBackParams;
 use recur::kernels::matmul::MatmulParams;
@@ -373,6 +374,15 @@ fn mirrors() -> Vec<Mirror> {
             flags,
             inv_temp
         }),
+        mirror!(FlowParams {
+            batch,
+            width,
+            seq,
+            flags,
+            dy_off,
+            dy_ld,
+            out_off
+        }),
     ]
 }
 
@@ -490,7 +500,7 @@ fn const_u32(p: &Parsed, shader: Shader, name: &str) -> u32 {
 
 #[test]
 fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
-    use kernels::{embedding, loss, matmul, optim, sample, step};
+    use kernels::{embedding, grad_flow, loss, matmul, optim, sample, step};
     let parsed = all_parsed();
     let step_flags = [
         ("SAVE", step::flags::SAVE),
@@ -557,6 +567,8 @@ fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
         ),
         (Shader::Loss, "ACCUMULATE", loss::flags::ACCUMULATE),
         (Shader::Sample, "GREEDY", sample::flags::GREEDY),
+        (Shader::GradFlow, "REVERSE", grad_flow::flags::REVERSE),
+        (Shader::GradFlow, "GRU", grad_flow::flags::GRU),
     ]);
     for (shader, name, rust) in table {
         assert_eq!(
@@ -612,6 +624,8 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     assert_eq!(c(Shader::Embedding, "WG"), embedding::EMBEDDING_WG);
     assert_eq!(c(Shader::Loss, "WG"), loss::LOSS_WG);
     assert_eq!(c(Shader::Optim, "WG"), optim::OPTIM_WG);
+    assert_eq!(c(Shader::GradFlow, "SCAN_WG"), kernels::grad_flow::SCAN_WG);
+    assert_eq!(c(Shader::GradFlow, "NORM_WG"), kernels::grad_flow::NORM_WG);
 }
 
 /// The workgroup size the Rust grid of `desc` assumes, where it assumes one.
@@ -636,6 +650,8 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::Loss if e != "loss_reduce" => [loss::LOSS_WG, 1, 1],
         Shader::Optim => [optim::OPTIM_WG, 1, 1],
         Shader::StepOnnx => [kernels::step_onnx::WORKGROUP, 1, 1],
+        Shader::GradFlow if e == "grad_flow_scan" => [kernels::grad_flow::SCAN_WG, 1, 1],
+        Shader::GradFlow => [kernels::grad_flow::NORM_WG, 1, 1],
         _ => return None,
     })
 }

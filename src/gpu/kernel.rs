@@ -56,11 +56,13 @@ pub enum Shader {
     PackF16,
     /// `shaders/step_onnx.wgsl` (ONNX's general cells)
     StepOnnx,
+    /// `shaders/grad_flow.wgsl`
+    GradFlow,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 25] = [
+    pub const ALL: [Shader; 26] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -86,6 +88,7 @@ impl Shader {
         Shader::Sample,
         Shader::PackF16,
         Shader::StepOnnx,
+        Shader::GradFlow,
     ];
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
@@ -170,6 +173,7 @@ impl Shader {
                 include_str!("../../shaders/step_common.wgsl"),
                 include_str!("../../shaders/step_onnx.wgsl")
             ),
+            Shader::GradFlow => include_str!("../../shaders/grad_flow.wgsl"),
         }
     }
 
@@ -195,6 +199,7 @@ impl Shader {
             Shader::Sample => "sample.wgsl",
             Shader::PackF16 => "pack_f16.wgsl",
             Shader::StepOnnx => "step_onnx.wgsl",
+            Shader::GradFlow => "grad_flow.wgsl",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod cell;
 pub mod clip;
 pub mod eager;
 pub mod embedding;
+pub mod grad_flow;
 pub mod gru;
 pub mod loss;
 pub mod lstm;
@@ -80,6 +81,8 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         eager::EW_UNARY,
         step_onnx::STEP_FORWARD,
         step_onnx::GRU_RESET_FORWARD,
+        grad_flow::SCAN,
+        grad_flow::NORMS,
     ];
     use step_vec4 as v4;
     for desc in [

@@ -35,7 +35,7 @@ use super::{init, Embedding, Linear, Module, ParamGroup, TokenIds};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::rng::Rng;
-use crate::rnn::{CellKind, Rnn, RnnConfig, Saved};
+use crate::rnn::{CellKind, GradFlowProbe, Rnn, RnnConfig, Saved};
 
 /// The shape of a [`SeqModel`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -439,6 +439,30 @@ impl SeqModel {
         dout: &Tensor,
         accumulate: bool,
     ) -> Result<()> {
+        self.record_backward_with(rec, saved, dout, accumulate, None)
+    }
+
+    /// [`SeqModel::record_backward`] that also writes the RNN's `‖∂L/∂h_t‖` of every step,
+    /// layer and direction into `probe` ([`Rnn::record_backward_probed`]).
+    pub fn record_backward_probed(
+        &self,
+        rec: &mut Recorder,
+        saved: &SeqSaved,
+        dout: &Tensor,
+        accumulate: bool,
+        probe: &GradFlowProbe,
+    ) -> Result<()> {
+        self.record_backward_with(rec, saved, dout, accumulate, Some(probe))
+    }
+
+    fn record_backward_with(
+        &self,
+        rec: &mut Recorder,
+        saved: &SeqSaved,
+        dout: &Tensor,
+        accumulate: bool,
+        probe: Option<&GradFlowProbe>,
+    ) -> Result<()> {
         let dy = match self.cfg.readout {
             Readout::EveryStep => self.head.record_backward(rec, &saved.y, dout, accumulate)?,
             Readout::LastStep => {
@@ -456,9 +480,14 @@ impl SeqModel {
                     .ok_or_else(|| Error::Internal("linear backward made no dx".into()))?
             }
         };
-        let grads = self
-            .rnn
-            .record_backward(rec, &saved.rnn, &dy, None, None, accumulate)?;
+        let grads = match probe {
+            Some(p) => self
+                .rnn
+                .record_backward_probed(rec, &saved.rnn, &dy, None, None, accumulate, p)?,
+            None => self
+                .rnn
+                .record_backward(rec, &saved.rnn, &dy, None, None, accumulate)?,
+        };
         if let (Some(e), Some(ids)) = (&self.embedding, &saved.ids) {
             e.record_backward(rec, ids, &grads.dx, accumulate)?;
         }

@@ -48,6 +48,9 @@ pub struct RefGrads {
     pub dh0: Vec<f64>,
     /// Gradient of `c0`, `(L*D, B, H)`; `Some` only for the LSTM.
     pub dc0: Option<Vec<f64>>,
+    /// `‖∂L/∂h_t‖` (Frobenius over batch × hidden of the total gradient reaching `h_t`: from
+    /// the output at `t` and from the step after it), index `(layer*D + direction)*T + t`.
+    pub dh_norms: Vec<f64>,
 }
 
 /// The parameter slices of one (layer, direction).
@@ -251,6 +254,7 @@ pub fn rnn_backward(
     let kw = cache_width(cfg.cell, hs);
 
     let mut dparams = vec![0.0; layout.total];
+    let mut dh_norms = vec![0.0; nl * nd * seq_len];
     let mut dh0 = vec![0.0; state_len];
     let mut dc0 = vec![0.0; cstate_len];
     // gradient of the current layer's output y, (T, B, D*H); starts as dy at the top
@@ -308,6 +312,8 @@ pub fn rnn_backward(
                         dh[b * oh + j] += dout[src + j];
                     }
                 }
+                dh_norms[(layer * nd + dir) * seq_len + t] =
+                    dh.iter().map(|v| v * v).sum::<f64>().sqrt();
                 // Through the projection: dr = dh · W_hr, dW_hr += dhᵀ · r.
                 let dh_cell = match p.w_hr {
                     Some(w_hr) => {
@@ -389,6 +395,7 @@ pub fn rnn_backward(
         dx: dout,
         dh0,
         dc0: if lstm { Some(dc0) } else { None },
+        dh_norms,
     }
 }
 

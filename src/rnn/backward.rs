@@ -15,6 +15,7 @@ use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_sum_rows, encode_transpose01};
 
+use super::gradient_flow::{self, DirFlow, GradFlowProbe};
 use super::lengths::PackedPlan;
 use super::model::{check_shape, InputGrads, Rnn, Saved};
 use super::plan::{backward_plan, BackwardStep, RowBlock};
@@ -32,6 +33,46 @@ impl Rnn {
         dhn: Option<&Tensor>,
         dcn: Option<&Tensor>,
         accumulate: bool,
+    ) -> Result<InputGrads> {
+        self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, None)
+    }
+
+    /// [`Rnn::record_backward`] that also writes `‖∂L/∂h_t‖` of every step, layer and
+    /// direction into `probe` (see [`super::gradient_flow`]); read it with
+    /// [`GradFlowProbe::read`] after the submission. Costs one GEMM and two small dispatches
+    /// per (layer, direction). Not for a variable-length batch ([`Error::InvalidConfig`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_backward_probed(
+        &self,
+        rec: &mut Recorder,
+        saved: &Saved,
+        dy: &Tensor,
+        dhn: Option<&Tensor>,
+        dcn: Option<&Tensor>,
+        accumulate: bool,
+        probe: &GradFlowProbe,
+    ) -> Result<InputGrads> {
+        probe.check(&self.cfg, saved.seq)?;
+        if saved.lengths.is_some() {
+            return Err(Error::InvalidConfig(
+                "gradient-flow norms of a variable-length batch are not supported: the padded \
+                 steps would count as steps"
+                    .into(),
+            ));
+        }
+        self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, Some(probe))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_backward_with(
+        &self,
+        rec: &mut Recorder,
+        saved: &Saved,
+        dy: &Tensor,
+        dhn: Option<&Tensor>,
+        dcn: Option<&Tensor>,
+        accumulate: bool,
+        probe: Option<&GradFlowProbe>,
     ) -> Result<InputGrads> {
         let gpu = rec.gpu();
         let cfg = &self.cfg;
@@ -169,6 +210,23 @@ impl Rnn {
                     )?),
                     None => None,
                 };
+                let flow = DirFlow {
+                    layer,
+                    dir,
+                    seq,
+                    batch,
+                    dy: &d_out,
+                    dgh,
+                    acts: sd.acts.as_ref(),
+                    dhs: dhs.as_ref(),
+                    carry_h: &dh0,
+                    carry_off: carry_h,
+                    w_hh,
+                };
+                let scratch = match probe {
+                    Some(_) => Some(gradient_flow::record_before_steps(rec, self, &flow)?),
+                    None => None,
+                };
                 let plan_dir = backward_plan(seq, batch, dir == 1, plan);
                 rec.phase("steps_backward");
                 for st in &plan_dir.steps {
@@ -233,6 +291,9 @@ impl Rnn {
                     step_vec4::encode_sequence_backward(
                         rec, cfg.cell, family, &bwd_bufs, &table, &t,
                     )?;
+                }
+                if let (Some(probe), Some(scratch)) = (probe, scratch) {
+                    gradient_flow::record_after_steps(rec, self, probe, &flow, scratch)?;
                 }
                 rec.phase("weight_grads");
                 // dh0 += dG_h(first step) · W_hh (per group of rows with lengths, reverse).

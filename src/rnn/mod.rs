@@ -12,11 +12,13 @@ pub use config::RnnConfig;
 pub use params::{ParamEntry, ParamKind, ParamLayout};
 mod backward;
 mod forward;
+pub mod gradient_flow;
 pub mod model;
 pub mod plan;
 pub mod stream;
 pub mod variant;
 
+pub use gradient_flow::{GradFlowProbe, GradientFlow};
 pub use model::{InputGrads, Rnn, RnnOutput, Saved, WeightStorage};
 pub use stream::RnnStream;
 pub use variant::CellVariant;

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod clip;
+mod flow;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

@@ -38,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::gpu::oneshot::{self, Receiver};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::nn::{SeqInput, SeqModel};
+use crate::rnn::GradFlowProbe;
 
 mod checkpointing;
 
@@ -251,7 +252,17 @@ impl Trainer {
     /// In [`TrainMode::Stateful`], a micro-batch whose batch size differs from the state its
     /// slot carries is [`Error::InvalidConfig`] saying what to do (nothing is recorded).
     pub fn step(&mut self, gpu: &Gpu, micro: &[Batch]) -> Result<()> {
-        let rec = self.record_step(gpu, micro)?;
+        self.step_with(gpu, micro, &[])
+    }
+
+    /// A step; with `probes` (one per micro-batch, or none) the gradient flow too.
+    pub(super) fn step_with(
+        &mut self,
+        gpu: &Gpu,
+        micro: &[Batch],
+        probes: &[GradFlowProbe],
+    ) -> Result<()> {
+        let rec = self.record_step(gpu, micro, probes)?;
         if let Err(e) = self.wait_for_room(gpu) {
             self.metrics.discard_recorded();
             return Err(e);
@@ -263,7 +274,7 @@ impl Trainer {
     /// steps are queued, it awaits the oldest (the page keeps running meanwhile) instead of
     /// waiting for it.
     pub async fn step_async(&mut self, gpu: &Gpu, micro: &[Batch<'_>]) -> Result<()> {
-        let rec = self.record_step(gpu, micro)?;
+        let rec = self.record_step(gpu, micro, &[])?;
         while self.in_flight.len() >= self.cfg.max_in_flight {
             if let Some((_idx, done)) = self.in_flight.pop_front() {
                 // Natively the callback runs inside a poll; in a browser, the event loop's.
@@ -297,7 +308,12 @@ impl Trainer {
     }
 
     /// Records one optimizer step over `micro` (not submitted).
-    fn record_step<'g>(&mut self, gpu: &'g Gpu, micro: &[Batch]) -> Result<Recorder<'g>> {
+    fn record_step<'g>(
+        &mut self,
+        gpu: &'g Gpu,
+        micro: &[Batch],
+        probes: &[GradFlowProbe],
+    ) -> Result<Recorder<'g>> {
         if micro.is_empty() {
             return Err(Error::InvalidConfig(
                 "a step needs at least one micro-batch".into(),
@@ -325,7 +341,12 @@ impl Trainer {
                     accumulate: i > 0,
                 },
             )?;
-            self.model.record_backward(&mut rec, &saved, &dout, i > 0)?;
+            match probes.get(i) {
+                Some(p) => self
+                    .model
+                    .record_backward_probed(&mut rec, &saved, &dout, i > 0, p)?,
+                None => self.model.record_backward(&mut rec, &saved, &dout, i > 0)?,
+            }
             if self.mode == TrainMode::Stateful {
                 self.tbptt
                     .record_carry(&mut rec, i, &out.hn, out.cn.as_ref())?;

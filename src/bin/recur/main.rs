@@ -5,7 +5,10 @@
 
 mod bench;
 mod compare;
+mod figure;
 mod generate;
+mod gradients;
+mod gradients_figures;
 mod harness;
 mod info;
 mod interrupt;
@@ -42,6 +45,8 @@ enum Command {
     /// Time forward and training steps (suites shared with the PyTorch peer), scaling, matmul;
     /// compare with a peer's or an earlier build's lines (--compare).
     Bench(bench::BenchArgs),
+    /// Train vanilla RNN / LSTM / GRU on a long-range task and plot the gradient flow.
+    Gradients(gradients::GradientsArgs),
 }
 
 fn main() {
@@ -53,6 +58,7 @@ fn main() {
         Some(Command::Info) => info::info(),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bench(args)) => bench::bench(&args),
+        Some(Command::Gradients(args)) => gradients::gradients(&args),
     };
     if let Err(e) = result {
         if let Some(stop) = e.downcast_ref::<interrupt::Interrupted>() {
