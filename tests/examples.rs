@@ -3,6 +3,9 @@
 
 mod common;
 
+#[path = "../examples/caption_shapes.rs"]
+#[allow(dead_code)]
+mod caption_shapes;
 #[path = "../examples/classify_waves.rs"]
 #[allow(dead_code)]
 mod classify_waves;
@@ -96,5 +99,26 @@ fn word_order_beats_a_bag_of_words() {
         r.bow_all >= 0.65,
         "bag of words {} on reviews drawn as in training: the baseline did not learn",
         r.bow_all
+    );
+}
+
+/// Captioning from the initial state. Measured on lavapipe after 120 steps: 0.81 of the
+/// held-out words and 0.58 of their colours and shapes right (a third without the image).
+#[test]
+fn image_code_as_initial_state_writes_captions() {
+    let Some(gpu) = gpu() else { return };
+    let r = caption_shapes::run(&gpu, 120, false).unwrap();
+    eprintln!("caption_shapes after 120 steps: {r:?}");
+    assert!(
+        r.words >= 0.75,
+        "held-out words right {} under 0.75",
+        r.words
+    );
+    // Blind to the image, a decoder gets a third of the colours and shapes.
+    assert!(
+        r.attributes >= 0.5,
+        "held-out colours and shapes right {} under 0.5: the image code does not reach the \
+         decoder",
+        r.attributes
     );
 }
