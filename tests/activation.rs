@@ -1,4 +1,4 @@
-//! `nn::Tanh` and `nn::record_add` against the f64 formulas on several shapes (odd sizes,
+//! `nn::Tanh`, `nn::record_add` and `nn::record_mul` (and its backward) against the f64 formulas on several shapes (odd sizes,
 //! more than one workgroup of 64), and a small MLP (`Linear → Tanh → Linear`, squared
 //! error) whose first-layer gradient and input gradient are checked by finite differences of
 //! an f64 forward on the host: the chain an example's image encoder trains with.
@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_close, gpu};
-use recur::nn::{record_add, Linear, Tanh};
+use recur::nn::{record_add, record_mul, record_mul_backward, Linear, Tanh};
 use recur::rng::Rng;
 use recur::Recorder;
 
@@ -83,6 +83,56 @@ fn add_matches_f64_and_refuses_other_shapes() {
     ));
     assert!(matches!(
         Tanh.record_backward(&mut rec, &a, &b),
+        Err(recur::Error::Shape { .. })
+    ));
+}
+
+#[test]
+fn mul_and_its_backward_match_f64() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new(8);
+    for shape in SHAPES {
+        let n: usize = shape.iter().product();
+        let [a, b, dy] = [0, 1, 2].map(|_| rng.vec_uniform_f32(n, -2.0, 2.0));
+        let [at, bt, dyt] = [&a, &b, &dy].map(|v| gpu.tensor("in", shape, v).unwrap());
+        let mut rec = Recorder::new(&gpu);
+        let p = record_mul(&mut rec, &at, &bt).unwrap();
+        let (da, db) = record_mul_backward(&mut rec, &at, &bt, &dyt).unwrap();
+        rec.run().unwrap();
+        let prod = |x: &[f32], y: &[f32]| -> Vec<f64> {
+            x.iter()
+                .zip(y)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .collect()
+        };
+        assert_close(
+            &format!("mul {shape:?}"),
+            &gpu.read(&p).unwrap(),
+            &prod(&a, &b),
+            1e-7,
+        );
+        assert_close(
+            &format!("mul da {shape:?}"),
+            &gpu.read(&da).unwrap(),
+            &prod(&dy, &b),
+            1e-7,
+        );
+        assert_close(
+            &format!("mul db {shape:?}"),
+            &gpu.read(&db).unwrap(),
+            &prod(&dy, &a),
+            1e-7,
+        );
+    }
+    let a = gpu.zeros("a", &[2, 3]).unwrap();
+    let b = gpu.zeros("b", &[6]).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    assert!(matches!(
+        record_mul(&mut rec, &a, &b),
+        Err(recur::Error::Shape { .. })
+    ));
+    assert!(matches!(
+        record_mul_backward(&mut rec, &a, &a, &b),
         Err(recur::Error::Shape { .. })
     ));
 }

@@ -1,7 +1,7 @@
 //! Scenes the vision + language examples draw themselves (`caption_shapes`, `vqa_shapes`
 //! include this file with `#[path]`): 32×32 RGB images with one to three coloured shapes,
 //! each in its own third of the image (left, middle, right), shifted at random by up to
-//! three pixels up or down and one sideways.
+//! one pixel up or down and sideways.
 //!
 //! A scene's content is discrete (for each third: nothing, or a colour and a shape), so a
 //! fixed fifth of the 999 possible contents ([`Scene::held_out`], by a hash) never appears
@@ -63,7 +63,7 @@ impl Scene {
             let mut centres = [(0, 0); SLOTS];
             for (s, c) in centres.iter_mut().enumerate() {
                 let x = third * s as i32 + third / 2 + 1 + pick(rng, 3) as i32 - 1;
-                let y = SIDE as i32 / 2 - 3 + pick(rng, 7) as i32;
+                let y = SIDE as i32 / 2 - 1 + pick(rng, 3) as i32;
                 *c = (x, y);
             }
             let scene = Scene { slots, centres };

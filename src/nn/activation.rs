@@ -1,7 +1,8 @@
-//! Elementwise pieces between layers: [`Tanh`] (torch's `nn.Tanh`) with its gradient, and
-//! [`record_add`] (`a + b`, whose gradient is the output gradient for both inputs). With
-//! them a small MLP (`Linear → Tanh → Linear`) or a fusion of two feature vectors
-//! (`tanh(W_a a + W_b b)`) trains on the device. Both run on the generic elementwise kernels
+//! Elementwise pieces between layers: [`Tanh`] (torch's `nn.Tanh`) with its gradient,
+//! [`record_add`] (`a + b`, whose gradient is the output gradient for both inputs) and
+//! [`record_mul`] (`a ⊙ b`, with [`record_mul_backward`]). With them a small MLP
+//! (`Linear → Tanh → Linear`) or a fusion of two feature vectors (`tanh(W_a a + W_b b)`, or
+//! the product `tanh(W_a a) ⊙ tanh(W_b b)`) trains on the device. Both run on the generic elementwise kernels
 //! of `shaders/eager.wgsl` ([`crate::kernels::eager`]).
 
 use crate::error::{Error, Result};
@@ -91,4 +92,35 @@ pub fn record_add(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> 
         n,
     )?;
     Ok(out)
+}
+
+/// Records `a ⊙ b` (elementwise product, same shape): a new tensor.
+pub fn record_mul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let n = non_empty("mul input", a)?;
+    same_shape("mul: second input", a, b)?;
+    let out = rec.gpu().zeros("mul.out", &a.shape)?;
+    encode_binary(
+        rec,
+        Binary::Mul,
+        (&a.buffer, 0, n),
+        (&b.buffer, 0, n),
+        (&out.buffer, 0, n),
+        1,
+        n,
+    )?;
+    Ok(out)
+}
+
+/// Records the backward of [`record_mul`] for its inputs `a`, `b` and output gradient `dy`
+/// (all one shape): returns `(da, db) = (dy ⊙ b, dy ⊙ a)`.
+pub fn record_mul_backward(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    same_shape("mul backward: output gradient", a, dy)?;
+    let da = record_mul(rec, dy, b)?;
+    let db = record_mul(rec, dy, a)?;
+    Ok((da, db))
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`Embedding`]: token ids ([`TokenIds`]) to vectors, with a deterministic gradient;
 //! - [`Linear`]: `y = x·Wᵀ + b` with `dW`, `db`, `dx`, on the crate's one GEMM;
-//! - [`Tanh`] and [`record_add`]: the elementwise pieces of a small MLP or a feature fusion;
+//! - [`Tanh`], [`record_add`], [`record_mul`]: the elementwise pieces of a small MLP or a
+//!   feature fusion;
 //! - [`SeqModel`]: input (embedding or dense features) → [`Rnn`] → [`Linear`] head on every
 //!   step or the last ([`Readout`]), the composition the training driver ([`crate::train`])
 //!   runs; [`SeqModel::forward`] for inference;
@@ -27,7 +28,7 @@ pub mod saving;
 pub mod seq;
 pub mod tokens;
 
-pub use activation::{record_add, Tanh};
+pub use activation::{record_add, record_mul, record_mul_backward, Tanh};
 pub use charlm::{generate, unigram_entropy, Sampling, Vocab};
 pub use embedding::Embedding;
 pub use linear::Linear;
