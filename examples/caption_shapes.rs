@@ -223,21 +223,26 @@ fn evaluate(gpu: &Gpu, m: &Captioner, held_out: bool, verbose: bool) -> Result<[
     rec.run()?;
     // The stream takes (L, B, H) states: one layer, so (1, N, H) as the encoder made them.
     let mut stream = RnnStream::with_state(&m.dec, h0, Some(c0))?;
+    // by_step[t][b]: the word chosen at step t for scene b, fed back at step t + 1.
+    let mut by_step: Vec<Vec<u32>> = Vec::with_capacity(T);
     let mut prev = vec![GO; N];
-    let mut out = vec![vec![END; T]; N];
-    for t in 0..T {
+    for _ in 0..T {
         let ids = TokenIds::new(gpu, "dec.in", &[1, N], &prev, V)?;
         let mut rec = Recorder::new(gpu);
         let x = m.emb.record_forward(&mut rec, &ids)?;
         let y = stream.record(&mut rec, &m.dec, &x)?;
         let logits = m.head.record_forward(&mut rec, &y)?;
         rec.run()?;
-        for (b, row) in gpu.read(&logits)?.chunks_exact(V).enumerate() {
-            let best = (0..V).fold(0, |best, v| if row[v] > row[best] { v } else { best });
-            prev[b] = best as u32;
-            out[b][t] = best as u32;
-        }
+        prev = gpu
+            .read(&logits)?
+            .chunks_exact(V)
+            .map(|row| (0..V).fold(0, |best, v| if row[v] > row[best] { v } else { best }) as u32)
+            .collect();
+        by_step.push(prev.clone());
     }
+    let out: Vec<Vec<u32>> = (0..N)
+        .map(|b| by_step.iter().map(|step| step[b]).collect())
+        .collect();
     let (mut exact, mut right, mut words, mut attr_right, mut attrs) = (0, 0, 0, 0, 0);
     for (s, got) in scenes.iter().zip(&out) {
         let want = caption(s);

@@ -86,16 +86,16 @@ fn pick(rng: &mut Rng, n: usize) -> usize {
 
 /// A clause's words and its sentiment (+1 or −1).
 fn clause(rng: &mut Rng, words: &mut Vec<u32>) -> i32 {
-    let negated = rng.next_u64() % 2 == 0;
+    let negated = rng.next_u64().is_multiple_of(2);
     if negated {
         words.push(NEGATORS[pick(rng, 2)]);
     }
-    if rng.next_u64() % 2 == 0 {
+    if rng.next_u64().is_multiple_of(2) {
         words.push(INTENSIFIERS[pick(rng, 4)]);
     }
     let adj = pick(rng, 2 * POSITIVE as usize) as u32;
     words.push(FIRST_ADJ + adj);
-    if negated && rng.next_u64() % 3 == 0 {
+    if negated && rng.next_u64().is_multiple_of(3) {
         words.extend([6, 7]); // "at all"
     }
     let sign = if adj < POSITIVE { 1 } else { -1 };
@@ -122,9 +122,9 @@ fn review(rng: &mut Rng, test: bool, two_clauses: bool) -> Review {
         let first = clause(rng, &mut words);
         let mut value = first;
         let mut needs_order = false;
-        if two_clauses || rng.next_u64() % 3 != 0 {
+        if two_clauses || !rng.next_u64().is_multiple_of(3) {
             // "but": the second clause decides; "though": the first does.
-            let but = rng.next_u64() % 2 == 0;
+            let but = rng.next_u64().is_multiple_of(2);
             words.push(if but { BUT } else { THOUGH });
             let second = clause(rng, &mut words);
             if but {
@@ -242,7 +242,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<Report> {
         l2: Linear::init(gpu, BOW_HIDDEN, 2, true, &mut rng)?,
     };
     let adam = OptimizerConfig::adam();
-    let mut opt = Optimizer::new(gpu, adam.clone().with_lr(1e-2), &m.groups())?;
+    let mut opt = Optimizer::new(gpu, adam.with_lr(1e-2), &m.groups())?;
     let mut bow_opt = Optimizer::new(gpu, adam.with_lr(3e-2), &bow.groups())?;
     let ids = TokenIds::new(gpu, "ids", &[T, B], &[0; T * B], V)?;
     let labels = TokenIds::new(gpu, "labels", &[B], &[0; B], 2)?;

@@ -92,7 +92,7 @@ fn question(rng: &mut Rng, scene: &Scene) -> (Vec<u32>, u32, usize) {
     let count = |f: &dyn Fn(&scenes::Object) -> bool| objs.iter().filter(|o| f(o)).count();
     loop {
         let kind = pick(rng, KINDS.len());
-        let yes = rng.next_u64() % 2 == 0;
+        let yes = rng.next_u64().is_multiple_of(2);
         // The candidates of this kind, then one of them at random.
         let mut asks: Vec<(Vec<u32>, u32)> = Vec::new();
         match kind {
@@ -361,7 +361,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<Report> {
         answer: Linear::init(gpu, FUSED, N_ANSWERS, true, &mut rng)?,
     };
     let adam = OptimizerConfig::adam().with_lr(3e-3);
-    let mut opt = Optimizer::new(gpu, adam.clone(), &m.groups())?;
+    let mut opt = Optimizer::new(gpu, adam, &m.groups())?;
     let mut qo_opt = Optimizer::new(gpu, adam, &qo.groups())?;
     let inp = Inputs {
         img: gpu.zeros("images", &[1, B, PIXELS])?,
