@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::mem::{offset_of, size_of};
 
 use naga::{AddressSpace, ScalarKind, StorageAccess, TypeInner};
+use recur::kernels::attention::AttentionParams;
 use recur::kernels::clip::ClipParams;
 use recur::kernels::eager::EwParams;
 use recur::kernels::embedding::EmbeddingParams;
@@ -292,6 +293,16 @@ fn mirrors() -> Vec<Mirror> {
             one_minus_a,
             one_minus_b
         }),
+        mirror!(AttentionParams {
+            s_len,
+            batch,
+            a_dim,
+            d_dim,
+            flags,
+            q_off,
+            alpha_off,
+            ctx_off
+        }),
         mirror!(SampleParams {
             vocab,
             logits_off,
@@ -420,7 +431,7 @@ fn const_u32(p: &Parsed, shader: Shader, name: &str) -> u32 {
 
 #[test]
 fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
-    use kernels::{embedding, loss, matmul, optim, sample, step};
+    use kernels::{attention, embedding, loss, matmul, optim, sample, step};
     let parsed = all_parsed();
     let step_flags = [
         ("SAVE", step::flags::SAVE),
@@ -457,6 +468,11 @@ fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
         ),
         (Shader::Loss, "ACCUMULATE", loss::flags::ACCUMULATE),
         (Shader::Sample, "GREEDY", sample::flags::GREEDY),
+        (
+            Shader::Attention,
+            "ACCUMULATE",
+            attention::flags::ACCUMULATE,
+        ),
     ]);
     for (shader, name, rust) in table {
         assert_eq!(

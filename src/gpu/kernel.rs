@@ -33,11 +33,13 @@ pub enum Shader {
     Eager,
     /// `shaders/sample.wgsl`
     Sample,
+    /// `shaders/attention.wgsl`
+    Attention,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -52,6 +54,7 @@ impl Shader {
         Shader::Clip,
         Shader::Eager,
         Shader::Sample,
+        Shader::Attention,
     ];
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
@@ -99,6 +102,7 @@ impl Shader {
             Shader::Clip => include_str!("../../shaders/clip.wgsl"),
             Shader::Eager => include_str!("../../shaders/eager.wgsl"),
             Shader::Sample => include_str!("../../shaders/sample.wgsl"),
+            Shader::Attention => include_str!("../../shaders/attention.wgsl"),
         }
     }
 
@@ -118,6 +122,7 @@ impl Shader {
             Shader::Clip => "clip.wgsl",
             Shader::Eager => "eager.wgsl",
             Shader::Sample => "sample.wgsl",
+            Shader::Attention => "attention.wgsl",
         }
     }
 }
