@@ -106,14 +106,14 @@ pub fn attention_backward(
             })
             .collect();
         let dot: f64 = (0..n.s).map(|s| al(s) * dalpha[s]).sum();
-        for s in 0..n.s {
-            let de = al(s) * (dalpha[s] - dot);
+        for (s, da) in dalpha.iter().enumerate() {
+            let de = al(s) * (da - dot);
             for d in 0..n.d {
                 g.dvalues[(s * n.b + b) * n.d + d] = al(s) * dctx[b * n.d + d];
             }
-            for a in 0..n.a {
+            for (a, va) in v.iter().enumerate() {
                 let th = pre(n, keys, query, s, b, a).tanh();
-                let gs = de * v[a] * (1.0 - th * th);
+                let gs = de * va * (1.0 - th * th);
                 g.dkeys[(s * n.b + b) * n.a + a] = gs;
                 g.dquery[b * n.a + a] += gs;
                 g.dv[a] += de * th;
