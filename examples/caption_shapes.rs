@@ -1,8 +1,8 @@
 //! Image captioning, as the course tells it: image code → initial state → words.
 //!
 //! Each scene is a 32×32 image the example draws itself (`common/scenes.rs`): one to three
-//! shapes (square, circle, triangle; red, green, blue), each in its own third of the image at
-//! a random height. Its caption names them left to right: "a red square", "a green circle
+//! shapes (square, circle, triangle; red, green, blue), each in its own third of the image,
+//! shifted at random by up to a pixel. Its caption names them left to right: "a red square", "a green circle
 //! left of a blue triangle", "a blue square left of a red circle left of a green triangle".
 //!
 //! The image encoder is a small MLP on the pixels (3072 → 128, tanh); two linear layers on
