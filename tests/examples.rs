@@ -21,6 +21,9 @@ mod sentiment_words;
 #[path = "../examples/stream_anomaly.rs"]
 #[allow(dead_code)]
 mod stream_anomaly;
+#[path = "../examples/translate_attention.rs"]
+#[allow(dead_code)]
+mod translate_attention;
 #[path = "../examples/vqa_shapes.rs"]
 #[allow(dead_code)]
 mod vqa_shapes;
@@ -152,4 +155,44 @@ fn the_image_answers_what_the_question_alone_cannot() {
         "colour questions {without} from the question only: over 0.55, the questions give \
          their answers away"
     );
+}
+
+/// Attention, on one date a source (5 words in, year, month, day and `<end>` out). Measured
+/// on lavapipe after 150 steps: every date right with attention (0.11 without); the month's
+/// weight on the month word 0.999, the day's on the day word 0.98.
+#[test]
+fn attention_looks_at_the_words_each_token_comes_from() {
+    let Some(gpu) = gpu() else { return };
+    let r = translate_attention::run(&gpu, 150, 1, false).unwrap();
+    eprintln!("translate_attention after 150 steps: {r:?}");
+    let (att, plain) = (r.attention[0], r.plain[0]);
+    assert!(
+        att.tokens >= 0.9,
+        "attention: tokens right {} under 0.9",
+        att.tokens
+    );
+    assert!(
+        att.exact >= 0.7,
+        "attention: dates right {} under 0.7",
+        att.exact
+    );
+    // The source is "<day> of <month> <century> <year's end>", the output year, month,
+    // day: the month and the day put their heaviest weight on the word they come from. (The
+    // year is written first, from the state that has just read the year's end: it need not
+    // look back.)
+    let heaviest = |row: &[f32]| (0..row.len()).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+    assert_eq!(r.source.len(), 5);
+    assert_eq!(
+        heaviest(&r.weights[1]),
+        2,
+        "the month looks at {:?}",
+        r.weights[1]
+    );
+    assert_eq!(
+        heaviest(&r.weights[2]),
+        0,
+        "the day looks at {:?}",
+        r.weights[2]
+    );
+    eprintln!("plain encoder-decoder on one date: {plain:?}");
 }
