@@ -507,7 +507,7 @@ fn no_wgsl_tests_a_flag_with_a_bare_literal() {
 
 #[test]
 fn shared_constants_are_equal_in_wgsl_and_rust() {
-    use kernels::{clip, embedding, loss, matmul, optim, step, step_vec4};
+    use kernels::{attention, clip, embedding, loss, matmul, optim, step, step_vec4};
     let parsed = all_parsed();
     let c = |s: Shader, name: &str| const_u32(&parsed[&s], s, name) as usize;
     for s in [Shader::Rnn, Shader::Lstm, Shader::Gru] {
@@ -528,11 +528,13 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     assert_eq!(c(Shader::Embedding, "WG"), embedding::EMBEDDING_WG);
     assert_eq!(c(Shader::Loss, "WG"), loss::LOSS_WG);
     assert_eq!(c(Shader::Optim, "WG"), optim::OPTIM_WG);
+    assert_eq!(c(Shader::Attention, "WG"), attention::ATTENTION_WG);
+    assert_eq!(c(Shader::Attention, "MAX_S"), attention::MAX_SOURCE);
 }
 
 /// The workgroup size the Rust grid of `desc` assumes, where it assumes one.
 fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
-    use kernels::{clip, embedding, loss, matmul, optim, step, step_vec4};
+    use kernels::{attention, clip, embedding, loss, matmul, optim, step, step_vec4};
     let e = desc.entry;
     Some(match desc.shader {
         Shader::Rnn | Shader::Lstm | Shader::Gru if e.ends_with("_direct") => {
@@ -551,6 +553,7 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::Embedding => [embedding::EMBEDDING_WG, 1, 1],
         Shader::Loss if e != "loss_reduce" => [loss::LOSS_WG, 1, 1],
         Shader::Optim => [optim::OPTIM_WG, 1, 1],
+        Shader::Attention => [attention::ATTENTION_WG, 1, 1],
         _ => return None,
     })
 }
