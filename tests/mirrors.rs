@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::mem::{offset_of, size_of};
 
 use naga::{AddressSpace, ScalarKind, StorageAccess, TypeInner};
+use recur::kernels::attention::AttentionParams;
 use recur::kernels::clip::ClipParams;
 use recur::kernels::eager::EwParams;
 use recur::kernels::embedding::EmbeddingParams;
@@ -363,6 +364,16 @@ fn mirrors() -> Vec<Mirror> {
             one_minus_a,
             one_minus_b
         }),
+        mirror!(AttentionParams {
+            s_len,
+            batch,
+            a_dim,
+            d_dim,
+            flags,
+            q_off,
+            alpha_off,
+            ctx_off
+        }),
         mirror!(SampleParams {
             vocab,
             logits_off,
@@ -500,7 +511,7 @@ fn const_u32(p: &Parsed, shader: Shader, name: &str) -> u32 {
 
 #[test]
 fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
-    use kernels::{embedding, grad_flow, loss, matmul, optim, sample, step};
+    use kernels::{attention, embedding, grad_flow, loss, matmul, optim, sample, step};
     let parsed = all_parsed();
     let step_flags = [
         ("SAVE", step::flags::SAVE),
@@ -569,6 +580,11 @@ fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
         (Shader::Sample, "GREEDY", sample::flags::GREEDY),
         (Shader::GradFlow, "REVERSE", grad_flow::flags::REVERSE),
         (Shader::GradFlow, "GRU", grad_flow::flags::GRU),
+        (
+            Shader::Attention,
+            "ACCUMULATE",
+            attention::flags::ACCUMULATE,
+        ),
     ]);
     for (shader, name, rust) in table {
         assert_eq!(
@@ -603,7 +619,7 @@ fn no_wgsl_tests_a_flag_with_a_bare_literal() {
 
 #[test]
 fn shared_constants_are_equal_in_wgsl_and_rust() {
-    use kernels::{clip, embedding, loss, matmul, optim, step, step_vec4};
+    use kernels::{attention, clip, embedding, loss, matmul, optim, step, step_vec4};
     let parsed = all_parsed();
     let c = |s: Shader, name: &str| const_u32(&parsed[&s], s, name) as usize;
     for s in [Shader::Rnn, Shader::Lstm, Shader::Gru] {
@@ -626,11 +642,13 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     assert_eq!(c(Shader::Optim, "WG"), optim::OPTIM_WG);
     assert_eq!(c(Shader::GradFlow, "SCAN_WG"), kernels::grad_flow::SCAN_WG);
     assert_eq!(c(Shader::GradFlow, "NORM_WG"), kernels::grad_flow::NORM_WG);
+    assert_eq!(c(Shader::Attention, "WG"), attention::ATTENTION_WG);
+    assert_eq!(c(Shader::Attention, "MAX_S"), attention::MAX_SOURCE);
 }
 
 /// The workgroup size the Rust grid of `desc` assumes, where it assumes one.
 fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
-    use kernels::{clip, embedding, loss, matmul, optim, step, step_vec4};
+    use kernels::{attention, clip, embedding, loss, matmul, optim, step, step_vec4};
     let e = desc.entry;
     Some(match desc.shader {
         Shader::Rnn | Shader::Lstm | Shader::Gru if e.ends_with("_direct") => {
@@ -652,6 +670,7 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::StepOnnx => [kernels::step_onnx::WORKGROUP, 1, 1],
         Shader::GradFlow if e == "grad_flow_scan" => [kernels::grad_flow::SCAN_WG, 1, 1],
         Shader::GradFlow => [kernels::grad_flow::NORM_WG, 1, 1],
+        Shader::Attention => [kernels::attention::ATTENTION_WG, 1, 1],
         _ => return None,
     })
 }

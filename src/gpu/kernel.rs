@@ -58,11 +58,13 @@ pub enum Shader {
     StepOnnx,
     /// `shaders/grad_flow.wgsl`
     GradFlow,
+    /// `shaders/attention.wgsl`
+    Attention,
 }
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 26] = [
+    pub const ALL: [Shader; 27] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::Util,
@@ -89,6 +91,7 @@ impl Shader {
         Shader::PackF16,
         Shader::StepOnnx,
         Shader::GradFlow,
+        Shader::Attention,
     ];
 
     /// The WGSL source. Prefixes: the matmul files get `shaders/matmul_common.wgsl`; the
@@ -174,6 +177,7 @@ impl Shader {
                 include_str!("../../shaders/step_onnx.wgsl")
             ),
             Shader::GradFlow => include_str!("../../shaders/grad_flow.wgsl"),
+            Shader::Attention => include_str!("../../shaders/attention.wgsl"),
         }
     }
 
@@ -200,6 +204,7 @@ impl Shader {
             Shader::PackF16 => "pack_f16.wgsl",
             Shader::StepOnnx => "step_onnx.wgsl",
             Shader::GradFlow => "grad_flow.wgsl",
+            Shader::Attention => "attention.wgsl",
         }
     }
 

@@ -1,5 +1,6 @@
 //! `shaders/eager.wgsl`: generic strided elementwise ops for the bench's host-loop baseline
-//! (how a general tensor library runs an RNN). recur's RNN path does not use them.
+//! (how a general tensor library runs an RNN) and for [`crate::nn::Tanh`],
+//! [`crate::nn::record_add`] and [`crate::nn::record_mul`]. recur's RNN path does not use them.
 
 use bytemuck::{Pod, Zeroable};
 

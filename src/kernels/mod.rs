@@ -3,6 +3,7 @@
 //! shader registry ([`Shader`]) and the descriptor type belong to the GPU layer
 //! ([`crate::gpu::kernel`]) and are re-exported here.
 
+pub mod attention;
 pub mod cell;
 pub mod clip;
 pub mod eager;
@@ -83,6 +84,9 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         step_onnx::GRU_RESET_FORWARD,
         grad_flow::SCAN,
         grad_flow::NORMS,
+        attention::ATTENTION_FORWARD,
+        attention::ATTENTION_BACKWARD_VALUES,
+        attention::ATTENTION_BACKWARD_SCORES,
     ];
     use step_vec4 as v4;
     for desc in [

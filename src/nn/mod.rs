@@ -4,6 +4,8 @@
 //!
 //! - [`Embedding`]: token ids ([`TokenIds`]) to vectors, with a deterministic gradient;
 //! - [`Linear`]: `y = x·Wᵀ + b` with `dW`, `db`, `dx`, on the crate's one GEMM;
+//! - [`Tanh`], [`record_add`], [`record_mul`]: the elementwise pieces of a small MLP or a
+//!   feature fusion;
 //! - [`SeqModel`]: input (embedding or dense features) → [`Rnn`] → [`Linear`] head on every
 //!   step or the last ([`Readout`]), the composition the training driver ([`crate::train`])
 //!   runs; [`SeqModel::forward`] for inference;
@@ -17,6 +19,7 @@
 //! writes parameter gradients (`accumulate` adds to what is there, else overwrites) and
 //! returns the input gradient when asked.
 
+pub mod activation;
 pub mod charlm;
 pub mod embedding;
 pub mod init;
@@ -25,6 +28,7 @@ pub mod saving;
 pub mod seq;
 pub mod tokens;
 
+pub use activation::{record_add, record_mul, record_mul_backward, Tanh};
 pub use charlm::{generate, unigram_entropy, Sampling, Vocab};
 pub use embedding::Embedding;
 pub use linear::Linear;

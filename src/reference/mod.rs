@@ -36,6 +36,7 @@
 //! backward), [`stack`] (layers x directions over a sequence), [`train`] (embedding, linear,
 //! losses, optimizers, clipping), [`variant`] (ONNX's general cells, forward only).
 
+pub mod attention;
 pub mod cells;
 pub mod matmul;
 pub mod stack;
