@@ -572,12 +572,12 @@ fn single_steps_on(gpu: &Gpu, family: StepFamily) {
         let fwd = [step(1, 2, 1, None)];
         for flags in [(false, false), (true, false), (false, true), (true, true)] {
             seed += 1;
-            run_forward(&gpu, s, flags, false, (2, 3), &fwd, false, seed);
+            run_forward(gpu, s, flags, false, (2, 3), &fwd, false, seed);
         }
         // T = 3: step t = 1 after t = 2 (its gate gradient at dgn_off), slots as forward.
         for next in [None, Some(2)] {
             seed += 1;
-            run_backward(&gpu, s, (3, 3), &[step(1, 2, 1, next)], false, seed);
+            run_backward(gpu, s, (3, 3), &[step(1, 2, 1, next)], false, seed);
         }
     }
 }
