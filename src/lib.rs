@@ -21,7 +21,6 @@
 #![doc = concat!("```\n", include_str!("../examples/readme.rs"), "```")]
 #![warn(missing_docs)]
 
-#[cfg(not(target_arch = "wasm32"))]
 pub mod error;
 pub mod gpu;
 pub mod io;

@@ -1,6 +1,7 @@
 //! The browser's training path (issue 14), run natively: `step_async`, `flush_metrics_async`,
-//! `checkpoint_async` and `generate_async` must do exactly what their blocking twins do (the
-//! browser demo relies on it: its first loss is checked against `recur train`'s).
+//! `checkpoint_async`, `generate_async` and `step_with_gradient_flow_async` must do exactly
+//! what their blocking twins do (the browser demo relies on it: its first loss is checked
+//! against `recur train`'s).
 
 mod common;
 
@@ -87,4 +88,73 @@ fn async_checkpoint_resumes_where_it_stopped() {
     assert_eq!(mb.len(), 1, "{mb:?}");
     assert_eq!(mb[0].step, 6);
     assert_eq!(ma.last(), mb.last(), "the resumed step differs");
+}
+
+/// The page's probed step: `step_with_gradient_flow_async` reads the same norms as the
+/// blocking `step_with_gradient_flow`, bit for bit, and trains exactly as a plain step does
+/// (metrics and checkpoints of three trainers equal, probed steps at the start, in the middle
+/// and across the epoch's wrap-around).
+#[test]
+fn async_probed_steps_match_blocking_ones_and_train_as_plain_steps() {
+    let Some(gpu) = gpu() else { return };
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let mut plain = trainer(&gpu, cell, 2);
+        let mut blocking = trainer(&gpu, cell, 2);
+        let mut future = trainer(&gpu, cell, 2);
+        let steps = plain.steps_per_epoch() + 3;
+        let probed = [0, 3, plain.steps_per_epoch() - 1, plain.steps_per_epoch()];
+        let mut flows = 0;
+        for i in 0..steps {
+            plain.step(&gpu).unwrap();
+            if probed.contains(&i) {
+                let want = blocking.step_with_gradient_flow(&gpu).unwrap();
+                let got = pollster::block_on(future.step_with_gradient_flow_async(&gpu)).unwrap();
+                assert_eq!(
+                    (got.num_layers, got.num_directions, got.seq_len),
+                    (2, 1, 5),
+                    "{cell}: flow shape"
+                );
+                assert_eq!(got.dh_norms.len(), 2 * 5);
+                assert!(
+                    got.dh_norms.iter().all(|v| v.is_finite() && *v > 0.0),
+                    "{cell} step {i}: {got:?}"
+                );
+                let bits = |f: &recur::rnn::GradientFlow| -> Vec<u32> {
+                    f.dh_norms.iter().map(|v| v.to_bits()).collect()
+                };
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "{cell} step {i}: async flow differs"
+                );
+                assert_eq!(got, want);
+                flows += 1;
+            } else {
+                blocking.step(&gpu).unwrap();
+                pollster::block_on(future.step_async(&gpu)).unwrap();
+            }
+        }
+        assert_eq!(flows, probed.len());
+        let want = plain.trainer.flush_metrics(&gpu).unwrap();
+        assert_eq!(want.len(), steps);
+        assert_eq!(
+            blocking.trainer.flush_metrics(&gpu).unwrap(),
+            want,
+            "{cell}: probed blocking steps trained differently"
+        );
+        assert_eq!(
+            pollster::block_on(future.trainer.flush_metrics_async(&gpu)).unwrap(),
+            want,
+            "{cell}: probed async steps trained differently"
+        );
+        assert_eq!(future.state(), plain.state(), "{cell}: stream position");
+        let a = plain.checkpoint(&gpu).unwrap().to_bytes().unwrap();
+        let b = blocking.checkpoint(&gpu).unwrap().to_bytes().unwrap();
+        let c = pollster::block_on(future.checkpoint_async(&gpu))
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert!(a == b, "{cell}: blocking probed checkpoint differs");
+        assert!(a == c, "{cell}: async probed checkpoint differs");
+    }
 }

@@ -1,16 +1,19 @@
 // The demo page: drives recur's wasm Session (web/src/lib.rs). One async loop trains; every
 // call into the session awaits (readbacks are map_async futures), so the page never blocks.
-// URL parameters preset the controls (cell, hidden, layers, seq, batch, lr, seed, max, log)
-// and autostart=1 starts at once: that is how web/test.sh drives it.
+// URL parameters preset the controls (cell, hidden, layers, seq, batch, lr, seed, max, log),
+// sample_ms and flow_ms set how often a sample is drawn and a step is probed for its gradient
+// flow (0: every step; -1: never), and autostart=1 starts at once: that is how web/test.sh
+// drives it.
 import init, { open, built_in_text } from "./pkg/recur_web.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const SAMPLE_EVERY_MS = Number(params.get("sample_ms") || 3000);
 const LOG_EVERY = Number(params.get("log") || 5);
+const FLOW_EVERY_MS = Number(params.get("flow_ms") || 2000);
 
 // What the test (and a curious reader, in the console) can see.
-const demo = (window.recurDemo = { losses: [], info: null, stepsPerSecond: 0, session: null });
+const demo = (window.recurDemo = { losses: [], info: null, stepsPerSecond: 0, session: null, flow: null, flows: 0 });
 
 let session = null;
 let model = null; // the session's model description (JSON from Rust), null before Start/load
@@ -114,6 +117,68 @@ function draw() {
   ctx.fillText(`unigram entropy ${model.entropy.toFixed(3)}`, W - R - 160, Y(model.entropy) - 5);
 }
 
+// The gradient flow of the last probed step: ‖∂L/∂h_t‖ against t (log scale), one line per
+// layer (and direction).
+const FLOW_COLORS = ["#1f5fbf", "#d9730d", "#2a9d3a", "#9c3fbf", "#c33", "#0a9ba8"];
+function drawFlow() {
+  const c = $("flow");
+  const ctx = c.getContext("2d");
+  const W = c.width, H = c.height, L = 56, R = 10, T = 12, B = 26;
+  ctx.clearRect(0, 0, W, H);
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillStyle = "#555";
+  const f = demo.flow;
+  if (!f || !model) {
+    ctx.fillText("the gradient flow appears here after the first probed step", L, H / 2);
+    return;
+  }
+  const all = f.norms.flat().filter((v) => v > 0 && Number.isFinite(v));
+  if (!all.length) {
+    ctx.fillText(`step ${f.step}: no finite positive gradient to plot`, L, H / 2);
+    return;
+  }
+  let lo = Math.log10(Math.min(...all)), hi = Math.log10(Math.max(...all));
+  const pad = Math.max(0.1, (hi - lo) * 0.08);
+  lo -= pad; hi += pad;
+  const n = f.seq_len;
+  const X = (t) => L + ((t - 1) / Math.max(n - 1, 1)) * (W - L - R);
+  const Y = (v) => T + ((hi - Math.log10(v)) / (hi - lo)) * (H - T - B);
+  // Grid: every decade in range, or five ticks when the range is under two decades.
+  let ticks = [];
+  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) ticks.push(10 ** e);
+  if (ticks.length < 2) ticks = [0, 1, 2, 3, 4].map((k) => 10 ** (lo + ((hi - lo) * (k + 0.5)) / 5));
+  ctx.strokeStyle = "#ddd"; ctx.lineWidth = 1;
+  for (const v of ticks) {
+    ctx.beginPath(); ctx.moveTo(L, Y(v)); ctx.lineTo(W - R, Y(v)); ctx.stroke();
+    ctx.fillText(v.toExponential(1), 4, Y(v) + 4);
+  }
+  ctx.fillText("t = 1", L, H - 8);
+  ctx.textAlign = "right"; ctx.fillText(`t = ${n} (window of step ${f.step})`, W - R, H - 8); ctx.textAlign = "left";
+  const legend = [];
+  f.norms.forEach((ys, i) => {
+    const layer = Math.floor(i / f.directions) + 1, dir = i % f.directions;
+    const color = FLOW_COLORS[i % FLOW_COLORS.length];
+    ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
+    ys.forEach((v, t) => (t ? ctx.lineTo(X(t + 1), Y(v)) : ctx.moveTo(X(t + 1), Y(v))));
+    ctx.stroke();
+    legend.push([color, `layer ${layer}${f.directions > 1 ? (dir ? " ←" : " →") : ""}`]);
+  });
+  ctx.textAlign = "right";
+  legend.forEach(([color, label], i) => {
+    const y = T + 12 + 16 * i;
+    ctx.fillStyle = color; ctx.fillRect(W - R - 110, y - 8, 18, 4);
+    ctx.fillText(label, W - R - 4, y - 2);
+  });
+  ctx.textAlign = "left";
+}
+
+async function probe() {
+  await session.train_probed();
+  demo.flow = session.gradient_flow();
+  demo.flows += 1;
+  drawFlow();
+}
+
 // The sample's prompt: a newline when the text has one (as recur train does), else its first
 // character.
 function samplePrompt() {
@@ -131,6 +196,7 @@ async function train() {
   const max = Number($("max").value);
   let step = model.step;
   let lastSample = performance.now();
+  let lastFlow = -Infinity; // the run's first step is probed
   const t0 = performance.now(), first = step;
   let sampling = 0; // ms spent sampling, left out of the run's speed
   rate.length = 0;
@@ -138,7 +204,14 @@ async function train() {
   status("training…");
   while (running) {
     if (max > 0 && step >= max) break;
-    await session.train(1);
+    // Every FLOW_EVERY_MS one step is probed: it trains as the others do, and only it waits
+    // for a readback (its norms).
+    if (FLOW_EVERY_MS >= 0 && performance.now() - lastFlow >= FLOW_EVERY_MS) {
+      await probe();
+      lastFlow = performance.now();
+    } else {
+      await session.train(1);
+    }
     step += 1;
     absorb(session.metrics());
     speed(step);
@@ -172,7 +245,9 @@ function start() {
         Number($("lr").value), BigInt($("seed").value), LOG_EVERY));
       demo.info = model;
       demo.losses = [];
+      demo.flow = null;
       describe(model);
+      drawFlow();
     } else {
       session.set_lr(Number($("lr").value));
     }
@@ -191,10 +266,12 @@ async function reset() {
   await pause();
   model = null;
   demo.losses = [];
+  demo.flow = null;
   $("sample").textContent = "";
   $("s-step").textContent = $("s-loss").textContent = $("s-cps").textContent = $("s-sps").textContent = "–";
   $("s-model").textContent = "–";
   draw();
+  drawFlow();
   buttons();
   status("reset: choose sizes and press Start");
   setState("ready");
@@ -223,11 +300,13 @@ async function load(file) {
   } catch (e) { return fail(e); }
   demo.info = model;
   demo.losses = [];
+  demo.flow = null;
   describe(model);
   for (const [id, key] of [["cell", "cell"], ["hidden", "hidden"], ["layers", "layers"], ["seq", "seq_len"], ["batch", "batch"], ["lr", "lr"]]) {
     $(id).value = model[key];
   }
   draw();
+  drawFlow();
   buttons();
   await sample().catch(fail);
   status(`loaded ${file.name}: step ${model.step}; Resume continues its training`);
@@ -304,6 +383,7 @@ $("lr").onchange = () => { if (model) try { session.set_lr(Number($("lr").value)
 
 buttons();
 draw();
+drawFlow();
 if (!navigator.gpu) {
   noWebGpu("navigator.gpu is missing");
 } else {

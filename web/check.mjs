@@ -1,7 +1,9 @@
 // Drives the demo page in headless Chromium (WebGPU; SwiftShader on machines without a GPU)
 // and checks it against what recur did natively (web/test.sh made the native files in OUT):
 // 1. the page trains STEPS steps from seed 0: the first step's loss equals the native one
-//    within 1e-5, the loss falls, the page is drawn (a screenshot, not blank);
+//    within 1e-5 (that step is a probed one), the loss falls, the page is drawn (a
+//    screenshot, not blank), and the gradient-flow panel has data (T finite positive norms
+//    per layer, from Session.gradient_flow) and is drawn;
 // 2. its "download checkpoint" file is the one `recur generate` reads: the same sample
 //    natively and in the page;
 // 3. the native checkpoint loads in the page: the same sample as natively, and MORE further
@@ -72,7 +74,7 @@ try {
   watch(page, "page");
 
   // 1. Train from seed 0 for `steps` steps.
-  await page.goto(`${url}&max=${steps}&log=1&autostart=1`);
+  await page.goto(`${url}&max=${steps}&log=1&flow_ms=500&autostart=1`);
   let state = await settle(page, ["done", "error", "no-webgpu"]);
   console.log("adapter:", await page.textContent("#adapter"));
   check(state === "done", `the page trains ${steps} steps (${await page.textContent("#status")})`);
@@ -109,6 +111,27 @@ try {
     if (r > 160 && g < 90 && b < 90) red++;
   }
   check(blue > 100 && red > 100, `the loss curve is drawn (${blue} blue, ${red} red pixels)`);
+
+  // The gradient-flow panel: the norms of the last probed step, and their plot.
+  const fl = await page.evaluate(() => ({ shown: recurDemo.flow, probed: recurDemo.flows,
+    now: recurDemo.session.gradient_flow() }));
+  const f = fl.shown;
+  const series = f ? f.layers * f.directions : 0;
+  check(fl.probed >= 1 && f && f.step >= 1 && f.step <= steps && JSON.stringify(f) === JSON.stringify(fl.now),
+    `the page probed ${fl.probed} step(s) for the gradient flow (last: step ${f && f.step}), and Session.gradient_flow() returns what the panel shows`);
+  check(f && series === run.info.layers && f.norms.length === series && f.seq_len === run.info.seq_len
+    && f.norms.every((ys) => ys.length === run.info.seq_len && ys.every((v) => Number.isFinite(v) && v > 0)),
+  `the gradient flow has ${run.info.seq_len} finite positive norms for each of ${run.info.layers} layer(s)`);
+  if (f) console.log(`info: ‖∂L/∂h_t‖ at step ${f.step}, t = 1..${f.seq_len}: ${f.norms.map((ys) => ys.map((v) => v.toExponential(2)).join(" ")).join(" | ")}`);
+  const flowPng = PNG.sync.read(await page.locator("#flow").screenshot());
+  const flowColors = new Set();
+  let line = 0;
+  for (let i = 0; i < flowPng.data.length; i += 4) {
+    const [r, g, b] = flowPng.data.subarray(i, i + 3);
+    flowColors.add(flowPng.data.readUInt32BE(i));
+    if (b > 150 && r < 90 && g < 130) line++;
+  }
+  check(line > 100 && flowColors.size > 16, `the gradient-flow panel is drawn (${line} pixels of its line, ${flowColors.size} colours)`);
 
   // 2. The page's checkpoint, read natively.
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);

@@ -4,7 +4,8 @@
 # without a GPU), and checks in check.mjs: the first step's loss agrees within 1e-5, the loss
 # falls, the page's checkpoint is the file recur generate reads (same sample natively and in
 # the page), a native checkpoint loads in the page and keeps training (its next loss agrees
-# too), the page without WebGPU says so, no console error, and a screenshot that is not blank.
+# too), the page without WebGPU says so, no console error, a screenshot that is not blank, and
+# the gradient-flow panel (T finite positive norms per layer from Session.gradient_flow, drawn).
 # Output (screenshot, checkpoints, metrics) goes to $WEB_TEST_OUT, by default
 # <cargo target folder>/web-test. Needs: chromium, node + npm, python3, and network access to
 # crates.io/npm once. CARGO_TARGET_DIR is honoured.

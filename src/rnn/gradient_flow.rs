@@ -8,7 +8,8 @@
 //!   the device to one f32 per (layer, direction, t) in a [`GradFlowProbe`]: one GEMM
 //!   (`dG_h[next(t)]·W_hh` over all steps at once), one scan dispatch and one norm dispatch per
 //!   (layer, direction). Nothing is read back inside the sequence; [`GradFlowProbe::read`]
-//!   is the one small readback, after the submission.
+//!   (or [`GradFlowProbe::read_async`] in a browser) is the one small readback, after the
+//!   submission.
 //! - `σ_max(W_hh)`: [`Rnn::sigma_max_hh`] reads the parameters and computes the spectral
 //!   norm on the host in f64 ([`spectral_norm`]: cyclic Jacobi on `WᵀW`). Exact to f64
 //!   rounding, unlike power iteration, which converges slowly exactly when the two largest
@@ -120,6 +121,18 @@ impl GradFlowProbe {
             num_directions: self.num_directions,
             seq_len: self.seq_len,
             dh_norms: gpu.read(&self.norms)?,
+        })
+    }
+
+    /// [`GradFlowProbe::read`] as a future, for the browser, where nothing may block: the
+    /// copy is queued after the work submitted so far and resolves once it is mapped
+    /// (`map_async`), so only this readback waits for the probed step.
+    pub async fn read_async(&self, gpu: &Gpu) -> Result<GradientFlow> {
+        Ok(GradientFlow {
+            num_layers: self.num_layers,
+            num_directions: self.num_directions,
+            seq_len: self.seq_len,
+            dh_norms: gpu.read_async(&self.norms).await?,
         })
     }
 

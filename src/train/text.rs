@@ -23,7 +23,7 @@ use crate::gpu::Gpu;
 use crate::nn::charlm::{generate, unigram_entropy, Sampling, Vocab};
 use crate::nn::{SeqInput, SeqModel, SeqModelConfig, TokenIds};
 use crate::rng::Rng;
-use crate::rnn::{CellKind, RnnConfig};
+use crate::rnn::{CellKind, GradientFlow, RnnConfig};
 
 /// Metadata key of the vocabulary (its characters in id order).
 pub const VOCAB_KEY: &str = "lm.vocab";
@@ -154,6 +154,14 @@ impl CharLm {
             crate::nn::charlm::generate_async(gpu, &self.model, &ids, length, sampling).await?;
         Ok(self.vocab.decode(&out))
     }
+}
+
+/// The flow of a step's only micro-batch.
+fn one_flow(flows: Vec<GradientFlow>) -> Result<GradientFlow> {
+    flows
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal("a probed step returned no gradient flow".into()))
 }
 
 fn sample_text(
@@ -303,6 +311,42 @@ impl TextTrainer {
             .await?;
         self.advance();
         Ok(())
+    }
+
+    /// [`TextTrainer::step`] that also measures the gradient flow over the window:
+    /// `‖∂L/∂h_t‖` for t = 1..`seq_len`, every layer (see
+    /// [`Trainer::step_with_gradient_flow`]; waits for the step). In a browser,
+    /// [`TextTrainer::step_with_gradient_flow_async`].
+    pub fn step_with_gradient_flow(&mut self, gpu: &Gpu) -> Result<GradientFlow> {
+        self.write_window(gpu)?;
+        let flows = self.trainer.step_with_gradient_flow(
+            gpu,
+            &[Batch {
+                input: SeqInput::Tokens(&self.x),
+                targets: Targets::Tokens(&self.y),
+            }],
+        )?;
+        self.advance();
+        one_flow(flows)
+    }
+
+    /// [`TextTrainer::step_async`] that also measures the gradient flow over the window (see
+    /// [`Trainer::step_with_gradient_flow_async`]): the same training as a plain step, and
+    /// the norms read back through `map_async`, so only this step waits for the GPU.
+    pub async fn step_with_gradient_flow_async(&mut self, gpu: &Gpu) -> Result<GradientFlow> {
+        self.write_window(gpu)?;
+        let flows = self
+            .trainer
+            .step_with_gradient_flow_async(
+                gpu,
+                &[Batch {
+                    input: SeqInput::Tokens(&self.x),
+                    targets: Targets::Tokens(&self.y),
+                }],
+            )
+            .await?;
+        self.advance();
+        one_flow(flows)
     }
 
     /// Queues the next window's inputs and targets: after the step still running, before

@@ -274,7 +274,18 @@ impl Trainer {
     /// steps are queued, it awaits the oldest (the page keeps running meanwhile) instead of
     /// waiting for it.
     pub async fn step_async(&mut self, gpu: &Gpu, micro: &[Batch<'_>]) -> Result<()> {
-        let rec = self.record_step(gpu, micro, &[])?;
+        self.step_with_async(gpu, micro, &[]).await
+    }
+
+    /// [`Trainer::step_async`]; with `probes` (one per micro-batch, or none) the gradient
+    /// flow too.
+    pub(super) async fn step_with_async(
+        &mut self,
+        gpu: &Gpu,
+        micro: &[Batch<'_>],
+        probes: &[GradFlowProbe],
+    ) -> Result<()> {
+        let rec = self.record_step(gpu, micro, probes)?;
         while self.in_flight.len() >= self.cfg.max_in_flight {
             if let Some((_idx, done)) = self.in_flight.pop_front() {
                 // Natively the callback runs inside a poll; in a browser, the event loop's.
@@ -451,6 +462,12 @@ impl Trainer {
         rec.submit()?;
         self.metrics.after_submit();
         Ok(())
+    }
+
+    /// Forgets the submitted steps after a readback queued behind them has completed (queue
+    /// order: they have finished).
+    pub(super) fn forget_finished_steps(&mut self) {
+        self.in_flight.clear();
     }
 
     /// Waits for every submitted step.

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use js_sys::Promise;
 use recur::kernels::sample::Sampling;
+use recur::rnn::GradientFlow;
 use recur::train::text::BUILT_IN_TEXT;
 use recur::train::{CharModelShape, Checkpoint, Clip, OptimizerConfig, TextTrainer, TrainConfig};
 use recur::{CellKind, Gpu};
@@ -59,6 +60,8 @@ pub fn built_in_text() -> String {
 struct State {
     gpu: Gpu,
     lm: Option<TextTrainer>,
+    /// The gradient flow of the last probed step, with that step's number.
+    flow: Option<(u64, GradientFlow)>,
 }
 
 /// The page's handle: the device and the trainer, shared with the futures it returns. Calls
@@ -77,7 +80,11 @@ pub struct Session {
 pub async fn open() -> Result<Session, JsValue> {
     let gpu = Gpu::new_async().await.map_err(js)?;
     Ok(Session {
-        state: Rc::new(RefCell::new(State { gpu, lm: None })),
+        state: Rc::new(RefCell::new(State {
+            gpu,
+            lm: None,
+            flow: None,
+        })),
     })
 }
 
@@ -176,6 +183,7 @@ impl Session {
         };
         let text = text.as_deref().unwrap_or(BUILT_IN_TEXT);
         st.lm = None;
+        st.flow = None;
         let lm = TextTrainer::new(
             &st.gpu,
             text,
@@ -207,6 +215,7 @@ impl Session {
         })?;
         let info = info_of(&st.gpu, &lm);
         st.lm = Some(lm);
+        st.flow = None;
         Ok(info)
     }
 
@@ -236,7 +245,7 @@ impl Session {
     pub fn train(&self, steps: u32) -> Promise {
         with_state(&self.state, move |state| async move {
             let mut st = state.try_borrow_mut().map_err(|_| msg("busy"))?;
-            let State { gpu, lm } = &mut *st;
+            let State { gpu, lm, .. } = &mut *st;
             let lm = lm.as_mut().ok_or_else(|| msg("no model"))?;
             for _ in 0..steps {
                 lm.step_async(gpu).await.map_err(js)?;
@@ -245,12 +254,50 @@ impl Session {
         })
     }
 
+    /// One optimizer step that also measures the gradient flow over its window
+    /// ([`TextTrainer::step_with_gradient_flow_async`]: the same training as a plain step;
+    /// only this step waits, through `map_async`, for its norms). Resolves when they are
+    /// read; [`Session::gradient_flow`] then returns them.
+    pub fn train_probed(&self) -> Promise {
+        with_state(&self.state, move |state| async move {
+            let mut st = state.try_borrow_mut().map_err(|_| msg("busy"))?;
+            let State { gpu, lm, flow } = &mut *st;
+            let lm = lm.as_mut().ok_or_else(|| msg("no model"))?;
+            let f = lm.step_with_gradient_flow_async(gpu).await.map_err(js)?;
+            *flow = Some((lm.trainer.step_count(), f));
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The gradient flow of the last probed step ([`Session::train_probed`]), `null` before
+    /// one: `{step, layers, directions, seq_len, norms}`, where `norms[layer·directions +
+    /// direction]` is the array of `‖∂L/∂h_t‖` for t = 1..seq_len of the window (time
+    /// order whatever the direction).
+    pub fn gradient_flow(&self) -> Result<JsValue, JsValue> {
+        let st = self.state.try_borrow().map_err(|_| msg("busy"))?;
+        let Some((step, f)) = st.flow.as_ref() else {
+            return Ok(JsValue::NULL);
+        };
+        let norms: Vec<Vec<f32>> = (0..f.num_layers)
+            .flat_map(|l| (0..f.num_directions).map(move |d| (l, d)))
+            .map(|(l, d)| f.norms(l, d).to_vec())
+            .collect();
+        let json = serde_json::json!({
+            "step": step,
+            "layers": f.num_layers,
+            "directions": f.num_directions,
+            "seq_len": f.seq_len,
+            "norms": norms,
+        });
+        js_sys::JSON::parse(&json.to_string())
+    }
+
     /// Without waiting: the metrics that reached the page since the last call, flat as
     /// `[step, loss, grad_norm, step, loss, grad_norm, ...]`. A non-finite loss or norm is
     /// an error naming the step (the run diverged).
     pub fn metrics(&self) -> Result<Vec<f64>, JsValue> {
         let mut st = self.state.try_borrow_mut().map_err(|_| msg("busy"))?;
-        let State { gpu, lm } = &mut *st;
+        let State { gpu, lm, .. } = &mut *st;
         let lm = lm.as_mut().ok_or_else(|| msg("no model"))?;
         let m = lm.trainer.poll_metrics(gpu).map_err(js)?;
         flat(&m)
@@ -261,7 +308,7 @@ impl Session {
     pub fn flush(&self) -> Promise {
         with_state(&self.state, move |state| async move {
             let mut st = state.try_borrow_mut().map_err(|_| msg("busy"))?;
-            let State { gpu, lm } = &mut *st;
+            let State { gpu, lm, .. } = &mut *st;
             let lm = lm.as_mut().ok_or_else(|| msg("no model"))?;
             let m = lm.trainer.flush_metrics_async(gpu).await.map_err(js)?;
             Ok(js_sys::Float64Array::from(flat(&m)?.as_slice()).into())
@@ -292,7 +339,7 @@ impl Session {
     pub fn checkpoint(&self) -> Promise {
         with_state(&self.state, move |state| async move {
             let mut st = state.try_borrow_mut().map_err(|_| msg("busy"))?;
-            let State { gpu, lm } = &mut *st;
+            let State { gpu, lm, .. } = &mut *st;
             let lm = lm.as_mut().ok_or_else(|| msg("no model"))?;
             let ckpt = lm.checkpoint_async(gpu).await.map_err(js)?;
             let bytes = ckpt.to_checked_bytes("checkpoint").map_err(js)?;
