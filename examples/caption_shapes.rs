@@ -276,7 +276,7 @@ fn main() -> Result<()> {
     println!(
         "captioning: an MLP image code is the initial state of an LSTM that writes the \
          caption, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let r = run(&gpu, 600, true)?;

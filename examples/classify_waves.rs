@@ -103,7 +103,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new()?;
     println!(
         "many-to-one: sine or square wave, from a GRU's last hidden state, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let acc = run(&gpu, 400, true)?;

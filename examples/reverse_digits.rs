@@ -181,7 +181,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new()?;
     println!(
         "many-to-many: an LSTM encoder-decoder reverses 5-digit strings, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let acc = run(&gpu, 250, true)?;

@@ -349,7 +349,7 @@ fn main() -> Result<()> {
     println!(
         "many-to-one over words: review sentiment with negation, \"but\" and \"though\", a GRU beside a \
          bag of words, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let r = run(&gpu, 400, true)?;

@@ -67,7 +67,8 @@ fn run() -> recur::Result<bool> {
     let mut t = TextTrainer::new(&gpu, CORPUS, shape, cfg, 8, 16, 1)?;
     println!(
         "soak: {steps} steps on {} ({:?})",
-        gpu.info.name, gpu.info.backend
+        gpu.info().name,
+        gpu.info().backend
     );
     println!(
         "{:>7} {:>8} {:>9} {:>12} {:>9} {:>12}",

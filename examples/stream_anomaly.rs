@@ -187,7 +187,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new()?;
     println!(
         "streaming anomaly detection: LSTM {HIDDEN} + linear head, chunks of {CHUNK} samples, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let r = run(&gpu, 400, 5000, true)?;
     println!(

@@ -566,7 +566,7 @@ fn main() -> Result<()> {
     println!(
         "seq2seq with additive attention: dates in words to ISO form, beside a plain \
          encoder-decoder, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let r = run(&gpu, 300, MAX_DATES, true)?;

@@ -464,7 +464,7 @@ fn main() -> Result<()> {
     println!(
         "visual question answering: an LSTM-encoded question times an MLP image code, \
          beside a question-only baseline, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let r = run(&gpu, 800, true)?;

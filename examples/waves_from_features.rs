@@ -110,7 +110,7 @@ fn main() -> Result<()> {
     println!(
         "one-to-many: a GRU generates a·sin(ωt + φ) from (a, ω, φ) given as its initial \
          state, on {}",
-        gpu.info.name
+        gpu.info().name
     );
     let start = std::time::Instant::now();
     let mse = run(&gpu, 400, true)?;

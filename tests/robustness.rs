@@ -94,7 +94,7 @@ fn a_destroyed_device_gives_typed_errors() {
     let rnn = Rnn::new(&gpu, cfg, &vec![0.1; total]).unwrap();
     let x = gpu.tensor("x", &[2, 1, 3], &[0.5; 6]).unwrap();
     assert!(rnn.forward(&gpu, &x, None, None).is_ok());
-    gpu.device.destroy();
+    gpu.device().destroy();
     let r = rnn
         .forward(&gpu, &x, None, None)
         .and_then(|o| gpu.read(&o.y));

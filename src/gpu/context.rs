@@ -32,7 +32,7 @@ pub struct AdapterSummary {
 /// # fn main() -> recur::Result<()> {
 /// use recur::Gpu;
 /// let gpu = Gpu::new()?; // RECUR_BACKEND / RECUR_ADAPTER choose among adapters
-/// println!("{} ({:?})", gpu.info.name, gpu.info.backend);
+/// println!("{} ({:?})", gpu.info().name, gpu.info().backend);
 /// let t = gpu.tensor("x", &[2, 2], &[1.0, 2.0, 3.0, 4.0])?; // host -> device
 /// assert_eq!(gpu.read(&t)?, [1.0, 2.0, 3.0, 4.0]); // device -> host (waits)
 /// # Ok(())
@@ -40,19 +40,19 @@ pub struct AdapterSummary {
 /// ```
 pub struct Gpu {
     /// The wgpu instance.
-    pub instance: wgpu::Instance,
+    pub(crate) instance: wgpu::Instance,
     /// The chosen adapter.
-    pub adapter: wgpu::Adapter,
+    pub(crate) adapter: wgpu::Adapter,
     /// The device.
-    pub device: wgpu::Device,
+    pub(crate) device: wgpu::Device,
     /// Its queue.
-    pub queue: wgpu::Queue,
+    pub(crate) queue: wgpu::Queue,
     /// The adapter's description.
-    pub info: wgpu::AdapterInfo,
+    pub(crate) info: wgpu::AdapterInfo,
     /// Features enabled on the device.
-    pub features: wgpu::Features,
+    pub(crate) features: wgpu::Features,
     /// Limits requested for the device.
-    pub limits: wgpu::Limits,
+    pub(crate) limits: wgpu::Limits,
     /// Whether kernels use their variants without workgroup memory: see
     /// [`Gpu::prefers_direct_kernels`] and [`Gpu::set_direct_kernels`].
     direct_kernels: bool,
@@ -338,6 +338,42 @@ impl Gpu {
             c.hal.buffers.read().max(0) as u64,
             c.hal.buffer_memory.read().max(0) as u64,
         )
+    }
+
+    /// The wgpu instance.
+    pub fn instance(&self) -> &wgpu::Instance {
+        &self.instance
+    }
+
+    /// The chosen adapter.
+    pub fn adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+
+    /// The device, for work of your own beside recur's (buffers, pipelines).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The device's queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter's description (name, backend, device type, driver).
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The optional features enabled on the device (of SHADER_F16, SUBGROUP,
+    /// TIMESTAMP_QUERY, those the adapter has).
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+
+    /// The limits requested for the device.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
     }
 
     /// Whether shaders may use `pack2x16float` / `unpack2x16float` (wgpu's

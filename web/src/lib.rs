@@ -121,7 +121,7 @@ fn info_of(gpu: &Gpu, lm: &TextTrainer) -> String {
 }
 
 fn adapter_of(gpu: &Gpu) -> String {
-    format!("{} ({:?})", gpu.info.name, gpu.info.backend)
+    format!("{} ({:?})", gpu.info().name, gpu.info().backend)
 }
 
 #[wasm_bindgen]

@@ -99,8 +99,8 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         println!(
             "recur bench --suite {} on {} ({:?}), median of {reps}; GPU times from timestamp queries{}",
             a.suite,
-            gpu.info.name,
-            gpu.info.backend,
+            gpu.info().name,
+            gpu.info().backend,
             if gpu.has_timestamps() { "" } else { " (not available here)" }
         );
         println!(
@@ -140,7 +140,7 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         if a.json {
             let mut v = serde_json::json!({
                 "engine": "recur",
-                "device": gpu.info.name,
+                "device": gpu.info().name,
                 "cell": s.cell,
                 "input": s.input,
                 "hidden": s.hidden,
@@ -254,7 +254,8 @@ fn compare_live(
             name: "recur".into(),
             about: format!(
                 "recur on {} ({:?}), suite {suite}, median of {reps}, this run",
-                gpu.info.name, gpu.info.backend
+                gpu.info().name,
+                gpu.info().backend
             ),
         },
         Side {
@@ -269,7 +270,7 @@ fn compare_live(
         let t = bench::time_shape(gpu, s, reps)?;
         let row = Row {
             engine: Some("recur".into()),
-            device: Some(gpu.info.name.clone()),
+            device: Some(gpu.info().name.clone()),
             key,
             ms: t.wall_ms,
         };
@@ -301,7 +302,9 @@ fn stream(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("--reps {reps} is too large"))?;
     println!(
         "streamed LSTM steps (RnnStream::push, T=1, B=1) on {} ({:?}), median of {} pushes",
-        gpu.info.name, gpu.info.backend, pushes
+        gpu.info().name,
+        gpu.info().backend,
+        pushes
     );
     println!(
         "{:>6} {:>6} {:>16} {:>18}",
@@ -317,7 +320,8 @@ fn stream(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
 fn scaling(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
     println!(
         "LSTM training (forward + backward) on {} ({:?}), median of {reps}",
-        gpu.info.name, gpu.info.backend
+        gpu.info().name,
+        gpu.info().backend
     );
     println!(
         "{:<44} {:>10} {:>10} {:>12} {:>6}",
@@ -383,7 +387,8 @@ fn scaling(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
 fn matmul(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
     println!(
         "matmul C = op(A)·op(B) on {} ({:?}), median of {reps}",
-        gpu.info.name, gpu.info.backend
+        gpu.info().name,
+        gpu.info().backend
     );
     println!(
         "{:>6} {:>6} {:>6} {:>6} {:>10} {:>9}",

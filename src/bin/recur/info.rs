@@ -22,16 +22,20 @@ pub fn info() -> anyhow::Result<()> {
         );
     }
     let gpu = Gpu::new()?;
-    let l = &gpu.limits;
+    let l = gpu.limits();
     println!();
-    println!("recur uses: {} on {:?}", gpu.info.name, gpu.info.backend);
+    println!(
+        "recur uses: {} on {:?}",
+        gpu.info().name,
+        gpu.info().backend
+    );
     for (f, name) in [
         (wgpu::Features::SHADER_F16, "SHADER_F16"),
         (wgpu::Features::SUBGROUP, "SUBGROUP"),
         (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
     ] {
         if OPTIONAL_FEATURES.contains(f) {
-            let has = gpu.features.contains(f);
+            let has = gpu.features().contains(f);
             println!("  feature {name:<16} {}", if has { "yes" } else { "no" });
         }
     }

@@ -261,8 +261,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
         cfg.input_size,
         t.copied().unwrap_or(0),
         b.copied().unwrap_or(0),
-        gpu.info.name,
-        gpu.info.backend,
+        gpu.info().name,
+        gpu.info().backend,
         if a.grads.is_some() {
             ", with backward"
         } else {

@@ -101,8 +101,8 @@ pub fn run(a: &OnnxRun) -> anyhow::Result<()> {
         a.model.display(),
         model.cells().len(),
         model.outputs(),
-        gpu.info.name,
-        gpu.info.backend
+        gpu.info().name,
+        gpu.info().backend
     );
     Ok(())
 }

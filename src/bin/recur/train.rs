@@ -186,7 +186,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         None => None,
     };
     let gpu = Gpu::new()?;
-    let on_gpu = gpu.info.device_type != wgpu::DeviceType::Cpu;
+    let on_gpu = gpu.info().device_type != wgpu::DeviceType::Cpu;
     let pick =
         |v: Option<usize>, cpu: usize, gpu: usize| v.unwrap_or(if on_gpu { gpu } else { cpu });
     let steps = positive("steps", pick(a.steps, 800, 3000))?;
@@ -262,8 +262,8 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         lm.vocab.len(),
         lm.state().batch,
         lm.state().seq_len,
-        gpu.info.name,
-        gpu.info.device_type,
+        gpu.info().name,
+        gpu.info().device_type,
     );
     let prompt: String = if lm.vocab.id('\n').is_some() {
         "\n".into()
@@ -358,7 +358,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         done,
         lm.trainer.step_count(),
         (done * lm.tokens_per_step()) as f64 / secs,
-        gpu.info.name
+        gpu.info().name
     );
     println!(
         "final loss {final_loss:.3} nats (mean of the last {} steps); unigram entropy of the \
