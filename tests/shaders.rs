@@ -2,41 +2,14 @@
 //! (Metal), HLSL (DX12) and GLSL ES 3.10 (GL): how Metal and DX12 portability is checked
 //! without those GPUs.
 
+#[path = "common/wgsl.rs"]
+mod wgsl;
+
 use recur::kernels::Shader;
 
 fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
-        panic!(
-            "{}: {}",
-            shader.file_name(),
-            e.emit_to_string(shader.source())
-        )
-    });
-    // The f16-weight builds and the packing kernel need pack2x16float / unpack2x16float
-    // (wgpu's DownlevelFlags::SHADER_F16_IN_F32), and only they may.
-    let mut caps = naga::valid::Capabilities::empty();
-    if shader.needs_f16_in_f32() {
-        caps |= naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
-    }
-    // The subgroup builds (and only they) use subgroup operations in compute shaders.
-    if shader.needs_subgroups() {
-        caps |= naga::valid::Capabilities::SUBGROUP;
-    }
-    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
-    if shader.needs_subgroups() {
-        validator
-            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
-    }
-    let info = validator.validate(&module).unwrap_or_else(|e| {
-        panic!(
-            "{:?} ({}): {}",
-            shader,
-            shader.file_name(),
-            e.emit_to_string(shader.source())
-        )
-    });
-    (module, info)
+    let p = wgsl::parse(shader);
+    (p.module, p.info)
 }
 
 /// No optional capability, except SHADER_FLOAT16_IN_FLOAT32 for the files that say so
