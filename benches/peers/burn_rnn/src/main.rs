@@ -22,8 +22,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 const SUITES: &str = include_str!("../../../suites.json");
 
 enum Layer {
-    Lstm(Lstm),
-    Gru(Gru),
+    Lstm(Box<Lstm>),
+    Gru(Box<Gru>),
 }
 
 impl Layer {
@@ -73,8 +73,8 @@ fn main() {
             .map(|l| {
                 let i = if l == 0 { input } else { hidden };
                 match cell {
-                    "lstm" => Layer::Lstm(LstmConfig::new(i, hidden, true).init(&device)),
-                    "gru" => Layer::Gru(GruConfig::new(i, hidden, true).init(&device)),
+                    "lstm" => Layer::Lstm(Box::new(LstmConfig::new(i, hidden, true).init(&device))),
+                    "gru" => Layer::Gru(Box::new(GruConfig::new(i, hidden, true).init(&device))),
                     other => panic!("cell {other} has no Burn layer here"),
                 }
             })
