@@ -298,6 +298,18 @@ impl Gpu {
         self.check()
     }
 
+    /// Blocks until submission `index` (from `Queue::submit`) has finished (in a browser,
+    /// where nothing may block, the poll returns at once: await the work instead).
+    pub fn wait_for_submission(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(e.to_string()))
+    }
+
     /// Whether kernels use their variants without workgroup memory. On CPU adapters
     /// (lavapipe, WARP, SwiftShader) workgroup memory is ordinary cached memory and barriers
     /// are expensive, so tiling through it only costs; the default is true there and false on

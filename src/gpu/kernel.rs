@@ -285,23 +285,28 @@ impl KernelDesc {
     /// The same entry point in the subgroup build of its file ([`Shader::with_subgroups`]),
     /// or itself when `subgroups` is false.
     pub fn subgroups(self, subgroups: bool) -> crate::error::Result<KernelDesc> {
-        if !subgroups {
-            return Ok(self);
-        }
-        let shader = self.shader.with_subgroups().ok_or_else(|| {
-            crate::error::Error::Internal(format!("{} has no subgroup build", self.entry))
-        })?;
-        Ok(KernelDesc { shader, ..self })
+        self.in_build(subgroups, Shader::with_subgroups, "subgroup")
     }
 
     /// The same entry point in the f16-weight build of its file
     /// ([`Shader::with_f16_weights`]), or itself when `f16` is false.
     pub fn weights(self, f16: bool) -> crate::error::Result<KernelDesc> {
-        if !f16 {
+        self.in_build(f16, Shader::with_f16_weights, "f16-weight")
+    }
+
+    /// The same entry point in another build of its file (`build` of the shader), or itself
+    /// when `wanted` is false; a file without that build is [`crate::Error::Internal`].
+    fn in_build(
+        self,
+        wanted: bool,
+        build: fn(Shader) -> Option<Shader>,
+        what: &str,
+    ) -> crate::error::Result<KernelDesc> {
+        if !wanted {
             return Ok(self);
         }
-        let shader = self.shader.with_f16_weights().ok_or_else(|| {
-            crate::error::Error::Internal(format!("{} has no f16-weight build", self.entry))
+        let shader = build(self.shader).ok_or_else(|| {
+            crate::error::Error::Internal(format!("{} has no {what} build", self.entry))
         })?;
         Ok(KernelDesc { shader, ..self })
     }

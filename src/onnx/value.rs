@@ -167,9 +167,7 @@ pub(crate) fn from_proto(path: &str, what: &str, t: &TensorProto) -> Result<Valu
             let data = match raw {
                 Some(r) => {
                     width_check(4, r.len())?;
-                    r.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect()
+                    le_words(r, f32::from_le_bytes)
                 }
                 None => t.float_data.clone(),
             };
@@ -179,13 +177,7 @@ pub(crate) fn from_proto(path: &str, what: &str, t: &TensorProto) -> Result<Valu
             let data = match raw {
                 Some(r) => {
                     width_check(8, r.len())?;
-                    r.chunks_exact(8)
-                        .map(|c| {
-                            let mut b = [0u8; 8];
-                            b.copy_from_slice(c);
-                            f64::from_le_bytes(b) as f32
-                        })
-                        .collect()
+                    le_words(r, |b| f64::from_le_bytes(b) as f32)
                 }
                 None => t.double_data.iter().map(|&x| x as f32).collect(),
             };
@@ -195,13 +187,7 @@ pub(crate) fn from_proto(path: &str, what: &str, t: &TensorProto) -> Result<Valu
             let data = match raw {
                 Some(r) => {
                     width_check(8, r.len())?;
-                    r.chunks_exact(8)
-                        .map(|c| {
-                            let mut b = [0u8; 8];
-                            b.copy_from_slice(c);
-                            i64::from_le_bytes(b)
-                        })
-                        .collect()
+                    le_words(r, i64::from_le_bytes)
                 }
                 None => t.int64_data.clone(),
             };
@@ -211,9 +197,7 @@ pub(crate) fn from_proto(path: &str, what: &str, t: &TensorProto) -> Result<Valu
             let data = match raw {
                 Some(r) => {
                     width_check(4, r.len())?;
-                    r.chunks_exact(4)
-                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                        .collect()
+                    le_words(r, |b| i64::from(i32::from_le_bytes(b)))
                 }
                 None => t.int32_data.iter().map(|&x| x as i64).collect(),
             };
@@ -233,4 +217,16 @@ pub(crate) fn from_proto(path: &str, what: &str, t: &TensorProto) -> Result<Valu
         }
     };
     Ok(value)
+}
+
+/// `raw` read as little-endian words of N bytes, each converted by `word` (the caller has
+/// checked that the length is a multiple of N; a short tail is ignored).
+fn le_words<const N: usize, T>(raw: &[u8], word: impl Fn([u8; N]) -> T) -> Vec<T> {
+    raw.chunks_exact(N)
+        .map(|c| {
+            let mut b = [0u8; N];
+            b.copy_from_slice(c);
+            word(b)
+        })
+        .collect()
 }

@@ -285,13 +285,7 @@ impl TextTrainer {
     /// GPU); after the last window, the streams start over with zero states.
     pub fn step(&mut self, gpu: &Gpu) -> Result<()> {
         self.write_window(gpu)?;
-        self.trainer.step(
-            gpu,
-            &[Batch {
-                input: SeqInput::Tokens(&self.x),
-                targets: Targets::Tokens(&self.y),
-            }],
-        )?;
+        self.trainer.step(gpu, &[window(&self.x, &self.y)])?;
         self.advance();
         Ok(())
     }
@@ -301,13 +295,7 @@ impl TextTrainer {
     pub async fn step_async(&mut self, gpu: &Gpu) -> Result<()> {
         self.write_window(gpu)?;
         self.trainer
-            .step_async(
-                gpu,
-                &[Batch {
-                    input: SeqInput::Tokens(&self.x),
-                    targets: Targets::Tokens(&self.y),
-                }],
-            )
+            .step_async(gpu, &[window(&self.x, &self.y)])
             .await?;
         self.advance();
         Ok(())
@@ -319,13 +307,9 @@ impl TextTrainer {
     /// [`TextTrainer::step_with_gradient_flow_async`].
     pub fn step_with_gradient_flow(&mut self, gpu: &Gpu) -> Result<GradientFlow> {
         self.write_window(gpu)?;
-        let flows = self.trainer.step_with_gradient_flow(
-            gpu,
-            &[Batch {
-                input: SeqInput::Tokens(&self.x),
-                targets: Targets::Tokens(&self.y),
-            }],
-        )?;
+        let flows = self
+            .trainer
+            .step_with_gradient_flow(gpu, &[window(&self.x, &self.y)])?;
         self.advance();
         one_flow(flows)
     }
@@ -337,13 +321,7 @@ impl TextTrainer {
         self.write_window(gpu)?;
         let flows = self
             .trainer
-            .step_with_gradient_flow_async(
-                gpu,
-                &[Batch {
-                    input: SeqInput::Tokens(&self.x),
-                    targets: Targets::Tokens(&self.y),
-                }],
-            )
+            .step_with_gradient_flow_async(gpu, &[window(&self.x, &self.y)])
             .await?;
         self.advance();
         one_flow(flows)
@@ -444,5 +422,13 @@ impl TextTrainer {
     /// Writes [`TextTrainer::checkpoint`] to `path` atomically.
     pub fn save_checkpoint(&mut self, gpu: &Gpu, path: &Path) -> Result<()> {
         self.checkpoint(gpu)?.save(path)
+    }
+}
+
+/// A window's inputs and targets as the trainer's one micro-batch.
+fn window<'a>(x: &'a TokenIds, y: &'a TokenIds) -> Batch<'a> {
+    Batch {
+        input: SeqInput::Tokens(x),
+        targets: Targets::Tokens(y),
     }
 }

@@ -290,12 +290,9 @@ impl Trainer {
             if let Some((_idx, done)) = self.in_flight.pop_front() {
                 // Natively the callback runs inside a poll; in a browser, the event loop's.
                 #[cfg(not(target_arch = "wasm32"))]
-                if let Err(e) = gpu.device.poll(wgpu::PollType::Wait {
-                    submission_index: Some(_idx),
-                    timeout: None,
-                }) {
+                if let Err(e) = gpu.wait_for_submission(_idx) {
                     self.metrics.discard_recorded();
-                    return Err(Error::Gpu(e.to_string()));
+                    return Err(e);
                 }
                 done.await;
             }
@@ -307,12 +304,7 @@ impl Trainer {
     fn wait_for_room(&mut self, gpu: &Gpu) -> Result<()> {
         while self.in_flight.len() >= self.cfg.max_in_flight {
             if let Some((idx, _)) = self.in_flight.pop_front() {
-                gpu.device
-                    .poll(wgpu::PollType::Wait {
-                        submission_index: Some(idx),
-                        timeout: None,
-                    })
-                    .map_err(|e| Error::Gpu(e.to_string()))?;
+                gpu.wait_for_submission(idx)?;
             }
         }
         Ok(())
