@@ -92,30 +92,55 @@ fn check_matmul(gpu: &recur::Gpu) {
     }
 }
 
-/// The vec4 kernels of CPU adapters (`shaders/matmul_vec4.wgsl`) on operands that qualify
-/// (n, leading dimensions and offsets multiples of 4) inside padded storage: m not a multiple
-/// of the 8-row block, k with every tail length (k mod 4 = 0..3), padding that holds NaN
-/// (the k tail must not read it into C), and a bias at an offset.
+/// The vec4 kernels of CPU adapters (`shaders/matmul_vec4.wgsl`, and
+/// `shaders/matmul_subgroup.wgsl` where the adapter's subgroups are 8 lanes) on operands that
+/// qualify (n, leading dimensions and offsets multiples of 4) inside padded storage: m not a
+/// multiple of the 8-row block nor of a subgroup's 32 rows, k with every tail length (k mod
+/// 4 = 0..3), padding that holds NaN (the k tail must not read it into C), and a bias at an
+/// offset.
 #[test]
 fn matmul_vec4_should_match_reference_with_padding_tails_and_offsets() {
-    use recur::kernels::matmul::{matmul_kernel, MATMUL_NN_VEC4, MATMUL_NT_VEC4, MATMUL_TN_VEC4};
+    use recur::kernels::matmul::{
+        MATMUL_NN_SG, MATMUL_NN_VEC4, MATMUL_NT_SG, MATMUL_NT_VEC4, MATMUL_TN_SG, MATMUL_TN_VEC4,
+    };
     let Some(mut gpu) = gpu() else { return };
     gpu.set_direct_kernels(true);
+    gpu.set_subgroups(false);
+    check_matmul_vec4(&gpu, [&MATMUL_NN_VEC4, &MATMUL_NT_VEC4, &MATMUL_TN_VEC4]);
+    gpu.set_subgroups(true);
+    if gpu.shares_subgroup_loads() {
+        check_matmul_vec4(&gpu, [&MATMUL_NN_SG, &MATMUL_NT_SG, &MATMUL_TN_SG]);
+    } else {
+        // lavapipe (CI's adapter) has subgroups of 8 lanes: there these kernels must run.
+        assert!(
+            !gpu.info().name.contains("llvmpipe"),
+            "lavapipe should share subgroup loads"
+        );
+        eprintln!("SKIPPED: the subgroup GEMMs (no subgroups of 8 lanes here)");
+    }
+}
+
+/// The vec4 case of [`matmul_vec4_should_match_reference_with_padding_tails_and_offsets`] with
+/// the kernels `want` (A·B, A·Bᵀ, Aᵀ·B) that `matmul_kernel` must pick on `gpu`.
+fn check_matmul_vec4(gpu: &recur::Gpu, want: [&recur::kernels::KernelDesc; 3]) {
+    use recur::kernels::matmul::matmul_kernel;
     let mut rng = Rng::new(11);
-    // (m, n, k): one invocation, a partial 8-row block, k tails 1, 2, 3, several workgroups.
-    let shapes: [(usize, usize, usize); 6] = [
+    // (m, n, k): one invocation, a partial 8-row block, k tails 1, 2, 3, several workgroups
+    // (and subgroups: 70 rows are two subgroups and a part, 160 columns five of 32).
+    let shapes: [(usize, usize, usize); 7] = [
         (1, 4, 1),
         (5, 8, 6),
         (13, 12, 7),
         (9, 36, 5),
         (70, 68, 33),
         (64, 32, 64),
+        (161, 160, 18),
     ];
     for &(m, n, k) in &shapes {
         for (ta, tb, want_kernel) in [
-            (false, false, &MATMUL_NN_VEC4),
-            (false, true, &MATMUL_NT_VEC4),
-            (true, false, &MATMUL_TN_VEC4),
+            (false, false, want[0]),
+            (false, true, want[1]),
+            (true, false, want[2]),
         ] {
             for (acc, bias) in [(false, false), (true, true)] {
                 // Stored shapes and padded leading dimensions (multiples of 4, past the data).
@@ -155,8 +180,8 @@ fn matmul_vec4_should_match_reference_with_padding_tails_and_offsets() {
                     c: MatRef::new(&tc.buffer, c_off, ldc),
                     accumulate: acc,
                 };
-                assert_eq!(matmul_kernel(true, &g).entry, want_kernel.entry);
-                let mut rec = Recorder::new(&gpu);
+                assert_eq!(matmul_kernel(gpu, &g).entry, want_kernel.entry);
+                let mut rec = Recorder::new(gpu);
                 encode_matmul(&mut rec, &g).unwrap();
                 rec.run().unwrap();
                 let got = gpu.read(&tc).unwrap();

@@ -176,6 +176,12 @@ fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
         (Shader::Matmul, "BIAS", matmul::flags::BIAS),
         (Shader::MatmulVec4, "ACCUMULATE", matmul::flags::ACCUMULATE),
         (Shader::MatmulVec4, "BIAS", matmul::flags::BIAS),
+        (
+            Shader::MatmulSubgroup,
+            "ACCUMULATE",
+            matmul::flags::ACCUMULATE,
+        ),
+        (Shader::MatmulSubgroup, "BIAS", matmul::flags::BIAS),
         (Shader::Optim, "HAS_MOMENTUM", optim::flags::HAS_MOMENTUM),
         (Shader::Optim, "NESTEROV", optim::flags::NESTEROV),
         (Shader::Optim, "FIRST", optim::flags::FIRST),
@@ -274,6 +280,8 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         // 16x16 invocations of 4x4 elements of C.
         Shader::Matmul if e == "matmul" => [matmul::TILE.1 / 4, matmul::TILE.0 / 4, 1],
         Shader::Matmul | Shader::MatmulVec4 => [8, 8, 1],
+        // Four subgroups of 8 lanes.
+        Shader::MatmulSubgroup => [32, 1, 1],
         Shader::Clip => [clip::CLIP_WG, 1, 1],
         Shader::Embedding => [embedding::EMBEDDING_WG, 1, 1],
         Shader::Loss if e != "loss_reduce" => [loss::LOSS_WG, 1, 1],

@@ -325,12 +325,26 @@ impl Gpu {
         self.direct_kernels = direct;
     }
 
-    /// Whether the small-batch step kernels (GPU family, B ≤ 4) add their partial sums with
-    /// subgroup operations (`shaders/sb_partials_subgroup.wgsl`) rather than through
-    /// workgroup memory alone: by default where the device has `Features::SUBGROUP` (not on
-    /// wasm32), and not with f16 weights (no such build).
+    /// Whether kernels use subgroup operations where they have a build for them: the
+    /// small-batch step kernels (GPU family, B ≤ 4) add their partial sums with them
+    /// (`shaders/sb_partials_subgroup.wgsl`) rather than through workgroup memory alone, and
+    /// CPU adapters share loads with them ([`Gpu::shares_subgroup_loads`]). By default where
+    /// the device has `Features::SUBGROUP` (not on wasm32); never with f16 weights (no such
+    /// build).
     pub fn uses_subgroups(&self) -> bool {
         self.subgroups
+    }
+
+    /// Whether the CPU-adapter kernels share their loads across a subgroup
+    /// (`shaders/matmul_subgroup.wgsl`): on an adapter that prefers the direct kernels, with
+    /// [`Gpu::uses_subgroups`] on, whose subgroups are exactly 8 lanes (lavapipe's SIMD rows;
+    /// those kernels take a subgroup to be one 8-wide row of their workgroup).
+    /// [`Gpu::set_subgroups`]`(false)` turns it off with the rest.
+    pub fn shares_subgroup_loads(&self) -> bool {
+        self.direct_kernels
+            && self.subgroups
+            && self.info.subgroup_min_size == 8
+            && self.info.subgroup_max_size == 8
     }
 
     /// Turns the subgroup reduction of [`Gpu::uses_subgroups`] off, or back on where the

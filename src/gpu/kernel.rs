@@ -9,6 +9,8 @@ pub enum Shader {
     Matmul,
     /// `shaders/matmul_vec4.wgsl`
     MatmulVec4,
+    /// `shaders/matmul_subgroup.wgsl` (needs [`Shader::needs_subgroups`])
+    MatmulSubgroup,
     /// `shaders/util.wgsl`
     Util,
     /// `shaders/rnn.wgsl`
@@ -64,9 +66,10 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 27] = [
+    pub const ALL: [Shader; 28] = [
         Shader::Matmul,
         Shader::MatmulVec4,
+        Shader::MatmulSubgroup,
         Shader::Util,
         Shader::Rnn,
         Shader::Lstm,
@@ -140,6 +143,10 @@ impl Shader {
                 include_str!("../../shaders/matmul_common.wgsl"),
                 include_str!("../../shaders/matmul_vec4.wgsl")
             ),
+            Shader::MatmulSubgroup => concat!(
+                include_str!("../../shaders/matmul_common.wgsl"),
+                include_str!("../../shaders/matmul_subgroup.wgsl")
+            ),
             Shader::Util => include_str!("../../shaders/util.wgsl"),
             Shader::Rnn => cell!("weights_f32.wgsl", "rnn.wgsl"),
             Shader::Lstm => cell!("weights_f32.wgsl", "lstm.wgsl"),
@@ -186,6 +193,7 @@ impl Shader {
         match self {
             Shader::Matmul => "matmul.wgsl",
             Shader::MatmulVec4 => "matmul_vec4.wgsl",
+            Shader::MatmulSubgroup => "matmul_subgroup.wgsl",
             Shader::Util => "util.wgsl",
             Shader::Rnn | Shader::RnnF16 | Shader::RnnSubgroup => "rnn.wgsl",
             Shader::Lstm | Shader::LstmF16 | Shader::LstmSubgroup => "lstm.wgsl",
@@ -227,7 +235,10 @@ impl Shader {
     pub fn needs_subgroups(self) -> bool {
         matches!(
             self,
-            Shader::RnnSubgroup | Shader::LstmSubgroup | Shader::GruSubgroup
+            Shader::RnnSubgroup
+                | Shader::LstmSubgroup
+                | Shader::GruSubgroup
+                | Shader::MatmulSubgroup
         )
     }
 

@@ -48,6 +48,28 @@ pub const MATMUL_TN_VEC4: KernelDesc = KernelDesc {
     ..MATMUL_NN_VEC4
 };
 
+/// Entries of `shaders/matmul_subgroup.wgsl` (CPU adapters whose subgroups are 8 lanes, see
+/// [`crate::Gpu::shares_subgroup_loads`]; the operands as for the vec4 ones): one per storage
+/// order, A·B, A·Bᵀ and Aᵀ·B.
+pub const MATMUL_NN_SG: KernelDesc = KernelDesc {
+    shader: Shader::MatmulSubgroup,
+    entry: "matmul_nn_sg",
+    base: 0,
+    bindings: MATMUL.bindings,
+};
+
+/// See [`MATMUL_NN_SG`].
+pub const MATMUL_NT_SG: KernelDesc = KernelDesc {
+    entry: "matmul_nt_sg",
+    ..MATMUL_NN_SG
+};
+
+/// See [`MATMUL_NN_SG`].
+pub const MATMUL_TN_SG: KernelDesc = KernelDesc {
+    entry: "matmul_tn_sg",
+    ..MATMUL_NN_SG
+};
+
 /// Flag bits of [`MatmulParams::flags`] (WGSL consts of the same names).
 pub mod flags {
     /// A is stored transposed.
@@ -70,6 +92,10 @@ pub const DIRECT_BLOCK: (usize, usize) = (4, 4);
 
 /// Rows and columns of C one invocation of a vec4 kernel owns (8x8 invocations a workgroup).
 pub const VEC4_BLOCK: (usize, usize) = (8, 8);
+
+/// Rows and columns of C one subgroup kernel's workgroup owns: 4 subgroups (WGSL
+/// `@workgroup_size(32)`) of 32 rows, each of their 8 lanes 4 columns.
+pub const SG_WORKGROUP_BLOCK: (usize, usize) = (4 * 32, 8 * 4);
 
 /// Mirror of WGSL `MatmulParams`.
 #[repr(C)]
@@ -144,9 +170,10 @@ pub struct Gemm<'a> {
     pub accumulate: bool,
 }
 
-/// The vec4 kernel for `g`, when its storage order has one and every leading dimension and
-/// offset is a multiple of 4 (whole vec4s) and so is n (C's columns come four at a time).
-fn vec4_kernel(g: &Gemm) -> Option<&'static KernelDesc> {
+/// The vec4 kernel for `g` (the subgroup one with `subgroups`), when its storage order has one
+/// and every leading dimension and offset is a multiple of 4 (whole vec4s) and so is n (C's
+/// columns come four at a time).
+fn vec4_kernel(g: &Gemm, subgroups: bool) -> Option<&'static KernelDesc> {
     let aligned = [
         g.n,
         g.a.ld,
@@ -159,22 +186,26 @@ fn vec4_kernel(g: &Gemm) -> Option<&'static KernelDesc> {
     ]
     .iter()
     .all(|x| x.is_multiple_of(4));
-    match (aligned, g.trans_a, g.trans_b) {
-        (true, false, false) => Some(&MATMUL_NN_VEC4),
-        (true, false, true) => Some(&MATMUL_NT_VEC4),
-        (true, true, false) => Some(&MATMUL_TN_VEC4),
+    match (aligned, subgroups, g.trans_a, g.trans_b) {
+        (true, false, false, false) => Some(&MATMUL_NN_VEC4),
+        (true, false, false, true) => Some(&MATMUL_NT_VEC4),
+        (true, false, true, false) => Some(&MATMUL_TN_VEC4),
+        (true, true, false, false) => Some(&MATMUL_NN_SG),
+        (true, true, false, true) => Some(&MATMUL_NT_SG),
+        (true, true, true, false) => Some(&MATMUL_TN_SG),
         _ => None,
     }
 }
 
-/// The kernel `encode_matmul` records for `g`: the tiled one on GPUs; on CPU adapters (see
-/// [`crate::Gpu::prefers_direct_kernels`]) a vec4 one where the operands allow, else the scalar
-/// direct one.
-pub fn matmul_kernel(direct: bool, g: &Gemm) -> &'static KernelDesc {
-    if !direct {
+/// The kernel `encode_matmul` records for `g` on `gpu`: the tiled one on GPUs; on CPU adapters
+/// (see [`crate::Gpu::prefers_direct_kernels`]) where the operands allow a vec4 one, the
+/// subgroup build where [`crate::Gpu::shares_subgroup_loads`], else the plain vec4 one; else
+/// the scalar direct one.
+pub fn matmul_kernel(gpu: &crate::Gpu, g: &Gemm) -> &'static KernelDesc {
+    if !gpu.prefers_direct_kernels() {
         return &MATMUL;
     }
-    vec4_kernel(g).unwrap_or(&MATMUL_DIRECT)
+    vec4_kernel(g, gpu.shares_subgroup_loads()).unwrap_or(&MATMUL_DIRECT)
 }
 
 /// Records one GEMM.
@@ -183,7 +214,7 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         return Ok(());
     }
     let bias_buf = g.bias.map(|b| b.0).unwrap_or(g.a.buffer);
-    let desc = matmul_kernel(rec.gpu().prefers_direct_kernels(), g);
+    let desc = matmul_kernel(rec.gpu(), g);
     let bind = rec.bind(desc, &[g.a.buffer, g.b.buffer, bias_buf, g.c.buffer])?;
     let bit = |on: bool, flag: u32| if on { flag } else { 0 };
     let flags = bit(g.trans_a, flags::TRANS_A)
@@ -205,7 +236,9 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         _pad: 0,
     };
     // C per workgroup: the tile, or 8x8 invocations of a block.
-    let (rows, cols) = if desc.shader == Shader::MatmulVec4 {
+    let (rows, cols) = if desc.shader == Shader::MatmulSubgroup {
+        SG_WORKGROUP_BLOCK
+    } else if desc.shader == Shader::MatmulVec4 {
         (8 * VEC4_BLOCK.0, 8 * VEC4_BLOCK.1)
     } else if desc.entry == MATMUL_DIRECT.entry {
         (8 * DIRECT_BLOCK.0, 8 * DIRECT_BLOCK.1)
