@@ -22,9 +22,9 @@
 // Every lane takes part in every broadcast: lanes whose columns are past n read clamped
 // columns and store nothing; a subgroup whose rows all lie past m leaves together. Rows past
 // m read row m-1. Preconditions as matmul_vec4.wgsl (checked in src/kernels/matmul.rs): lda,
-// ldb, ldc, n and every offset are multiples of 4. Each block of 8 rows is written out as
-// explicit statements on constant indices (the helpers below): written as loops, the
-// accumulators leave the registers and the kernel runs 5x slower on lavapipe.
+// ldb, ldc, n and every offset are multiples of 4. Prefixed with matmul_common.wgsl and
+// subgroup_rows.wgsl (lanes8, rows_kb, rows_dot: each block of 8 rows as statements on
+// constant indices).
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
@@ -32,63 +32,9 @@
 @group(0) @binding(3) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> c: array<vec4<f32>>;
 
-// Rows of C a subgroup owns, and its lanes.
+// Rows of C a subgroup owns, and subgroups a workgroup.
 const SG_ROWS: u32 = 32u;
-const LANES: u32 = 8u;
 const SUBGROUPS: u32 = 4u;
-
-// Lane i's v, for i = 0..7.
-fn lanes8(v: vec4<f32>) -> array<vec4<f32>, 8> {
-    return array<vec4<f32>, 8>(
-        subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u),
-        subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u),
-        subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u),
-        subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u),
-    );
-}
-
-// acc[r] += a_r[0] * b0 + a_r[1] * b1 + a_r[2] * b2 + a_r[3] * b3, where a_r (4 k of row r)
-// is lane r's `mine`.
-fn rows_kb(mine: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>,
-           acc_in: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
-    let av = lanes8(mine);
-    var acc = acc_in;
-    acc[0] = kb(av[0], b0, b1, b2, b3, acc[0]);
-    acc[1] = kb(av[1], b0, b1, b2, b3, acc[1]);
-    acc[2] = kb(av[2], b0, b1, b2, b3, acc[2]);
-    acc[3] = kb(av[3], b0, b1, b2, b3, acc[3]);
-    acc[4] = kb(av[4], b0, b1, b2, b3, acc[4]);
-    acc[5] = kb(av[5], b0, b1, b2, b3, acc[5]);
-    acc[6] = kb(av[6], b0, b1, b2, b3, acc[6]);
-    acc[7] = kb(av[7], b0, b1, b2, b3, acc[7]);
-    return acc;
-}
-
-fn kb(av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>,
-      acc: vec4<f32>) -> vec4<f32> {
-    return fma(vec4<f32>(av.w), b3, fma(vec4<f32>(av.z), b2,
-        fma(vec4<f32>(av.y), b1, fma(vec4<f32>(av.x), b0, acc))));
-}
-
-// acc[r] += (dot(a_r, b0), dot(a_r, b1), dot(a_r, b2), dot(a_r, b3)), a_r as in rows_kb.
-fn rows_dot(mine: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>,
-            acc_in: array<vec4<f32>, 8>) -> array<vec4<f32>, 8> {
-    let av = lanes8(mine);
-    var acc = acc_in;
-    acc[0] += dots(av[0], b0, b1, b2, b3);
-    acc[1] += dots(av[1], b0, b1, b2, b3);
-    acc[2] += dots(av[2], b0, b1, b2, b3);
-    acc[3] += dots(av[3], b0, b1, b2, b3);
-    acc[4] += dots(av[4], b0, b1, b2, b3);
-    acc[5] += dots(av[5], b0, b1, b2, b3);
-    acc[6] += dots(av[6], b0, b1, b2, b3);
-    acc[7] += dots(av[7], b0, b1, b2, b3);
-    return acc;
-}
-
-fn dots(av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(dot(av, b0), dot(av, b1), dot(av, b2), dot(av, b3));
-}
 
 // Aᵀ·B: acc[4q + j] += av[q][j] * bv for the 8 rows 8h .. 8h+7 held by lanes 2h and 2h+1
 // (four rows each, as one vec4 of a row of A stored [k, m]).
@@ -173,10 +119,10 @@ fn matmul_nn_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         let b2 = b[bi + 2u * lb];
         let b3 = b[bi + 3u * lb];
         bi += 4u * lb;
-        acc0 = rows_kb(a[r0 + kq], b0, b1, b2, b3, acc0);
-        acc1 = rows_kb(a[r1 + kq], b0, b1, b2, b3, acc1);
-        acc2 = rows_kb(a[r2 + kq], b0, b1, b2, b3, acc2);
-        acc3 = rows_kb(a[r3 + kq], b0, b1, b2, b3, acc3);
+        acc0 = rows_kb(lanes8(a[r0 + kq]), b0, b1, b2, b3, acc0);
+        acc1 = rows_kb(lanes8(a[r1 + kq]), b0, b1, b2, b3, acc1);
+        acc2 = rows_kb(lanes8(a[r2 + kq]), b0, b1, b2, b3, acc2);
+        acc3 = rows_kb(lanes8(a[r3 + kq]), b0, b1, b2, b3, acc3);
     }
     let tail = p.k % 4u;
     if tail != 0u {
@@ -186,10 +132,10 @@ fn matmul_nn_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         let b0 = b[bi];
         let b1 = select(z, b[min(bi + lb, last)], tail > 1u);
         let b2 = select(z, b[min(bi + 2u * lb, last)], tail > 2u);
-        acc0 = rows_kb(k_tail(a[r0 + full]), b0, b1, b2, z, acc0);
-        acc1 = rows_kb(k_tail(a[r1 + full]), b0, b1, b2, z, acc1);
-        acc2 = rows_kb(k_tail(a[r2 + full]), b0, b1, b2, z, acc2);
-        acc3 = rows_kb(k_tail(a[r3 + full]), b0, b1, b2, z, acc3);
+        acc0 = rows_kb(lanes8(k_tail(a[r0 + full])), b0, b1, b2, z, acc0);
+        acc1 = rows_kb(lanes8(k_tail(a[r1 + full])), b0, b1, b2, z, acc1);
+        acc2 = rows_kb(lanes8(k_tail(a[r2 + full])), b0, b1, b2, z, acc2);
+        acc3 = rows_kb(lanes8(k_tail(a[r3 + full])), b0, b1, b2, z, acc3);
     }
     store32(m0, n0, acc0, acc1, acc2, acc3);
 }
@@ -222,20 +168,20 @@ fn matmul_nt_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         let b1 = b[brow[1] + kq];
         let b2 = b[brow[2] + kq];
         let b3 = b[brow[3] + kq];
-        acc0 = rows_dot(a[r0 + kq], b0, b1, b2, b3, acc0);
-        acc1 = rows_dot(a[r1 + kq], b0, b1, b2, b3, acc1);
-        acc2 = rows_dot(a[r2 + kq], b0, b1, b2, b3, acc2);
-        acc3 = rows_dot(a[r3 + kq], b0, b1, b2, b3, acc3);
+        acc0 = rows_dot(lanes8(a[r0 + kq]), b0, b1, b2, b3, acc0);
+        acc1 = rows_dot(lanes8(a[r1 + kq]), b0, b1, b2, b3, acc1);
+        acc2 = rows_dot(lanes8(a[r2 + kq]), b0, b1, b2, b3, acc2);
+        acc3 = rows_dot(lanes8(a[r3 + kq]), b0, b1, b2, b3, acc3);
     }
     if p.k % 4u != 0u {
         let b0 = k_tail(b[brow[0] + full]);
         let b1 = k_tail(b[brow[1] + full]);
         let b2 = k_tail(b[brow[2] + full]);
         let b3 = k_tail(b[brow[3] + full]);
-        acc0 = rows_dot(k_tail(a[r0 + full]), b0, b1, b2, b3, acc0);
-        acc1 = rows_dot(k_tail(a[r1 + full]), b0, b1, b2, b3, acc1);
-        acc2 = rows_dot(k_tail(a[r2 + full]), b0, b1, b2, b3, acc2);
-        acc3 = rows_dot(k_tail(a[r3 + full]), b0, b1, b2, b3, acc3);
+        acc0 = rows_dot(lanes8(k_tail(a[r0 + full])), b0, b1, b2, b3, acc0);
+        acc1 = rows_dot(lanes8(k_tail(a[r1 + full])), b0, b1, b2, b3, acc1);
+        acc2 = rows_dot(lanes8(k_tail(a[r2 + full])), b0, b1, b2, b3, acc2);
+        acc3 = rows_dot(lanes8(k_tail(a[r3 + full])), b0, b1, b2, b3, acc3);
     }
     store32(m0, n0, acc0, acc1, acc2, acc3);
 }

@@ -10,19 +10,18 @@
 //
 // Forward, invocation (x, y) owns units j0 = 4x .. 4x+3 of rows b0 = NB*y .. NB*y+NB-1:
 //   pre[b, gH + j] = gx[t, b, gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k] (+ b_hh)
-// the product of the rows of h_prev and of W_hh (both contiguous along k) as dot products of
-// vec4s: per 4 k, 4*G vec4s of W_hh and NB of h_prev, 16*G*NB FMAs.
-//
 // Backward, invocation (x, y) owns units k0 = 4x .. 4x+3 of rows b0 .. b0+NB-1:
 //   dh[b, k] = dy[t, b, k] + carry_h[b, k] + sum_r dg_rec[b, r] * W_hh[r, k]
 // where dg_rec is the gate gradient of the step processed before (HAS_NEXT) that feeds the
-// recurrent product: dg for the RNN and the LSTM, dg_h for the GRU. Per 4 r: four vec4s of
-// W_hh (rows r, adjacent across x) and NB of dg_rec, 16*NB FMAs.
+// recurrent product: dg for the RNN and the LSTM, dg_h for the GRU.
 //
-// Rows past the batch are skipped in the products and store nothing.
+// The products (forward_product, backward_product) are prepended by the shader registry
+// (src/gpu/kernel.rs) with NB: step_vec4_product.wgsl, where each invocation loads its own
+// rows (NB = 4, or 1 for a batch of one), or step_vec4_product_sg.wgsl, where the 8 lanes of
+// a subgroup share 8 rows (NB = 8). This file holds the cells, built once for each. Rows past
+// the batch store nothing; units past H take part in the product (the subgroup build needs
+// every lane) and store nothing.
 
-// NB, the batch rows an invocation owns (4, or 1 for a batch of one), is prepended by the
-// shader registry (src/kernels/mod.rs): this file is built once for each.
 // Gate rows per hidden unit of each cell.
 const G_RNN: u32 = 1u;
 const G_LSTM: u32 = 4u;
@@ -47,45 +46,6 @@ fn tanh4(x: vec4<f32>) -> vec4<f32> {
     return tanh(clamp(x, vec4<f32>(-15.0), vec4<f32>(15.0)));
 }
 
-// acc[r][g]: units j0..j0+3 of gate g for row b0 + r, over the first `ng` gates.
-fn forward_product(sp: StepParams, b0: u32, j0: u32, ng: u32) -> array<array<vec4<f32>, 4>, NB> {
-    let S = sp.state;
-    let H = sp.hidden;
-    let ks = S / 4u;
-    let rows = min(NB, sp.batch - b0);
-    var hrow: array<u32, NB>;
-    for (var r = 0u; r < NB; r++) {
-        hrow[r] = (sp.hprev_off + min(b0 + r, sp.batch - 1u) * S) / 4u;
-    }
-    // W_hh row of gate g, unit j0 + u: (whh_off + (g*H + j0 + u) * S) / 4.
-    let w0 = (sp.whh_off + j0 * S) / 4u;
-    let gstride = H * ks;
-    var acc: array<array<vec4<f32>, 4>, NB>;
-    for (var kq = 0u; kq < ks; kq++) {
-        var hv: array<vec4<f32>, NB>;
-        for (var r = 0u; r < NB; r++) {
-            hv[r] = hs[hrow[r] + kq];
-        }
-        for (var g = 0u; g < 4u; g++) {
-            if g < ng {
-                let wi = w0 + g * gstride + kq;
-                let wa = param4(wi);
-                let wb = param4(wi + ks);
-                let wc = param4(wi + 2u * ks);
-                let wd = param4(wi + 3u * ks);
-                for (var r = 0u; r < NB; r++) {
-                    // Rows past the batch are skipped (B < NB: small batches pay for their
-                    // own rows only).
-                    if r < rows {
-                        acc[r][g] += vec4<f32>(dot(hv[r], wa), dot(hv[r], wb), dot(hv[r], wc), dot(hv[r], wd));
-                    }
-                }
-            }
-        }
-    }
-    return acc;
-}
-
 // b_hh of gate g for units j0..j0+3, or zero without a bias.
 fn bias_hh(sp: StepParams, g: u32, j0: u32) -> vec4<f32> {
     if (sp.flags & HAS_BIAS) == 0u {
@@ -97,10 +57,14 @@ fn bias_hh(sp: StepParams, g: u32, j0: u32) -> vec4<f32> {
 // One step of the RNN for units j0..j0+3 of rows b0..b0+NB-1.
 fn rnn_forward4(sp: StepParams, j0: u32, b0: u32) {
     let H = sp.hidden;
-    if j0 >= H || b0 >= sp.batch {
+    if b0 >= sp.batch {
         return;
     }
+    // The product first: in the subgroup build every lane of a subgroup takes part in it.
     let acc = forward_product(sp, b0, j0, G_RNN);
+    if j0 >= H {
+        return;
+    }
     let bh = bias_hh(sp, 0u, j0);
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
@@ -122,10 +86,14 @@ fn rnn_forward4(sp: StepParams, j0: u32, b0: u32) {
 fn lstm_forward4(sp: StepParams, j0: u32, b0: u32) {
     let H = sp.hidden;
     let GH = G_LSTM * H;
-    if j0 >= H || b0 >= sp.batch {
+    if b0 >= sp.batch {
         return;
     }
+    // The product first: in the subgroup build every lane of a subgroup takes part in it.
     let acc = forward_product(sp, b0, j0, G_LSTM);
+    if j0 >= H {
+        return;
+    }
     var bh: array<vec4<f32>, 4>;
     for (var g = 0u; g < G_LSTM; g++) {
         bh[g] = bias_hh(sp, g, j0);
@@ -159,10 +127,14 @@ fn lstm_forward4(sp: StepParams, j0: u32, b0: u32) {
 fn gru_forward4(sp: StepParams, j0: u32, b0: u32) {
     let H = sp.hidden;
     let GH = G_GRU * H;
-    if j0 >= H || b0 >= sp.batch {
+    if b0 >= sp.batch {
         return;
     }
+    // The product first: in the subgroup build every lane of a subgroup takes part in it.
     let acc = forward_product(sp, b0, j0, G_GRU);
+    if j0 >= H {
+        return;
+    }
     var bh: array<vec4<f32>, 3>;
     for (var g = 0u; g < G_GRU; g++) {
         bh[g] = bias_hh(sp, g, j0);
@@ -206,41 +178,6 @@ fn gru_forward4(sp: StepParams, j0: u32, b0: u32) {
 // LSTM: carry_c; GRU: dg_x.
 @group(0) @binding(15) var<storage, read_write> aux: array<vec4<f32>>;
 
-// dh[b0 + r, k0..k0+3] from the previous step's gate gradients (`rows` of them per batch
-// row), zero at the first step processed.
-fn backward_product(sq: StepBackParams, b0: u32, k0: u32, rows: u32) -> array<vec4<f32>, NB> {
-    var acc: array<vec4<f32>, NB>;
-    if (sq.flags & HAS_NEXT) == 0u {
-        return acc;
-    }
-    let H = sq.hidden;
-    let hq = H / 4u;
-    let rq = rows / 4u;
-    let nrows = min(NB, sq.batch - b0);
-    var drow: array<u32, NB>;
-    for (var r = 0u; r < NB; r++) {
-        drow[r] = (sq.dgn_off + min(b0 + r, sq.batch - 1u) * rows) / 4u;
-    }
-    var wi = (sq.whh_off + k0) / 4u;
-    for (var s = 0u; s < rq; s++) {
-        let w0 = bparams[wi];
-        let w1 = bparams[wi + hq];
-        let w2 = bparams[wi + 2u * hq];
-        let w3 = bparams[wi + 3u * hq];
-        wi += 4u * hq;
-        for (var r = 0u; r < NB; r++) {
-            if r < nrows {
-                let d = dg_rec[drow[r] + s];
-                acc[r] = fma(vec4<f32>(d.x), w0, acc[r]);
-                acc[r] = fma(vec4<f32>(d.y), w1, acc[r]);
-                acc[r] = fma(vec4<f32>(d.z), w2, acc[r]);
-                acc[r] = fma(vec4<f32>(d.w), w3, acc[r]);
-            }
-        }
-    }
-    return acc;
-}
-
 // dy + carry_h for row b, units k0..k0+3.
 fn dh_in(sq: StepBackParams, b: u32, k0: u32) -> vec4<f32> {
     return dy[(sq.dy_off + b * sq.dy_stride + k0) / 4u] + carry_h[(sq.carry_off + b * sq.hidden + k0) / 4u];
@@ -249,10 +186,13 @@ fn dh_in(sq: StepBackParams, b: u32, k0: u32) -> vec4<f32> {
 // One backward step of the RNN for units k0..k0+3 of rows b0..b0+NB-1.
 fn rnn_backward4(sq: StepBackParams, k0: u32, b0: u32) {
     let H = sq.hidden;
-    if k0 >= H || b0 >= sq.batch {
+    if b0 >= sq.batch {
         return;
     }
     let acc = backward_product(sq, b0, k0, G_RNN * H);
+    if k0 >= H {
+        return;
+    }
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
         if b < sq.batch {
@@ -275,10 +215,13 @@ fn lstm_backward4(sq: StepBackParams, k0: u32, b0: u32) {
     let H = sq.hidden;
     let GH = G_LSTM * H;
     let hq = H / 4u;
-    if k0 >= H || b0 >= sq.batch {
+    if b0 >= sq.batch {
         return;
     }
     let acc = backward_product(sq, b0, k0, GH);
+    if k0 >= H {
+        return;
+    }
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
         if b < sq.batch {
@@ -309,10 +252,13 @@ fn gru_backward4(sq: StepBackParams, k0: u32, b0: u32) {
     let H = sq.hidden;
     let GH = G_GRU * H;
     let hq = H / 4u;
-    if k0 >= H || b0 >= sq.batch {
+    if b0 >= sq.batch {
         return;
     }
     let acc = backward_product(sq, b0, k0, GH);
+    if k0 >= H {
+        return;
+    }
     for (var r = 0u; r < NB; r++) {
         let b = b0 + r;
         if b < sq.batch {
@@ -340,30 +286,9 @@ fn gru_backward4(sq: StepBackParams, k0: u32, b0: u32) {
 }
 
 // ---------------------------------------------------------------------------------------
-// entries: one step per dispatch (grid: units/4 x rows/NB), or a whole sequence in one
-// workgroup (the plan's per-step parameters in a storage array at binding 7 or 16, in the
-// order the steps run; a storage barrier between steps). The sequence form is for steps small
-// enough that one workgroup computes them faster than a CPU adapter dispatches them: within
-// one workgroup the barrier is portable, across workgroups nothing orders the steps.
-
-@group(0) @binding(7) var<storage, read> fwd_steps: array<StepParams>;
-@group(0) @binding(16) var<storage, read> bwd_steps: array<StepBackParams>;
-
-// Invocations of the sequence kernels' one workgroup.
-const SEQ_WG: u32 = 16u;
-
-// Blocks of (4 units, NB rows) in a step, and the first unit and row of block v.
-fn block_count(hidden: u32, batch: u32) -> u32 {
-    return (hidden / 4u) * ((batch + NB - 1u) / NB);
-}
-
-fn block_unit(v: u32, hidden: u32) -> u32 {
-    return (v % (hidden / 4u)) * 4u;
-}
-
-fn block_row(v: u32, hidden: u32) -> u32 {
-    return (v / (hidden / 4u)) * NB;
-}
+// entries: one step per dispatch (grid: units/4 x rows/NB; a workgroup of 8 invocations is
+// one subgroup of the subgroup build). The plain builds add the whole-sequence entries
+// (step_vec4_sequence.wgsl).
 
 @compute @workgroup_size(8, 1, 1)
 fn rnn_step_forward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -393,70 +318,4 @@ fn lstm_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(8, 1, 1)
 fn gru_step_backward_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
     gru_backward4(q, gid.x * 4u, gid.y * NB);
-}
-
-@compute @workgroup_size(16, 1, 1)
-fn rnn_sequence_forward_vec4(@builtin(local_invocation_index) lane: u32) {
-    for (var s = 0u; s < arrayLength(&fwd_steps); s++) {
-        let sp = fwd_steps[s];
-        for (var v = lane; v < block_count(sp.hidden, sp.batch); v += SEQ_WG) {
-            rnn_forward4(sp, block_unit(v, sp.hidden), block_row(v, sp.hidden));
-        }
-        storageBarrier();
-    }
-}
-
-@compute @workgroup_size(16, 1, 1)
-fn lstm_sequence_forward_vec4(@builtin(local_invocation_index) lane: u32) {
-    for (var s = 0u; s < arrayLength(&fwd_steps); s++) {
-        let sp = fwd_steps[s];
-        for (var v = lane; v < block_count(sp.hidden, sp.batch); v += SEQ_WG) {
-            lstm_forward4(sp, block_unit(v, sp.hidden), block_row(v, sp.hidden));
-        }
-        storageBarrier();
-    }
-}
-
-@compute @workgroup_size(16, 1, 1)
-fn gru_sequence_forward_vec4(@builtin(local_invocation_index) lane: u32) {
-    for (var s = 0u; s < arrayLength(&fwd_steps); s++) {
-        let sp = fwd_steps[s];
-        for (var v = lane; v < block_count(sp.hidden, sp.batch); v += SEQ_WG) {
-            gru_forward4(sp, block_unit(v, sp.hidden), block_row(v, sp.hidden));
-        }
-        storageBarrier();
-    }
-}
-
-@compute @workgroup_size(16, 1, 1)
-fn rnn_sequence_backward_vec4(@builtin(local_invocation_index) lane: u32) {
-    for (var s = 0u; s < arrayLength(&bwd_steps); s++) {
-        let sq = bwd_steps[s];
-        for (var v = lane; v < block_count(sq.hidden, sq.batch); v += SEQ_WG) {
-            rnn_backward4(sq, block_unit(v, sq.hidden), block_row(v, sq.hidden));
-        }
-        storageBarrier();
-    }
-}
-
-@compute @workgroup_size(16, 1, 1)
-fn lstm_sequence_backward_vec4(@builtin(local_invocation_index) lane: u32) {
-    for (var s = 0u; s < arrayLength(&bwd_steps); s++) {
-        let sq = bwd_steps[s];
-        for (var v = lane; v < block_count(sq.hidden, sq.batch); v += SEQ_WG) {
-            lstm_backward4(sq, block_unit(v, sq.hidden), block_row(v, sq.hidden));
-        }
-        storageBarrier();
-    }
-}
-
-@compute @workgroup_size(16, 1, 1)
-fn gru_sequence_backward_vec4(@builtin(local_invocation_index) lane: u32) {
-    for (var s = 0u; s < arrayLength(&bwd_steps); s++) {
-        let sq = bwd_steps[s];
-        for (var v = lane; v < block_count(sq.hidden, sq.batch); v += SEQ_WG) {
-            gru_backward4(sq, block_unit(v, sq.hidden), block_row(v, sq.hidden));
-        }
-        storageBarrier();
-    }
 }

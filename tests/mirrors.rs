@@ -136,6 +136,7 @@ fn flag_bits_are_named_once_and_equal_in_wgsl_and_rust() {
         Shader::Gru,
         Shader::StepVec4,
         Shader::StepVec4Row,
+        Shader::StepVec4Subgroup,
         Shader::StepOnnx,
     ] {
         table.extend(step_flags.iter().map(|&(n, v)| (s, n, v)));
@@ -247,6 +248,7 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     }
     assert_eq!(c(Shader::StepVec4, "NB"), 4);
     assert_eq!(c(Shader::StepVec4Row, "NB"), 1);
+    assert_eq!(c(Shader::StepVec4Subgroup, "NB"), step_vec4::SUBGROUP_ROWS);
     assert_eq!(
         (c(Shader::Matmul, "TM"), c(Shader::Matmul, "TN")),
         matmul::TILE

@@ -622,6 +622,26 @@ fn vec4_row_steps_should_match_reference() {
     single_steps(StepFamily::Vec4 { rows: 1 });
 }
 
+/// The subgroup build (8 rows shared by the 8 lanes of a subgroup; the library picks it for
+/// B > 4 where `Gpu::shares_subgroup_loads`), on every B and H: H = 20 leaves lanes past the
+/// units in a subgroup, B = 17 a last row group of one.
+#[test]
+fn vec4_subgroup_steps_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.shares_subgroup_loads() {
+        // lavapipe (CI's adapter) has subgroups of 8 lanes: there this build must run.
+        assert!(!gpu.info().name.contains("llvmpipe"));
+        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
+        return;
+    }
+    single_steps_on(
+        &gpu,
+        StepFamily::Vec4 {
+            rows: step_vec4::SUBGROUP_ROWS,
+        },
+    );
+}
+
 /// The `*_sequence_*_vec4` entries: T = 3 steps in one dispatch, states by time (step t reads
 /// slot t, writes slot t + 1), backward from t = 2 down with HAS_NEXT after the first.
 #[test]
@@ -665,7 +685,18 @@ fn f16_weight_steps_should_match_reference_on_rounded_weights() {
         StepFamily::Direct,
         StepFamily::Vec4 { rows: 4 },
         StepFamily::Vec4 { rows: 1 },
+        StepFamily::Vec4 {
+            rows: step_vec4::SUBGROUP_ROWS,
+        },
     ] {
+        if family
+            == (StepFamily::Vec4 {
+                rows: step_vec4::SUBGROUP_ROWS,
+            })
+            && !gpu.shares_subgroup_loads()
+        {
+            continue;
+        }
         for s in shapes(family) {
             for flags in [(false, false), (true, true)] {
                 seed += 1;

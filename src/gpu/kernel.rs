@@ -42,6 +42,11 @@ pub enum Shader {
     StepVec4F16,
     /// [`Shader::StepVec4Row`] reading its forward weights as f16
     StepVec4RowF16,
+    /// `shaders/step_vec4.wgsl` whose 8 lanes of a subgroup share 8 batch rows
+    /// (`step_vec4_product_sg.wgsl`; needs [`Shader::needs_subgroups`])
+    StepVec4Subgroup,
+    /// [`Shader::StepVec4Subgroup`] reading its forward weights as f16
+    StepVec4SubgroupF16,
     /// `shaders/embedding.wgsl`
     Embedding,
     /// `shaders/loss.wgsl`
@@ -66,7 +71,7 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 28] = [
+    pub const ALL: [Shader; 30] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::MatmulSubgroup,
@@ -85,6 +90,8 @@ impl Shader {
         Shader::GruSubgroup,
         Shader::StepVec4F16,
         Shader::StepVec4RowF16,
+        Shader::StepVec4Subgroup,
+        Shader::StepVec4SubgroupF16,
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
@@ -103,8 +110,11 @@ impl Shader {
     /// `shaders/step_small_batch.wgsl` and the tiled products `shaders/step_tiled_forward.wgsl`
     /// and `step_tiled_backward.wgsl` (written once); `lstm_proj.wgsl` `step_common.wgsl` and
     /// `step_tiled_backward.wgsl`; the vec4 step file `step_common.wgsl`, its weights
-    /// (`weights_f32_vec4.wgsl` or `weights_f16_vec4.wgsl`) and its rows-per-invocation
-    /// constant `NB`; the ONNX step file `step_common.wgsl`.
+    /// (`weights_f32_vec4.wgsl` or `weights_f16_vec4.wgsl`), its rows-per-invocation
+    /// constant `NB` and its products (`step_vec4_product.wgsl`, with the whole-sequence
+    /// entries `step_vec4_sequence.wgsl` appended; or `subgroup_rows.wgsl` and
+    /// `step_vec4_product_sg.wgsl`); `matmul_subgroup.wgsl` `subgroup_rows.wgsl` too; the ONNX
+    /// step file `step_common.wgsl`.
     pub fn source(self) -> &'static str {
         macro_rules! cell {
             ($weights:literal, $file:literal) => {
@@ -124,13 +134,34 @@ impl Shader {
         }
         macro_rules! vec4 {
             ($weights:literal, $nb:literal) => {
+                vec4!(
+                    $weights,
+                    $nb,
+                    "",
+                    include_str!("../../shaders/step_vec4_product.wgsl"),
+                    include_str!("../../shaders/step_vec4_sequence.wgsl")
+                )
+            };
+            ($weights:literal, $nb:literal, subgroups) => {
+                vec4!(
+                    $weights,
+                    $nb,
+                    include_str!("../../shaders/subgroup_rows.wgsl"),
+                    include_str!("../../shaders/step_vec4_product_sg.wgsl"),
+                    ""
+                )
+            };
+            ($weights:literal, $nb:literal, $helpers:expr, $product:expr, $tail:expr) => {
                 concat!(
                     include_str!("../../shaders/step_common.wgsl"),
                     include_str!(concat!("../../shaders/", $weights)),
                     "const NB: u32 = ",
                     $nb,
                     "u;\n",
-                    include_str!("../../shaders/step_vec4.wgsl")
+                    $helpers,
+                    $product,
+                    include_str!("../../shaders/step_vec4.wgsl"),
+                    $tail
                 )
             };
         }
@@ -145,6 +176,7 @@ impl Shader {
             ),
             Shader::MatmulSubgroup => concat!(
                 include_str!("../../shaders/matmul_common.wgsl"),
+                include_str!("../../shaders/subgroup_rows.wgsl"),
                 include_str!("../../shaders/matmul_subgroup.wgsl")
             ),
             Shader::Util => include_str!("../../shaders/util.wgsl"),
@@ -172,6 +204,12 @@ impl Shader {
             Shader::StepVec4Row => vec4!("weights_f32_vec4.wgsl", "1"),
             Shader::StepVec4F16 => vec4!("weights_f16_vec4.wgsl", "4"),
             Shader::StepVec4RowF16 => vec4!("weights_f16_vec4.wgsl", "1"),
+            Shader::StepVec4Subgroup => {
+                vec4!("weights_f32_vec4.wgsl", "8", subgroups)
+            }
+            Shader::StepVec4SubgroupF16 => {
+                vec4!("weights_f16_vec4.wgsl", "8", subgroups)
+            }
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
@@ -202,7 +240,9 @@ impl Shader {
             Shader::StepVec4
             | Shader::StepVec4Row
             | Shader::StepVec4F16
-            | Shader::StepVec4RowF16 => "step_vec4.wgsl",
+            | Shader::StepVec4RowF16
+            | Shader::StepVec4Subgroup
+            | Shader::StepVec4SubgroupF16 => "step_vec4.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
@@ -227,6 +267,7 @@ impl Shader {
                 | Shader::GruF16
                 | Shader::StepVec4F16
                 | Shader::StepVec4RowF16
+                | Shader::StepVec4SubgroupF16
         )
     }
 
@@ -239,6 +280,8 @@ impl Shader {
                 | Shader::LstmSubgroup
                 | Shader::GruSubgroup
                 | Shader::MatmulSubgroup
+                | Shader::StepVec4Subgroup
+                | Shader::StepVec4SubgroupF16
         )
     }
 
@@ -254,7 +297,7 @@ impl Shader {
     }
 
     /// The build of the same file whose forward step kernels read their weights as f16
-    /// (binding 1 holds the parameters packed by `util.wgsl`'s `pack_f16`), for the step
+    /// (binding 1 holds the parameters packed by `pack_f16.wgsl`), for the step
     /// shaders; `None` for the others.
     pub fn with_f16_weights(self) -> Option<Shader> {
         match self {
@@ -263,6 +306,9 @@ impl Shader {
             Shader::Gru | Shader::GruF16 => Some(Shader::GruF16),
             Shader::StepVec4 | Shader::StepVec4F16 => Some(Shader::StepVec4F16),
             Shader::StepVec4Row | Shader::StepVec4RowF16 => Some(Shader::StepVec4RowF16),
+            Shader::StepVec4Subgroup | Shader::StepVec4SubgroupF16 => {
+                Some(Shader::StepVec4SubgroupF16)
+            }
             _ => None,
         }
     }

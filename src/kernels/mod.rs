@@ -30,7 +30,8 @@ use crate::error::{Error, Result};
 
 /// Every kernel the library defines, for the GPU-free mirror test (`tests/mirrors.rs`): each
 /// entry point's bindings and uniform are checked against the WGSL with naga. The vec4 step
-/// kernels come in both builds ([`step_vec4::for_rows`] 4 and 1), and every step kernel in
+/// kernels come in every build ([`step_vec4::for_rows`] 4, 1 and the subgroup build's 8, which
+/// has no whole-sequence entries), and every step kernel in
 /// its f16-weight build too ([`KernelDesc::weights`]), and the cell files in their subgroup
 /// build ([`KernelDesc::subgroups`]). A new `KernelDesc` belongs
 /// here; the test fails on a WGSL entry point that no kernel names.
@@ -107,6 +108,17 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         &v4::GRU_SEQUENCE_BACKWARD,
     ] {
         all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
+    }
+    // The subgroup build has the per-step entries only.
+    for desc in [
+        &v4::RNN_FORWARD,
+        &v4::RNN_BACKWARD,
+        &v4::LSTM_FORWARD,
+        &v4::LSTM_BACKWARD,
+        &v4::GRU_FORWARD,
+        &v4::GRU_BACKWARD,
+    ] {
+        all.push(v4::for_rows(desc, v4::SUBGROUP_ROWS));
     }
     // The f16-weight and subgroup builds of the step files hold the same entry points.
     let builds: Vec<KernelDesc> = all

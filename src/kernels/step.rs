@@ -172,9 +172,12 @@ pub enum StepFamily {
     Direct,
     /// Four units of `rows` batch rows an invocation on vec4-typed storage (CPU adapters,
     /// when [`StepFamily::choose`] finds the sizes and offsets aligned): 4 rows share each
-    /// load of W_hh; a batch of one gets a build of the kernels for one row.
+    /// load of W_hh; a batch of one gets a build of the kernels for one row; batches of more
+    /// than 4 on adapters that [share subgroup loads](crate::Gpu::shares_subgroup_loads) the
+    /// subgroup build, 8 rows shared by the 8 lanes of a subgroup.
     Vec4 {
-        /// Batch rows an invocation owns: 4, or 1 for a batch of one.
+        /// Batch rows an invocation owns: 4, 1 for a batch of one, or
+        /// [`super::step_vec4::SUBGROUP_ROWS`] (the subgroup build).
         rows: usize,
     },
 }
@@ -182,12 +185,14 @@ pub enum StepFamily {
 impl StepFamily {
     /// The family for hidden size `hidden`, state width `state` (H, or P with a projection),
     /// batch `batch` and the element offsets of the (layer, direction)'s recurrent weights
-    /// and bias in the flat parameters. `direct` is [`crate::Gpu::prefers_direct_kernels`]. The vec4
+    /// and bias in the flat parameters. `direct` is [`crate::Gpu::prefers_direct_kernels`], and
+    /// `subgroup_rows` [`crate::Gpu::shares_subgroup_loads`]. The vec4
     /// kernels need every size and offset a multiple of 4 and no projection; all other
     /// offsets they see (time slots, batch rows, directions) are multiples of H or of the
     /// state width, so these decide it.
     pub fn choose(
         direct: bool,
+        subgroup_rows: bool,
         hidden: usize,
         state: usize,
         batch: usize,
@@ -204,7 +209,12 @@ impl StepFamily {
             && offsets.iter().all(|o| o.is_multiple_of(4))
         {
             StepFamily::Vec4 {
-                rows: if batch == 1 { 1 } else { 4 },
+                rows: match batch {
+                    1 => 1,
+                    2..=4 => 4,
+                    _ if subgroup_rows => super::step_vec4::SUBGROUP_ROWS,
+                    _ => 4,
+                },
             }
         } else {
             StepFamily::Direct
@@ -431,24 +441,43 @@ mod tests {
     #[test]
     fn vec4_family_needs_a_cpu_adapter_aligned_sizes_and_no_projection() {
         assert_eq!(
-            StepFamily::choose(false, 8, 8, 5, false, &[0, 4]),
+            StepFamily::choose(false, false, 8, 8, 5, false, &[0, 4]),
             StepFamily::Tiled
         );
-        assert_eq!(StepFamily::choose(true, 8, 8, 5, false, &[0, 4]), FOUR);
         assert_eq!(
-            StepFamily::choose(true, 8, 8, 1, false, &[0, 4]),
+            StepFamily::choose(true, false, 8, 8, 5, false, &[0, 4]),
+            FOUR
+        );
+        // Sharing subgroup loads: batches of more than 4 take the subgroup build.
+        let eight = StepFamily::Vec4 {
+            rows: crate::kernels::step_vec4::SUBGROUP_ROWS,
+        };
+        assert_eq!(
+            StepFamily::choose(true, true, 8, 8, 5, false, &[0, 4]),
+            eight
+        );
+        assert_eq!(
+            StepFamily::choose(true, true, 8, 8, 4, false, &[0, 4]),
+            FOUR
+        );
+        assert_eq!(
+            StepFamily::choose(true, true, 8, 8, 1, false, &[0, 4]),
             StepFamily::Vec4 { rows: 1 }
         );
         assert_eq!(
-            StepFamily::choose(true, 7, 7, 5, false, &[0, 4]),
+            StepFamily::choose(true, false, 8, 8, 1, false, &[0, 4]),
+            StepFamily::Vec4 { rows: 1 }
+        );
+        assert_eq!(
+            StepFamily::choose(true, false, 7, 7, 5, false, &[0, 4]),
             StepFamily::Direct
         );
         assert_eq!(
-            StepFamily::choose(true, 8, 6, 5, true, &[0, 4]),
+            StepFamily::choose(true, false, 8, 6, 5, true, &[0, 4]),
             StepFamily::Direct
         );
         assert_eq!(
-            StepFamily::choose(true, 8, 8, 5, false, &[2, 4]),
+            StepFamily::choose(true, false, 8, 8, 5, false, &[2, 4]),
             StepFamily::Direct
         );
     }

@@ -1,9 +1,12 @@
 //! `shaders/step_vec4.wgsl`: the fused step kernels of every cell for CPU adapters, on
 //! vec4-typed storage (four hidden units an invocation). Bindings as in [`super::step`],
 //! except the GRU backward, which takes dg_h at 13 (it feeds the recurrent product) and dg_x
-//! at 15. The file is built twice: [`Shader::StepVec4`] with 4 batch rows an invocation
-//! (rows share each load of W_hh) and [`Shader::StepVec4Row`] with one (a batch of one pays
-//! for one row); the constants below name the first build, [`for_rows`] picks the other.
+//! at 15. The file is built three times: [`Shader::StepVec4`] with 4 batch rows an
+//! invocation (rows share each load of W_hh), [`Shader::StepVec4Row`] with one (a batch of
+//! one pays for one row), and [`Shader::StepVec4Subgroup`] with 8, which the 8 lanes of a
+//! subgroup share (each lane loads one row of the rows' operand and broadcasts it; see
+//! [`crate::Gpu::shares_subgroup_loads`]; no whole-sequence entries). The constants below
+//! name the first build, [`for_rows`] picks the others.
 
 use bytemuck::Pod;
 
@@ -128,15 +131,24 @@ pub const SEQUENCE_WORKGROUP: usize = 16;
 /// Most (4 units, rows) blocks a step of a sequence entry has: four per invocation.
 pub const SEQUENCE_BLOCKS: usize = 4 * SEQUENCE_WORKGROUP;
 
-/// `desc` (one of this file's constants) in the build for `rows` batch rows an invocation.
-/// An f16-weight desc stays f16.
+/// Batch rows an invocation of the subgroup build owns: the 8 lanes of its subgroup share
+/// them ([`StepFamily::Vec4`] `{ rows: SUBGROUP_ROWS }`).
+pub const SUBGROUP_ROWS: usize = 8;
+
+/// `desc` (one of this file's constants) in the build for `rows` batch rows an invocation:
+/// 1, 4, or [`SUBGROUP_ROWS`] (the subgroup build). An f16-weight desc stays f16.
 pub fn for_rows(desc: &KernelDesc, rows: usize) -> KernelDesc {
-    let f16 = matches!(desc.shader, Shader::StepVec4F16 | Shader::StepVec4RowF16);
-    let shader = match (rows == 1, f16) {
-        (true, false) => Shader::StepVec4Row,
-        (false, false) => Shader::StepVec4,
-        (true, true) => Shader::StepVec4RowF16,
-        (false, true) => Shader::StepVec4F16,
+    let f16 = matches!(
+        desc.shader,
+        Shader::StepVec4F16 | Shader::StepVec4RowF16 | Shader::StepVec4SubgroupF16
+    );
+    let shader = match (rows, f16) {
+        (1, false) => Shader::StepVec4Row,
+        (1, true) => Shader::StepVec4RowF16,
+        (SUBGROUP_ROWS, false) => Shader::StepVec4Subgroup,
+        (SUBGROUP_ROWS, true) => Shader::StepVec4SubgroupF16,
+        (_, false) => Shader::StepVec4,
+        (_, true) => Shader::StepVec4F16,
     };
     KernelDesc { shader, ..*desc }
 }
@@ -157,9 +169,10 @@ fn check_vec4(entry: &str, offsets: &[u32]) -> Result<()> {
 const SEQUENCE_MAX_MACS: usize = 1 << 15;
 
 /// Whether a (layer, direction) runs all its steps in one dispatch of one workgroup (the
-/// `*_sequence_*_vec4` entries): vec4 family, at most [`SEQUENCE_BLOCKS`] (4 units, rows)
-/// blocks a step (four per invocation), and little arithmetic a step. On CPU adapters a
-/// dispatch costs tens of µs, more than such a step's arithmetic.
+/// `*_sequence_*_vec4` entries): vec4 family (not its subgroup build, which has no such
+/// entries), at most [`SEQUENCE_BLOCKS`] (4 units, rows) blocks a step (four per
+/// invocation), and little arithmetic a step. On CPU adapters a dispatch costs tens of µs,
+/// more than such a step's arithmetic.
 pub fn whole_sequence(
     family: StepFamily,
     hidden: usize,
@@ -170,7 +183,8 @@ pub fn whole_sequence(
     let StepFamily::Vec4 { rows } = family else {
         return false;
     };
-    (hidden / UNITS) * batch.div_ceil(rows) <= SEQUENCE_BLOCKS
+    rows != SUBGROUP_ROWS
+        && (hidden / UNITS) * batch.div_ceil(rows) <= SEQUENCE_BLOCKS
         && batch * gates * hidden * state <= SEQUENCE_MAX_MACS
 }
 
@@ -253,6 +267,11 @@ fn dispatch_sequence<P: Pod>(
             "whole-sequence step kernels need the vec4 family".into(),
         ));
     };
+    if rows == SUBGROUP_ROWS {
+        return Err(crate::Error::Internal(
+            "the subgroup build of the vec4 step kernels has no whole-sequence entries".into(),
+        ));
+    }
     check_table(table, steps)?;
     let desc = for_rows(desc, rows);
     let mut all = buffers.to_vec();
@@ -330,5 +349,10 @@ mod tests {
         // The bench's B=1 LSTM (H=64) yes; its B=16 LSTM (H=128) no.
         assert!(whole_sequence(one, 64, 64, 4, 1));
         assert!(!whole_sequence(FOUR, 128, 128, 4, 16));
+        // The subgroup build has no sequence entries, however small the step.
+        let eight = StepFamily::Vec4 {
+            rows: super::SUBGROUP_ROWS,
+        };
+        assert!(!whole_sequence(eight, 8, 8, 4, 5));
     }
 }

@@ -263,6 +263,7 @@ impl Rnn {
         let b_hh = self.offset(layer, dir, ParamKind::BiasHh).unwrap_or(0);
         let family = StepFamily::choose(
             gpu.prefers_direct_kernels(),
+            gpu.shares_subgroup_loads(),
             h,
             oh,
             batch,
