@@ -189,9 +189,50 @@ fn resuming_from_a_checkpoint_gives_the_same_next_loss() {
     assert_eq!(all_params(&gpu, &a), all_params(&gpu, &b));
     assert_eq!(a.step_count(), b.step_count());
 
-    // Restoring into an existing trainer of the same shape works too.
+    // Restoring into an existing trainer of the same shape works too, and is a parameter
+    // write: an f16 copy of the RNN's parameters packed before it is not read after it.
     let mut c = lm_trainer(&gpu);
+    let f16 = gpu.has_f16_in_f32();
+    let input = c.model.rnn.cfg.input_size;
+    let x = gpu
+        .tensor(
+            "x",
+            &[4, 3, input],
+            &text(12 * input)
+                .iter()
+                .map(|&t| t as f32 / 9.0)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    let f16_forward = |rnn: &mut recur::Rnn| {
+        rnn.weight_storage = recur::WeightStorage::F16;
+        let y = gpu
+            .read(&rnn.forward(&gpu, &x, None, None).unwrap().y)
+            .unwrap();
+        rnn.weight_storage = recur::WeightStorage::F32;
+        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    };
+    let before = if f16 {
+        f16_forward(&mut c.model.rnn)
+    } else {
+        Vec::new()
+    };
     c.restore(&gpu, &ckpt).unwrap();
+    if f16 {
+        let restored = gpu.read(&c.model.rnn.params).unwrap();
+        let mut fresh = recur::Rnn::new(&gpu, c.model.rnn.cfg.clone(), &restored).unwrap();
+        let after = f16_forward(&mut c.model.rnn);
+        assert_ne!(
+            after, before,
+            "the restore changed nothing the f16 forward reads"
+        );
+        assert_eq!(
+            after,
+            f16_forward(&mut fresh),
+            "f16 forward after a restore"
+        );
+        assert_eq!(c.model.rnn.f16_pack_count(), 2);
+    }
     assert_eq!(run_windows(&gpu, &mut c, &stream, 6, 2), next_a);
 }
 

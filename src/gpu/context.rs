@@ -62,6 +62,9 @@ pub struct Gpu {
     pub(crate) pipelines: PipelineCache,
     errors: Arc<Mutex<Vec<String>>>,
     submissions: std::sync::atomic::AtomicU64,
+    /// Bumped by every library write of parameters (optimizer steps, checkpoint loads): see
+    /// [`Gpu::param_writes`].
+    param_writes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -259,6 +262,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             errors,
             submissions: Default::default(),
+            param_writes: Default::default(),
         })
     }
 
@@ -273,6 +277,19 @@ impl Gpu {
     /// Queue submissions made through recur on this device so far (readbacks included).
     pub fn submissions(&self) -> u64 {
         self.submissions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many times the library recorded or made a write of parameters on this device
+    /// (an optimizer step over any groups, a checkpoint load). Derived copies of parameters,
+    /// such as the f16 copy of [`crate::WeightStorage::F16`], are re-made when it moves.
+    pub fn param_writes(&self) -> u64 {
+        self.param_writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Counts a write of parameters (see [`Gpu::param_writes`]).
+    pub(crate) fn note_param_write(&self) {
+        self.param_writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Returns the first error the device reported since the last check, if any.

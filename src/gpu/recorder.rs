@@ -8,6 +8,7 @@
 //! it already has, so callers that bind per call (`encode_matmul`) share bind groups too.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytemuck::Pod;
@@ -63,6 +64,8 @@ pub struct Recorder<'g> {
     dispatches: usize,
     phase: &'static str,
     profile: bool,
+    /// Set once this recording is submitted (see [`Recorder::on_submit`]).
+    on_submit: Vec<Arc<AtomicBool>>,
 }
 
 /// GPU time per phase of one submission, from timestamp queries.
@@ -96,6 +99,7 @@ impl<'g> Recorder<'g> {
             dispatches: 0,
             phase: "",
             profile: false,
+            on_submit: Vec::new(),
         }
     }
 
@@ -114,6 +118,23 @@ impl<'g> Recorder<'g> {
     /// The GPU this recording is for.
     pub fn gpu(&self) -> &'g Gpu {
         self.gpu
+    }
+
+    /// Sets `flag` when this recording is submitted (never, if it is dropped unsubmitted): how
+    /// a cache filled by recorded work learns that the work reached the queue.
+    pub(crate) fn on_submit(&mut self, flag: Arc<AtomicBool>) {
+        self.on_submit.push(flag);
+    }
+
+    /// Whether `flag` was given to [`Recorder::on_submit`] of this recording.
+    pub(crate) fn sets_on_submit(&self, flag: &Arc<AtomicBool>) -> bool {
+        self.on_submit.iter().any(|f| Arc::ptr_eq(f, flag))
+    }
+
+    fn mark_submitted(&self) {
+        for f in &self.on_submit {
+            f.store(true, Ordering::Release);
+        }
     }
 
     /// Number of dispatches recorded so far.
@@ -231,7 +252,9 @@ impl<'g> Recorder<'g> {
     /// Records everything into one command encoder and submits it once. Does not wait.
     pub fn submit(self) -> Result<wgpu::SubmissionIndex> {
         let (cmd, _) = self.finish()?;
-        Ok(self.gpu.submit(cmd))
+        let index = self.gpu.submit(cmd);
+        self.mark_submitted();
+        Ok(index)
     }
 
     /// Submits and waits; device errors come back as [`Error::Gpu`].
@@ -248,6 +271,7 @@ impl<'g> Recorder<'g> {
         let gpu = self.gpu;
         let (cmd, pending) = self.finish()?;
         gpu.submit(cmd);
+        self.mark_submitted();
         gpu.wait()?;
         let Some(pending) = pending else {
             return Ok(Profile::default());

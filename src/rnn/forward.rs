@@ -9,7 +9,6 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::kernels::matmul::{encode_linear_forward, encode_matmul, Gemm, MatRef};
-use crate::kernels::pack::encode_pack_f16;
 use crate::kernels::step::{self, flags, ForwardBuffers, StepParams};
 use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
@@ -112,8 +111,9 @@ impl Rnn {
         let save = if saves_acts { flags::SAVE } else { 0 };
         let proj_flag = if proj { flags::PROJ } else { 0 };
         // Inference with f16 weights: one packed copy of the parameters for every step kernel
-        // of this recording (two values a word: half as many words as values). The general
-        // kernel of a cell variant (ONNX) reads f32 whatever weight_storage says.
+        // (two values a word: half as many words as values), kept by the stack and re-made
+        // only when the parameters changed (see super::packed). The general kernel of a cell
+        // variant (ONNX) reads f32 whatever weight_storage says.
         let f16_params =
             if !train && self.weight_storage == WeightStorage::F16 && self.variant.is_none() {
                 if !gpu.has_f16_in_f32() {
@@ -124,11 +124,7 @@ impl Rnn {
                                 .into(),
                     });
                 }
-                let words = self.layout.total.div_ceil(2);
-                let packed = bufs.zeros(gpu, "rnn.params_f16", &[words])?;
-                rec.phase("weights");
-                encode_pack_f16(rec, &self.params.buffer, &packed.buffer, words)?;
-                Some(packed)
+                Some(self.f16_params(rec)?)
             } else {
                 None
             };

@@ -14,6 +14,7 @@ mod backward;
 mod forward;
 pub mod gradient_flow;
 pub mod model;
+mod packed;
 pub mod plan;
 pub mod stream;
 pub mod variant;

@@ -38,7 +38,11 @@ pub struct Rnn {
     pub cfg: RnnConfig,
     /// Where each tensor lives in `params` and `grads`.
     pub layout: ParamLayout,
-    /// All parameters, flat, in state_dict order.
+    /// All parameters, flat, in state_dict order. A write into this buffer that the library
+    /// does not make (through [`Gpu::write`], a kernel or copy of your own) must be followed
+    /// by [`Rnn::params_changed`] before the next inference with [`WeightStorage::F16`],
+    /// which otherwise reads its f16 copy of the old values. Optimizer steps, checkpoint
+    /// loads and assigning a new tensor here need no call.
     pub params: Tensor,
     /// Gradients, same layout as `params`.
     pub grads: Tensor,
@@ -47,14 +51,19 @@ pub struct Rnn {
     pub weight_storage: WeightStorage,
     /// A cell variant beyond PyTorch's cells (see [`Rnn::with_variant`]).
     pub(super) variant: Option<super::variant::DeviceVariant>,
+    /// The f16 copy of `params` for [`WeightStorage::F16`], kept between recordings.
+    pub(super) f16: super::packed::F16Params,
 }
 
 /// How inference reads the recurrent weights (`W_hh`, `b_hh`) in the step kernels.
 ///
-/// With [`WeightStorage::F16`] each inference recording first packs the flat parameters into
-/// an f16 copy (one dispatch, half the bytes; round to nearest even), and the step kernels read
-/// W_hh from it and accumulate in f32: half the weight traffic of every step, the bound of
-/// small batches. The input projection (`X·W_ihᵀ`) and an LSTM's `W_hr` stay f32. The f16
+/// With [`WeightStorage::F16`] the step kernels read W_hh from an f16 copy of the flat
+/// parameters (half the bytes; round to nearest even) and accumulate in f32: half the weight
+/// traffic of every step, the bound of small batches. The stack keeps the copy: the first
+/// inference recording packs it (one dispatch, before its steps, in its submission), later
+/// ones reuse it until the parameters change (an optimizer step, a checkpoint load, a new
+/// tensor in [`Rnn::params`], or [`Rnn::params_changed`], which writes the library does not
+/// make into `params` must call), so an [`super::RnnStream`] step does not repack. The input projection (`X·W_ihᵀ`) and an LSTM's `W_hr` stay f32. The f16
 /// values are unpacked with WGSL's core `unpack2x16float`, so this needs no
 /// `SHADER_F16` feature and works on every adapter. Outputs differ from f32 by the rounding
 /// of the weights (relative 2⁻¹¹ each); BENCHMARKS.md reports the error and the speed.
@@ -224,6 +233,7 @@ impl Rnn {
             grads,
             weight_storage: WeightStorage::F32,
             variant: None,
+            f16: Default::default(),
         })
     }
 

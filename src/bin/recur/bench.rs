@@ -39,8 +39,8 @@ pub struct BenchArgs {
     stream: bool,
     /// Inference reads the recurrent weights as f16 (`WeightStorage::F16`; training shapes
     /// stay f32), and each forward shape also prints the relative error of its output
-    /// against f32 weights.
-    #[arg(long, conflicts_with_all = ["compare", "stream", "matmul", "scaling"])]
+    /// against f32 weights. With --stream: the streamed steps read them as f16.
+    #[arg(long, conflicts_with_all = ["compare", "matmul", "scaling"])]
     f16_weights: bool,
     /// Only the suite's shapes whose label contains this text (e.g. "T=1000").
     #[arg(
@@ -79,8 +79,13 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
         };
     }
     let gpu = Gpu::new()?;
+    let weights = if a.f16_weights {
+        recur::WeightStorage::F16
+    } else {
+        recur::WeightStorage::F32
+    };
     if a.stream {
-        return stream(&gpu, reps);
+        return stream(&gpu, reps, weights);
     }
     if a.matmul {
         return matmul(&gpu, reps);
@@ -120,11 +125,6 @@ pub fn bench(a: &BenchArgs) -> anyhow::Result<()> {
             }
         );
     }
-    let weights = if a.f16_weights {
-        recur::WeightStorage::F16
-    } else {
-        recur::WeightStorage::F32
-    };
     for s in &shapes {
         let t = bench::time_shape_with(&gpu, s, reps, weights)?;
         let f16_err = if a.f16_weights && s.mode == Mode::Forward {
@@ -296,22 +296,22 @@ fn is_baseline_shape(s: &BenchShape) -> bool {
     s.cell == "lstm" && s.layers == 1 && !s.bidirectional
 }
 
-fn stream(gpu: &Gpu, reps: usize) -> anyhow::Result<()> {
+fn stream(gpu: &Gpu, reps: usize, weights: recur::WeightStorage) -> anyhow::Result<()> {
     let pushes = reps
         .checked_mul(20)
         .ok_or_else(|| anyhow::anyhow!("--reps {reps} is too large"))?;
     println!(
-        "streamed LSTM steps (RnnStream::push, T=1, B=1) on {} ({:?}), median of {} pushes",
+        "streamed LSTM steps (RnnStream::push, T=1, B=1) on {} ({:?}), {weights:?} weights, \
+         median of {pushes} pushes",
         gpu.info().name,
         gpu.info().backend,
-        pushes
     );
     println!(
         "{:>6} {:>6} {:>16} {:>18}",
         "input", "hidden", "push+wait ms", "push+read ms"
     );
     for hidden in [128, 512] {
-        let (wait, read) = bench::time_stream(gpu, hidden, hidden, pushes)?;
+        let (wait, read) = bench::time_stream(gpu, hidden, hidden, pushes, weights)?;
         println!("{hidden:>6} {hidden:>6} {wait:>16.3} {read:>18.3}");
     }
     Ok(())

@@ -219,6 +219,7 @@ fn prepare(gpu: &Gpu, model: &SeqModel, cfg: &Config, rng: &mut Rng) -> anyhow::
         }
     }
     gpu.write(&rnn.params, &flat)?;
+    rnn.params_changed();
     Ok(())
 }
 

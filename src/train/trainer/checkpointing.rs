@@ -264,6 +264,7 @@ impl Trainer {
         for (t, data) in &uploads {
             gpu.write(t, data)?;
         }
+        gpu.note_param_write();
         self.tbptt.set_slots(carried);
         self.optimizer.set_step_count(step);
         self.metrics.reset(step.saturating_add(1));

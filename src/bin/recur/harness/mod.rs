@@ -239,14 +239,21 @@ pub fn f16_weight_error(gpu: &Gpu, shape: &BenchShape) -> Result<f64> {
 }
 
 /// Median latency (ms) of one streamed LSTM step (`RnnStream::push` of T=1, B=1) with
-/// `input` features and `hidden` units, over `pushes` pushes after ten warm-up ones: push and
-/// wait for the GPU, and push and read the output back.
-pub fn time_stream(gpu: &Gpu, input: usize, hidden: usize, pushes: usize) -> Result<(f64, f64)> {
+/// `input` features and `hidden` units and `weights` storage, over `pushes` pushes after ten
+/// warm-up ones: push and wait for the GPU, and push and read the output back.
+pub fn time_stream(
+    gpu: &Gpu,
+    input: usize,
+    hidden: usize,
+    pushes: usize,
+    weights: recur::WeightStorage,
+) -> Result<(f64, f64)> {
     let cfg = RnnConfig::new(CellKind::Lstm, input, hidden);
     let layout = ParamLayout::new(&cfg);
     let mut rng = Rng::new(5);
     let k = 1.0 / (hidden as f32).sqrt();
-    let rnn = Rnn::new(gpu, cfg, &rng.vec_uniform_f32(layout.total, -k, k))?;
+    let mut rnn = Rnn::new(gpu, cfg, &rng.vec_uniform_f32(layout.total, -k, k))?;
+    rnn.weight_storage = weights;
     let x = gpu.tensor("bench.x", &[1, 1, input], &rng.vec_normal_f32(input))?;
     let mut stream = recur::RnnStream::new(gpu, &rnn, 1)?;
     let mut waits = Vec::new();
