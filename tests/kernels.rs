@@ -123,12 +123,16 @@ fn matmul_vec4_should_match_reference_with_padding_tails_and_offsets() {
 /// The vec4 case of [`matmul_vec4_should_match_reference_with_padding_tails_and_offsets`] with
 /// the kernels `want` (A·B, A·Bᵀ, Aᵀ·B) that `matmul_kernel` must pick on `gpu`.
 fn check_matmul_vec4(gpu: &recur::Gpu, want: [&recur::kernels::KernelDesc; 3]) {
-    use recur::kernels::matmul::matmul_kernel;
+    use recur::kernels::matmul::{
+        matmul_kernel, MATMUL_NN_VEC4, MATMUL_NT_VEC4, MATMUL_TN_VEC4, SUBGROUP_MIN_ROWS,
+    };
     let mut rng = Rng::new(11);
     // (m, n, k): one invocation, a partial 8-row block, k tails 1, 2, 3, several workgroups
-    // (and subgroups: 70 rows are two subgroups and a part, 160 columns five of 32).
-    let shapes: [(usize, usize, usize); 7] = [
+    // (and subgroups, from 17 rows on: 17 rows are part of one, 70 two and a part, 160
+    // columns five of 32).
+    let shapes: [(usize, usize, usize); 8] = [
         (1, 4, 1),
+        (17, 12, 7),
         (5, 8, 6),
         (13, 12, 7),
         (9, 36, 5),
@@ -137,10 +141,10 @@ fn check_matmul_vec4(gpu: &recur::Gpu, want: [&recur::kernels::KernelDesc; 3]) {
         (161, 160, 18),
     ];
     for &(m, n, k) in &shapes {
-        for (ta, tb, want_kernel) in [
-            (false, false, want[0]),
-            (false, true, want[1]),
-            (true, false, want[2]),
+        for (ta, tb, want_kernel, fallback) in [
+            (false, false, want[0], &MATMUL_NN_VEC4),
+            (false, true, want[1], &MATMUL_NT_VEC4),
+            (true, false, want[2], &MATMUL_TN_VEC4),
         ] {
             for (acc, bias) in [(false, false), (true, true)] {
                 // Stored shapes and padded leading dimensions (multiples of 4, past the data).
@@ -179,6 +183,12 @@ fn check_matmul_vec4(gpu: &recur::Gpu, want: [&recur::kernels::KernelDesc; 3]) {
                     bias: bias.then_some((&tbias.buffer, 4)),
                     c: MatRef::new(&tc.buffer, c_off, ldc),
                     accumulate: acc,
+                };
+                // Few rows of C keep the plain vec4 kernels.
+                let want_kernel = if m > SUBGROUP_MIN_ROWS {
+                    want_kernel
+                } else {
+                    fallback
                 };
                 assert_eq!(matmul_kernel(gpu, &g).entry, want_kernel.entry);
                 let mut rec = Recorder::new(gpu);

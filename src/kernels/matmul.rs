@@ -97,6 +97,9 @@ pub const VEC4_BLOCK: (usize, usize) = (8, 8);
 /// `@workgroup_size(32)`) of 32 rows, each of their 8 lanes 4 columns.
 pub const SG_WORKGROUP_BLOCK: (usize, usize) = (4 * 32, 8 * 4);
 
+/// The subgroup GEMMs run only for more rows of C than this (see [`matmul_kernel`]).
+pub const SUBGROUP_MIN_ROWS: usize = 16;
+
 /// Mirror of WGSL `MatmulParams`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -199,13 +202,16 @@ fn vec4_kernel(g: &Gemm, subgroups: bool) -> Option<&'static KernelDesc> {
 
 /// The kernel `encode_matmul` records for `g` on `gpu`: the tiled one on GPUs; on CPU adapters
 /// (see [`crate::Gpu::prefers_direct_kernels`]) where the operands allow a vec4 one, the
-/// subgroup build where [`crate::Gpu::shares_subgroup_loads`], else the plain vec4 one; else
-/// the scalar direct one.
+/// subgroup build where [`crate::Gpu::shares_subgroup_loads`] and C has more than
+/// [`SUBGROUP_MIN_ROWS`] rows, else the plain vec4 one; else the scalar direct one.
 pub fn matmul_kernel(gpu: &crate::Gpu, g: &Gemm) -> &'static KernelDesc {
     if !gpu.prefers_direct_kernels() {
         return &MATMUL;
     }
-    vec4_kernel(g, gpu.shares_subgroup_loads()).unwrap_or(&MATMUL_DIRECT)
+    // A subgroup owns 32 rows of C: for 16 rows or fewer half of its work would be wasted,
+    // and the 8-row blocks of the plain vec4 kernels are faster there.
+    let subgroups = gpu.shares_subgroup_loads() && g.m > SUBGROUP_MIN_ROWS;
+    vec4_kernel(g, subgroups).unwrap_or(&MATMUL_DIRECT)
 }
 
 /// Records one GEMM.
