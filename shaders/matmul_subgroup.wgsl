@@ -54,29 +54,35 @@ fn rows_outer(av: array<vec4<f32>, 8>, h: u32, bv: vec4<f32>,
     return acc;
 }
 
-// Row gm, columns gn .. gn+3 of C (bias, accumulate), when gm is a row of C and gn a column.
-fn store4(gm: u32, gn: u32, v: vec4<f32>) {
-    if gm >= p.m || gn >= p.n {
+// Rows m0 .. m0+31, columns n0 .. n0+3 of C from the four accumulator blocks (rows past m and
+// columns past n store nothing); the bias, when there is one, is loaded once.
+fn store32(m0: u32, n0: u32, acc0: array<vec4<f32>, 8>, acc1: array<vec4<f32>, 8>,
+           acc2: array<vec4<f32>, 8>, acc3: array<vec4<f32>, 8>) {
+    if n0 >= p.n {
         return;
     }
-    var x = v;
+    var bv = vec4<f32>(0.0);
     if (p.flags & BIAS) != 0u {
-        x += bias[(p.bias_off + gn) / 4u];
+        bv = bias[(p.bias_off + n0) / 4u];
+    }
+    for (var i = 0u; i < 8u; i++) {
+        store4(m0 + i, n0, acc0[i] + bv);
+        store4(m0 + 8u + i, n0, acc1[i] + bv);
+        store4(m0 + 16u + i, n0, acc2[i] + bv);
+        store4(m0 + 24u + i, n0, acc3[i] + bv);
+    }
+}
+
+// Row gm, columns gn .. gn+3 of C (accumulating), when gm is a row of C.
+fn store4(gm: u32, gn: u32, v: vec4<f32>) {
+    if gm >= p.m {
+        return;
     }
     let idx = (p.c_off + gm * p.ldc + gn) / 4u;
     if (p.flags & ACCUMULATE) != 0u {
-        x += c[idx];
-    }
-    c[idx] = x;
-}
-
-fn store32(m0: u32, n0: u32, acc0: array<vec4<f32>, 8>, acc1: array<vec4<f32>, 8>,
-           acc2: array<vec4<f32>, 8>, acc3: array<vec4<f32>, 8>) {
-    for (var i = 0u; i < 8u; i++) {
-        store4(m0 + i, n0, acc0[i]);
-        store4(m0 + 8u + i, n0, acc1[i]);
-        store4(m0 + 16u + i, n0, acc2[i]);
-        store4(m0 + 24u + i, n0, acc3[i]);
+        c[idx] = v + c[idx];
+    } else {
+        c[idx] = v;
     }
 }
 
