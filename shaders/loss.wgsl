@@ -1,7 +1,8 @@
 // Losses with their gradients, reduced on the device without atomics.
 //
 // cross_entropy (uniform at 0): fused softmax + cross-entropy over the vocabulary, one
-// workgroup per row r < rows of logits [rows, V] (row r at logits_off + r * V):
+// workgroup per row r < rows of logits [rows, V] (row r at logits_off + r * V; on CPU
+// adapters cross_entropy_rows, one invocation per row):
 //   m = max_v x[r, v],  lse = m + log(sum_v exp(x[r, v] - m))          (stable log-sum-exp)
 //   row_loss[r] = lse - x[r, target[r]]
 //   dlogits[r, v] = grad_scale * (exp(x[r, v] - lse) - [v == target[r]])
@@ -23,6 +24,8 @@
 
 const WG: u32 = 128u;
 const RWG: u32 = 256u;
+// Rows per workgroup of cross_entropy_rows.
+const ROWS_WG: u32 = 64u;
 
 // Flag bit of ReduceParams.flags, as in src/kernels/loss.rs::flags.
 const ACCUMULATE: u32 = 1u;
@@ -101,6 +104,37 @@ fn cross_entropy(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgro
     if lid == 0u {
         row_loss[r] = lse - logits[base + min(t, V - 1u)];
     }
+}
+
+// cross_entropy_rows: the same, one invocation per row (CPU adapters: no workgroup memory and
+// no barriers, which cost lavapipe a switch of every SIMD row of the workgroup each). Same
+// bindings and parameters; the sums run along v in order instead of as a tree.
+@compute @workgroup_size(64, 1, 1)
+fn cross_entropy_rows(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = (wid.x + wid.y * nwg.x) * ROWS_WG + lid3.x;
+    if r >= ce.rows {
+        return;
+    }
+    let V = ce.vocab;
+    let base = ce.logits_off + r * V;
+    var m = -3.402823e38;
+    for (var v = 0u; v < V; v++) {
+        m = max(m, logits[base + v]);
+    }
+    var s = 0.0;
+    for (var v = 0u; v < V; v++) {
+        s += exp(logits[base + v] - m);
+    }
+    let lse = m + log(s);
+    let t = targets[r];
+    for (var v = 0u; v < V; v++) {
+        var g = exp(logits[base + v] - lse);
+        if v == t {
+            g -= 1.0;
+        }
+        dlogits[r * V + v] = ce.grad_scale * g;
+    }
+    row_loss[r] = lse - logits[base + min(t, V - 1u)];
 }
 
 // ---------------------------------------------------------------------------------------

@@ -256,6 +256,7 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     assert_eq!(c(Shader::Clip, "WG"), clip::CLIP_WG);
     assert_eq!(c(Shader::Embedding, "WG"), embedding::EMBEDDING_WG);
     assert_eq!(c(Shader::Loss, "WG"), loss::LOSS_WG);
+    assert_eq!(c(Shader::Loss, "ROWS_WG"), loss::CROSS_ENTROPY_ROWS_WG);
     assert_eq!(c(Shader::Optim, "WG"), optim::OPTIM_WG);
     assert_eq!(c(Shader::GradFlow, "SCAN_WG"), kernels::grad_flow::SCAN_WG);
     assert_eq!(c(Shader::GradFlow, "NORM_WG"), kernels::grad_flow::NORM_WG);
@@ -286,6 +287,7 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::MatmulSubgroup => [32, 1, 1],
         Shader::Clip => [clip::CLIP_WG, 1, 1],
         Shader::Embedding => [embedding::EMBEDDING_WG, 1, 1],
+        Shader::Loss if e == "cross_entropy_rows" => [loss::CROSS_ENTROPY_ROWS_WG, 1, 1],
         Shader::Loss if e != "loss_reduce" => [loss::LOSS_WG, 1, 1],
         Shader::Optim => [optim::OPTIM_WG, 1, 1],
         Shader::StepOnnx => [kernels::step_onnx::WORKGROUP, 1, 1],

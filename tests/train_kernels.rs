@@ -159,9 +159,17 @@ fn linear_should_match_reference() {
     }
 }
 
+/// Both kernels: one workgroup a row (GPUs) and one invocation a row (CPU adapters).
 #[test]
 fn cross_entropy_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
+    let Some(mut gpu) = gpu() else { return };
+    for per_row in [false, true] {
+        gpu.set_direct_kernels(per_row);
+        check_cross_entropy(&gpu);
+    }
+}
+
+fn check_cross_entropy(gpu: &recur::Gpu) {
     let mut rng = Rng::new(3);
     // (rows, vocab, logit scale): tiny; vocab past the 128-thread workgroup; logits that
     // overflow exp without the max shift; more rows than one grid dimension holds.
@@ -180,10 +188,10 @@ fn cross_entropy_should_match_reference() {
             .collect();
         let tg = ids(&mut rng, rows, vocab);
         let tl = gpu.tensor("logits", &[rows, vocab], &logits).unwrap();
-        let tt = TokenIds::new(&gpu, "targets", &[rows], &tg, vocab).unwrap();
-        let loss = loss_slot(&gpu, 0.25);
+        let tt = TokenIds::new(gpu, "targets", &[rows], &tg, vocab).unwrap();
+        let loss = loss_slot(gpu, 0.25);
         for (accumulate, s) in [(false, 1.0f32), (true, 0.5)] {
-            let mut rec = Recorder::new(&gpu);
+            let mut rec = Recorder::new(gpu);
             let d = record_cross_entropy(
                 &mut rec,
                 &tl,
@@ -203,7 +211,10 @@ fn cross_entropy_should_match_reference() {
             let got = gpu.read(&loss).unwrap();
             let prev = if accumulate { l } else { 0.0 };
             let want_l = prev + f64::from(s) * l;
-            let what = format!("cross_entropy {rows}x{vocab} scale {scale} acc={accumulate}");
+            let what = format!(
+                "cross_entropy {rows}x{vocab} scale {scale} acc={accumulate} direct={}",
+                gpu.prefers_direct_kernels()
+            );
             assert_eq!((got[0], got[2]), (9.0, 9.0), "{what}: neighbours");
             assert_close(&format!("{what} loss"), &got[1..2], &[want_l], 1e-5);
             assert_close(&format!("{what} grad"), &gpu.read(&d).unwrap(), &g, 1e-5);

@@ -24,6 +24,16 @@ pub const CROSS_ENTROPY: KernelDesc = KernelDesc {
     ],
 };
 
+/// Entry `cross_entropy_rows`: [`CROSS_ENTROPY`] with one invocation per row and no
+/// workgroup memory (CPU adapters, see [`crate::Gpu::prefers_direct_kernels`]).
+pub const CROSS_ENTROPY_ROWS: KernelDesc = KernelDesc {
+    entry: "cross_entropy_rows",
+    ..CROSS_ENTROPY
+};
+
+/// Rows per workgroup of [`CROSS_ENTROPY_ROWS`] (WGSL `ROWS_WG`).
+pub const CROSS_ENTROPY_ROWS_WG: usize = 64;
+
 /// Entry `mse`: bindings 9 pred, 10 target, 11 grad, 12 partials.
 pub const MSE: KernelDesc = KernelDesc {
     shader: Shader::Loss,
@@ -119,7 +129,13 @@ pub fn encode_cross_entropy(
     dlogits: &wgpu::Buffer,
     row_loss: &wgpu::Buffer,
 ) -> Result<()> {
-    let bind = rec.bind(&CROSS_ENTROPY, &[logits, targets, dlogits, row_loss])?;
+    let per_row = rec.gpu().prefers_direct_kernels();
+    let desc = if per_row {
+        &CROSS_ENTROPY_ROWS
+    } else {
+        &CROSS_ENTROPY
+    };
+    let bind = rec.bind(desc, &[logits, targets, dlogits, row_loss])?;
     u32_of("cross_entropy logits", rows.saturating_mul(vocab))?;
     let p = CrossEntropyParams {
         rows: u32_of("cross_entropy rows", rows)?,
@@ -128,7 +144,12 @@ pub fn encode_cross_entropy(
         grad_scale,
         ..Default::default()
     };
-    rec.dispatch(bind, &p, grid(rows)?)
+    let workgroups = if per_row {
+        rows.div_ceil(CROSS_ENTROPY_ROWS_WG)
+    } else {
+        rows
+    };
+    rec.dispatch(bind, &p, grid(workgroups)?)
 }
 
 /// Elements each `mse` workgroup owns for `n` elements: a multiple of the workgroup size,

@@ -73,6 +73,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         embedding::EMBEDDING_FORWARD,
         embedding::EMBEDDING_BACKWARD,
         loss::CROSS_ENTROPY,
+        loss::CROSS_ENTROPY_ROWS,
         loss::MSE,
         loss::LOSS_REDUCE,
         optim::SGD_STEP,
