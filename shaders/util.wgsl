@@ -33,6 +33,29 @@ fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     dst[sr.dst_off + j] += s;
 }
 
+@group(0) @binding(16) var<uniform> sr4: SumRowsParams;
+@group(0) @binding(17) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read_write> dst4: array<vec4<f32>>;
+
+// sum_rows for CPU adapters, four columns an invocation on vec4-typed storage (cols, ld and
+// the offsets multiples of 4): a quarter of the loads, the same sums in the same order.
+@compute @workgroup_size(16, 1, 1)
+fn sum_rows_vec4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x * 4u;
+    if j >= sr4.cols {
+        return;
+    }
+    var s = vec4<f32>(0.0);
+    var i = (sr4.src_off + j) / 4u;
+    let ld = sr4.src_ld / 4u;
+    for (var r = 0u; r < sr4.rows; r++) {
+        s += src4[i];
+        i += ld;
+    }
+    let d = (sr4.dst_off + j) / 4u;
+    dst4[d] = dst4[d] + s;
+}
+
 struct Transpose01Params {
     d0: u32,
     d1: u32,

@@ -273,25 +273,60 @@ fn matmul_should_honour_offsets_and_leading_dimensions() {
     assert_close("matmul with offsets", &got, &full, 1e-6);
 }
 
+/// Both kernels: one column an invocation, and on CPU adapters four (vec4 storage) where
+/// cols, ld and both offsets are multiples of 4; rows padded past cols with NaN, which must
+/// not be read.
 #[test]
 fn sum_rows_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
+    let Some(mut gpu) = gpu() else { return };
     let mut rng = Rng::new(3);
-    for &(rows, cols) in &[(1, 1), (7, 5), (33, 65), (200, 130)] {
-        let a = rng.vec_uniform_f32(rows * cols, -1.0, 1.0);
-        let init = rng.vec_uniform_f32(cols + 2, -1.0, 1.0);
-        let ta = gpu.tensor("a", &[rows * cols], &a).unwrap();
-        let out = gpu.tensor("out", &[cols + 2], &init).unwrap();
-        let mut rec = Recorder::new(&gpu);
-        encode_sum_rows(&mut rec, &ta.buffer, 0, cols, rows, cols, &out.buffer, 2).unwrap();
-        rec.run().unwrap();
-        let got = gpu.read(&out).unwrap();
-        let sums = reference::sum_rows(&f64s(&a), rows, cols);
-        let mut want = f64s(&init);
-        for j in 0..cols {
-            want[2 + j] += sums[j];
+    // (rows, cols, src_off, ld, dst_off): the last three qualify for the vec4 kernel.
+    let cases = [
+        (1, 1, 0, 1, 2),
+        (7, 5, 1, 6, 2),
+        (33, 65, 0, 65, 2),
+        (200, 130, 0, 130, 2),
+        (1, 4, 0, 4, 0),
+        (33, 64, 4, 68, 4),
+        (200, 132, 8, 136, 8),
+    ];
+    for direct in [false, true] {
+        gpu.set_direct_kernels(direct);
+        for &(rows, cols, src_off, ld, dst_off) in &cases {
+            let a = rng.vec_uniform_f32(rows * cols, -1.0, 1.0);
+            let mut stored = vec![f32::NAN; src_off + rows * ld];
+            for r in 0..rows {
+                stored[src_off + r * ld..][..cols].copy_from_slice(&a[r * cols..][..cols]);
+            }
+            let init = rng.vec_uniform_f32(dst_off + cols + 2, -1.0, 1.0);
+            let ta = gpu.tensor("a", &[stored.len()], &stored).unwrap();
+            let out = gpu.tensor("out", &[init.len()], &init).unwrap();
+            let mut rec = Recorder::new(&gpu);
+            encode_sum_rows(
+                &mut rec,
+                &ta.buffer,
+                src_off,
+                ld,
+                rows,
+                cols,
+                &out.buffer,
+                dst_off,
+            )
+            .unwrap();
+            rec.run().unwrap();
+            let got = gpu.read(&out).unwrap();
+            let sums = reference::sum_rows(&f64s(&a), rows, cols);
+            let mut want = f64s(&init);
+            for j in 0..cols {
+                want[dst_off + j] += sums[j];
+            }
+            assert_close(
+                &format!("sum_rows {rows}x{cols} at {src_off}, ld {ld}, direct {direct}"),
+                &got,
+                &want,
+                1e-6,
+            );
         }
-        assert_close(&format!("sum_rows {rows}x{cols}"), &got, &want, 1e-6);
     }
 }
 

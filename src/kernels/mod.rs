@@ -46,6 +46,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         matmul::MATMUL_NT_SG,
         matmul::MATMUL_TN_SG,
         util::SUM_ROWS,
+        util::SUM_ROWS_VEC4,
         util::TRANSPOSE01,
         util::COPY_ROWS,
         util::GATHER_ROWS,

@@ -15,6 +15,18 @@ pub const SUM_ROWS: KernelDesc = KernelDesc {
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
+/// Entry `sum_rows_vec4` (bindings 16..18): [`SUM_ROWS`] four columns an invocation on
+/// vec4-typed storage, for CPU adapters.
+pub const SUM_ROWS_VEC4: KernelDesc = KernelDesc {
+    shader: Shader::Util,
+    entry: "sum_rows_vec4",
+    base: 16,
+    bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
+};
+
+/// Invocations per workgroup of [`SUM_ROWS_VEC4`].
+pub const SUM_ROWS_VEC4_WG: usize = 16;
+
 /// Entry `transpose01` (bindings 4..6).
 pub const TRANSPOSE01: KernelDesc = KernelDesc {
     shader: Shader::Util,
@@ -121,7 +133,13 @@ pub fn encode_sum_rows(
     dst: &wgpu::Buffer,
     dst_off: usize,
 ) -> Result<()> {
-    let bind = rec.bind(&SUM_ROWS, &[src, dst])?;
+    // CPU adapters: four columns an invocation where everything is whole vec4s.
+    let vec4 = rec.gpu().prefers_direct_kernels()
+        && [src_off, ld, cols, dst_off]
+            .iter()
+            .all(|x| x.is_multiple_of(4));
+    let desc = if vec4 { &SUM_ROWS_VEC4 } else { &SUM_ROWS };
+    let bind = rec.bind(desc, &[src, dst])?;
     let p = SumRowsParams {
         rows: u32_of("rows", rows)?,
         cols: u32_of("cols", cols)?,
@@ -130,7 +148,12 @@ pub fn encode_sum_rows(
         dst_off: u32_of("offset", dst_off)?,
         ..Default::default()
     };
-    rec.dispatch(bind, &p, [groups(cols, 64)?, 1, 1])
+    let grid = if vec4 {
+        groups(cols / 4, SUM_ROWS_VEC4_WG)?
+    } else {
+        groups(cols, 64)?
+    };
+    rec.dispatch(bind, &p, [grid, 1, 1])
 }
 
 /// `dst[j, i, :] = src[i, j, :]` for a `[d0, d1, inner]` tensor.
