@@ -52,7 +52,7 @@ pub struct TrainArgs {
     /// Parallel streams per step [default: 32 on a CPU adapter, 64].
     #[arg(long, conflicts_with = "resume", allow_negative_numbers = true)]
     batch: Option<usize>,
-    /// Optimizer steps to run [default: 800 on a CPU adapter, 3000 on a GPU].
+    /// Optimizer steps to run [default: 1000 on a CPU adapter, 3000 on a GPU].
     #[arg(long, allow_negative_numbers = true)]
     steps: Option<usize>,
     /// Adam learning rate [default: 0.004; on --resume, the checkpoint's].
@@ -189,7 +189,7 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let on_gpu = gpu.info().device_type != wgpu::DeviceType::Cpu;
     let pick =
         |v: Option<usize>, cpu: usize, gpu: usize| v.unwrap_or(if on_gpu { gpu } else { cpu });
-    let steps = positive("steps", pick(a.steps, 800, 3000))?;
+    let steps = positive("steps", pick(a.steps, 1000, 3000))?;
     // Samples are drawn on the device into one buffer of ids: refuse now, not after the run.
     let max_sample = gpu.max_binding_bytes() / 4;
     if a.sample_len as u64 > max_sample {
