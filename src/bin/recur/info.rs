@@ -39,6 +39,35 @@ pub fn info() -> anyhow::Result<()> {
             println!("  feature {name:<16} {}", if has { "yes" } else { "no" });
         }
     }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    if gpu.features().contains(wgpu::Features::SUBGROUP) {
+        println!(
+            "  subgroup size                        {}..{}",
+            gpu.info().subgroup_min_size,
+            gpu.info().subgroup_max_size
+        );
+    }
+    println!(
+        "  kernels: {} family{}{}",
+        if gpu.prefers_direct_kernels() {
+            "direct (CPU adapter)"
+        } else {
+            "tiled (GPU)"
+        },
+        if gpu.prefers_direct_kernels() {
+            format!(
+                ", loads shared across subgroups: {}",
+                yes(gpu.shares_subgroup_loads())
+            )
+        } else {
+            format!(", subgroup reductions: {}", yes(gpu.uses_subgroups()))
+        },
+        if gpu.has_f16_in_f32() {
+            ", f16 weights: available"
+        } else {
+            ", f16 weights: not available"
+        }
+    );
     println!(
         "  max_buffer_size                      {}",
         l.max_buffer_size
