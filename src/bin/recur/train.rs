@@ -31,7 +31,7 @@ const CORPUS: &str = recur::train::text::BUILT_IN_TEXT;
 const MAX_TEXT_BYTES: u64 = 256 << 20;
 
 /// Arguments of `recur train`. Sizes left out get defaults that suit the adapter: small on a
-/// CPU adapter (lavapipe: about two minutes), larger on a GPU.
+/// CPU adapter (lavapipe: under a minute on 2 cores), larger on a GPU.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// UTF-8 text to train on [default: recur's own source files, built into the binary].
