@@ -365,11 +365,9 @@ fn rounded_hh(layout: &ParamLayout, params: &[f32]) -> Vec<f64> {
 /// reference by more than from the rounded one: the f16 copy was really read.
 #[test]
 fn f16_weight_inference_should_match_reference_on_rounded_weights() {
-    let Some(mut gpu) = gpu() else { return };
-    if !gpu.has_f16_in_f32() {
-        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
+    let Some(mut gpu) = common::f16_gpu() else {
         return;
-    }
+    };
     let mut seed = 500;
     for direct in [false, true] {
         gpu.set_direct_kernels(direct);
@@ -439,11 +437,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 /// no copy to read; switching to f32 and back needs no repack.
 #[test]
 fn f16_copy_should_be_packed_once_until_the_parameters_change() {
-    let Some(gpu) = gpu() else { return };
-    if !gpu.has_f16_in_f32() {
-        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
-        return;
-    }
+    let Some(gpu) = common::f16_gpu() else { return };
     let (seq, batch) = (4, 3);
     let (mut rnn, params, xv) = f16_stack(&gpu, 900, seq, batch);
     let x = gpu.tensor("x", &[seq, batch, 5], &xv).unwrap();
@@ -514,11 +508,7 @@ fn f16_copy_should_be_packed_once_until_the_parameters_change() {
 fn f16_copy_should_follow_every_parameter_write() {
     use recur::nn::Module;
     use recur::train::{Optimizer, OptimizerConfig};
-    let Some(gpu) = gpu() else { return };
-    if !gpu.has_f16_in_f32() {
-        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
-        return;
-    }
+    let Some(gpu) = common::f16_gpu() else { return };
     let (seq, batch) = (5, 2);
     let (mut rnn, p0, xv) = f16_stack(&gpu, 901, seq, batch);
     let x = gpu.tensor("x", &[seq, batch, 5], &xv).unwrap();
@@ -577,11 +567,7 @@ fn f16_copy_should_follow_every_parameter_write() {
 /// bit, as in tests/stream.rs) and packs the f16 copy once for all its pushes.
 #[test]
 fn f16_stream_should_equal_the_whole_forward_and_pack_once() {
-    let Some(gpu) = gpu() else { return };
-    if !gpu.has_f16_in_f32() {
-        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
-        return;
-    }
+    let Some(gpu) = common::f16_gpu() else { return };
     let (seq, batch) = (7, 2);
     let (rnn, params, xv) = f16_stack(&gpu, 903, seq, batch);
     let mut stream = recur::RnnStream::new(&gpu, &rnn, batch).unwrap();

@@ -95,33 +95,27 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         attention::ATTENTION_BACKWARD_SCORES,
     ];
     use step_vec4 as v4;
-    for desc in [
+    let steps = [
         &v4::RNN_FORWARD,
         &v4::RNN_BACKWARD,
         &v4::LSTM_FORWARD,
         &v4::LSTM_BACKWARD,
         &v4::GRU_FORWARD,
         &v4::GRU_BACKWARD,
+    ];
+    let sequences = [
         &v4::RNN_SEQUENCE_FORWARD,
         &v4::LSTM_SEQUENCE_FORWARD,
         &v4::GRU_SEQUENCE_FORWARD,
         &v4::RNN_SEQUENCE_BACKWARD,
         &v4::LSTM_SEQUENCE_BACKWARD,
         &v4::GRU_SEQUENCE_BACKWARD,
-    ] {
+    ];
+    for desc in steps.iter().chain(&sequences) {
         all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
     }
     // The subgroup build has the per-step entries only.
-    for desc in [
-        &v4::RNN_FORWARD,
-        &v4::RNN_BACKWARD,
-        &v4::LSTM_FORWARD,
-        &v4::LSTM_BACKWARD,
-        &v4::GRU_FORWARD,
-        &v4::GRU_BACKWARD,
-    ] {
-        all.push(v4::for_rows(desc, v4::SUBGROUP_ROWS));
-    }
+    all.extend(steps.map(|desc| v4::for_rows(desc, v4::SUBGROUP_ROWS)));
     // The f16-weight and subgroup builds of the step files hold the same entry points.
     let builds: Vec<KernelDesc> = all
         .iter()

@@ -19,6 +19,23 @@ pub fn gpu() -> Option<Gpu> {
     }
 }
 
+/// [`gpu`] where it can run the f16-weight kernels (`pack2x16float`: wgpu's
+/// `SHADER_F16_IN_F32`); elsewhere the test is skipped, saying why.
+pub fn f16_gpu() -> Option<Gpu> {
+    let gpu = gpu()?;
+    if !gpu.has_f16_in_f32() {
+        eprintln!("skipped: the adapter has no pack2x16float (SHADER_F16_IN_F32)");
+        return None;
+    }
+    Some(gpu)
+}
+
+/// Whether `gpu` is Mesa's lavapipe (llvmpipe on Vulkan, CI's adapter): subgroups of 8 lanes,
+/// SHADER_F16, timestamps.
+pub fn is_lavapipe(gpu: &Gpu) -> bool {
+    gpu.info().name.contains("llvmpipe") && gpu.info().backend == wgpu::Backend::Vulkan
+}
+
 /// ‖got − want‖ / ‖want‖ (absolute norm when want is zero).
 pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
