@@ -7,7 +7,8 @@
 // device: the scale dispatch reads coef from the norm buffer.
 //   clip_norm_partials (uniform at 0): workgroup w of one gradient buffer sums g^2 over its
 //     elements [w * chunk, (w+1) * chunk) and writes partials[part_off + w]; each buffer of a
-//     model gets its own range of partials.
+//     model gets its own range of partials. On CPU adapters clip_norm_partials_rows: one
+//     invocation a chunk, summed in order.
 //   clip_norm_finish (uniform at 4): one workgroup sums partials[0..num_partials] and writes
 //     norm[norm_off] = total_norm, norm[norm_off + 1] = coef.
 //   clip_scale (uniform at 8): g[i] *= norm[norm_off + 1].
@@ -17,6 +18,8 @@
 // Elements and workgroups are spread over (x, y) when x would pass 65535.
 
 const WG: u32 = 256u;
+// Chunks per workgroup of clip_norm_partials_rows.
+const ROWS_WG: u32 = 64u;
 
 struct ClipParams {
     n: u32,
@@ -71,6 +74,25 @@ fn clip_norm_partials(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(wo
     if lid == 0u {
         p_partials[pp.part_off + w] = red[0];
     }
+}
+
+// clip_norm_partials_rows: the same partials, one invocation per chunk summing it in order
+// (CPU adapters: no workgroup memory and no barriers, which cost lavapipe a switch of every
+// SIMD row of the workgroup each).
+@compute @workgroup_size(64, 1, 1)
+fn clip_norm_partials_rows(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let w = (wid.x + wid.y * nwg.x) * ROWS_WG + lid3.x;
+    let start = w * pp.chunk;
+    if start >= pp.n {
+        return;
+    }
+    let end = min(start + pp.chunk, pp.n);
+    var s = 0.0;
+    for (var i = start; i < end; i++) {
+        let g = p_grads[i];
+        s += g * g;
+    }
+    p_partials[pp.part_off + w] = s;
 }
 
 // ---------------------------------------------------------------------------------------

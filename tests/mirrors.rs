@@ -254,6 +254,7 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
         matmul::TILE
     );
     assert_eq!(c(Shader::Clip, "WG"), clip::CLIP_WG);
+    assert_eq!(c(Shader::Clip, "ROWS_WG"), clip::CLIP_ROWS_WG);
     assert_eq!(c(Shader::Embedding, "WG"), embedding::EMBEDDING_WG);
     assert_eq!(c(Shader::Loss, "WG"), loss::LOSS_WG);
     assert_eq!(c(Shader::Loss, "ROWS_WG"), loss::CROSS_ENTROPY_ROWS_WG);
@@ -285,6 +286,7 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::Matmul | Shader::MatmulVec4 => [8, 8, 1],
         // Four subgroups of 8 lanes.
         Shader::MatmulSubgroup => [32, 1, 1],
+        Shader::Clip if e == "clip_norm_partials_rows" => [clip::CLIP_ROWS_WG, 1, 1],
         Shader::Clip => [clip::CLIP_WG, 1, 1],
         Shader::Embedding => [embedding::EMBEDDING_WG, 1, 1],
         Shader::Loss if e == "cross_entropy_rows" => [loss::CROSS_ENTROPY_ROWS_WG, 1, 1],

@@ -466,9 +466,18 @@ fn optimizer_configs_are_validated() {
     assert!(OptimizerConfig::adamw().validate().is_ok());
 }
 
+/// Both partial-sum kernels: a workgroup a chunk (GPUs) and an invocation a chunk (CPU
+/// adapters).
 #[test]
 fn clip_grad_norm_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
+    let Some(mut gpu) = gpu() else { return };
+    for per_chunk in [false, true] {
+        gpu.set_direct_kernels(per_chunk);
+        check_clip_grad_norm(&gpu);
+    }
+}
+
+fn check_clip_grad_norm(gpu: &Gpu) {
     let mut rng = Rng::new(6);
     // Buffers of one element, one partial workgroup, and enough for many partial sums.
     let sizes = [1usize, 300, 70_001];
@@ -485,13 +494,13 @@ fn clip_grad_norm_should_match_reference() {
                 grads: g,
             })
             .collect();
-        let norm = GradNorm::for_groups(&gpu, &groups).unwrap();
-        let mut rec = Recorder::new(&gpu);
+        let norm = GradNorm::for_groups(gpu, &groups).unwrap();
+        let mut rec = Recorder::new(gpu);
         norm.record(&mut rec, &groups, Some(max_norm)).unwrap();
         rec.run().unwrap();
         let mut want: Vec<Vec<f64>> = gs.iter().map(|g| f64s(g)).collect();
         let total = rt::clip_grad_norm(&mut want, f64::from(max_norm));
-        let (n, coef) = norm.read(&gpu).unwrap();
+        let (n, coef) = norm.read(gpu).unwrap();
         assert_close(&format!("norm max={max_norm}"), &[n], &[total], 1e-5);
         let want_coef = (f64::from(max_norm) / (total + 1e-6)).min(1.0);
         assert_close("coef", &[coef], &[want_coef], 1e-5);
@@ -511,12 +520,12 @@ fn clip_grad_norm_should_match_reference() {
         params: &t,
         grads: &t,
     }];
-    let norm = GradNorm::for_groups(&gpu, &groups).unwrap();
-    let mut rec = Recorder::new(&gpu);
+    let norm = GradNorm::for_groups(gpu, &groups).unwrap();
+    let mut rec = Recorder::new(gpu);
     norm.record(&mut rec, &groups, None).unwrap();
     rec.run().unwrap();
     let total = f64s(&g).iter().map(|x| x * x).sum::<f64>().sqrt();
-    assert_close("norm only", &[norm.read(&gpu).unwrap().0], &[total], 1e-5);
+    assert_close("norm only", &[norm.read(gpu).unwrap().0], &[total], 1e-5);
     assert_eq!(gpu.read(&t).unwrap(), g);
 }
 

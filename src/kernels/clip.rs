@@ -21,6 +21,16 @@ pub const CLIP_NORM_PARTIALS: KernelDesc = KernelDesc {
     bindings: &[Some(Access::Read), Some(Access::ReadWrite)],
 };
 
+/// Entry `clip_norm_partials_rows`: [`CLIP_NORM_PARTIALS`] with one invocation a chunk and
+/// no workgroup memory (CPU adapters, see [`crate::Gpu::prefers_direct_kernels`]).
+pub const CLIP_NORM_PARTIALS_ROWS: KernelDesc = KernelDesc {
+    entry: "clip_norm_partials_rows",
+    ..CLIP_NORM_PARTIALS
+};
+
+/// Chunks per workgroup of [`CLIP_NORM_PARTIALS_ROWS`] (WGSL `ROWS_WG`).
+pub const CLIP_ROWS_WG: usize = 64;
+
 /// Entry `clip_norm_finish`: bindings 5 partials, 6 norm (rw).
 pub const CLIP_NORM_FINISH: KernelDesc = KernelDesc {
     shader: Shader::Clip,
@@ -82,7 +92,13 @@ pub fn encode_norm_partials(
     partials: &wgpu::Buffer,
     part_off: usize,
 ) -> Result<()> {
-    let bind = rec.bind(&CLIP_NORM_PARTIALS, &[grads, partials])?;
+    let per_chunk = rec.gpu().prefers_direct_kernels();
+    let desc = if per_chunk {
+        &CLIP_NORM_PARTIALS_ROWS
+    } else {
+        &CLIP_NORM_PARTIALS
+    };
+    let bind = rec.bind(desc, &[grads, partials])?;
     let chunk = partial_chunk(n);
     let p = ClipParams {
         n: u32_of("clip elements", n)?,
@@ -90,7 +106,13 @@ pub fn encode_norm_partials(
         part_off: u32_of("clip partial offset", part_off)?,
         ..Default::default()
     };
-    rec.dispatch(bind, &p, grid(n.div_ceil(chunk))?)
+    let chunks = n.div_ceil(chunk);
+    let workgroups = if per_chunk {
+        chunks.div_ceil(CLIP_ROWS_WG)
+    } else {
+        chunks
+    };
+    rec.dispatch(bind, &p, grid(workgroups)?)
 }
 
 /// `norm[norm_off] = sqrt(sum(partials[0..count]))`,

@@ -80,6 +80,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         optim::SGD_STEP,
         optim::ADAM_STEP,
         clip::CLIP_NORM_PARTIALS,
+        clip::CLIP_NORM_PARTIALS_ROWS,
         clip::CLIP_NORM_FINISH,
         clip::CLIP_SCALE,
         clip::CLIP_VALUE,
