@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod layout;
 mod numeric;
 
 pub use numeric::*;

@@ -1,0 +1,123 @@
+//! The vec4 step kernels (4 rows and 1 row an invocation, and 8 rows shared by a subgroup's
+//! lanes), one dispatch a step and the whole-sequence entries (one dispatch for several
+//! steps), and the f16-weight build of every kernel family, against the f64 reference cells.
+//! The scalar families are in tests/step_kernels.rs; the shapes, offsets and comparisons in
+//! tests/common/steps.rs.
+
+mod common;
+#[path = "common/steps.rs"]
+mod steps;
+
+use common::gpu;
+use recur::kernels::step::StepFamily;
+use recur::kernels::step_vec4;
+use steps::{run_backward, run_forward, shapes, single_steps, single_steps_on, step, Shape, Step};
+
+#[test]
+fn vec4_steps_should_match_reference() {
+    single_steps(StepFamily::Vec4 { rows: 4 });
+}
+
+/// The one-row build, on every B (the library picks it for B = 1 only).
+#[test]
+fn vec4_row_steps_should_match_reference() {
+    single_steps(StepFamily::Vec4 { rows: 1 });
+}
+
+/// The subgroup build (8 rows shared by the 8 lanes of a subgroup; the library picks it for
+/// B > 4 where `Gpu::shares_subgroup_loads`), on every B and H: H = 20 leaves lanes past the
+/// units in a subgroup, B = 17 a last row group of one.
+#[test]
+fn vec4_subgroup_steps_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.shares_subgroup_loads() {
+        // lavapipe (CI's Vulkan adapter) has subgroups of 8 lanes: there this build must run.
+        assert!(!common::is_lavapipe(&gpu));
+        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
+        return;
+    }
+    single_steps_on(
+        &gpu,
+        StepFamily::Vec4 {
+            rows: step_vec4::SUBGROUP_ROWS,
+        },
+    );
+}
+
+/// The `*_sequence_*_vec4` entries: T = 3 steps in one dispatch, states by time (step t reads
+/// slot t, writes slot t + 1), backward from t = 2 down with HAS_NEXT after the first.
+#[test]
+fn vec4_sequences_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    const T: usize = 3;
+    let fwd: Vec<Step> = (0..T).map(|t| step(t, t, t + 1, None)).collect();
+    let bwd: Vec<Step> = (0..T)
+        .rev()
+        .map(|t| step(t, t, t + 1, (t + 1 < T).then_some(t + 1)))
+        .collect();
+    let mut seed = 1000;
+    for rows in [4, 1] {
+        // The library's condition for these entries (at most 64 blocks of 4 units x rows).
+        let fits = |s: &Shape| step_vec4::whole_sequence(s.family, s.h, s.h, s.cell.gates(), s.b);
+        for s in shapes(StepFamily::Vec4 { rows }).filter(fits) {
+            for flags in [(false, true), (true, true), (true, false)] {
+                seed += 1;
+                run_forward(&gpu, s, flags, false, (T, T + 1), &fwd, true, seed);
+            }
+            seed += 1;
+            run_backward(&gpu, s, (T, T + 1), &bwd, true, seed);
+        }
+    }
+}
+
+/// The f16-weight builds (`Rnn::weight_storage = F16`): every forward kernel of every family,
+/// one step and (vec4) whole sequences, against the reference on the same f16-rounded
+/// weights, to the f32 tolerance.
+#[test]
+fn f16_weight_steps_should_match_reference_on_rounded_weights() {
+    let Some(gpu) = common::f16_gpu() else { return };
+    let mut seed = 2000;
+    for family in [
+        StepFamily::Tiled,
+        StepFamily::SmallBatch,
+        StepFamily::Direct,
+        StepFamily::Vec4 { rows: 4 },
+        StepFamily::Vec4 { rows: 1 },
+        StepFamily::Vec4 {
+            rows: step_vec4::SUBGROUP_ROWS,
+        },
+    ] {
+        if family
+            == (StepFamily::Vec4 {
+                rows: step_vec4::SUBGROUP_ROWS,
+            })
+            && !gpu.shares_subgroup_loads()
+        {
+            continue;
+        }
+        for s in shapes(family) {
+            for flags in [(false, false), (true, true)] {
+                seed += 1;
+                run_forward(
+                    &gpu,
+                    s,
+                    flags,
+                    true,
+                    (2, 3),
+                    &[step(1, 2, 1, None)],
+                    false,
+                    seed,
+                );
+            }
+        }
+    }
+    const T: usize = 3;
+    let fwd: Vec<Step> = (0..T).map(|t| step(t, t, t + 1, None)).collect();
+    for rows in [4, 1] {
+        let fits = |s: &Shape| step_vec4::whole_sequence(s.family, s.h, s.h, s.cell.gates(), s.b);
+        for s in shapes(StepFamily::Vec4 { rows }).filter(fits) {
+            seed += 1;
+            run_forward(&gpu, s, (true, true), true, (T, T + 1), &fwd, true, seed);
+        }
+    }
+}
