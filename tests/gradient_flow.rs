@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::layout::swap01;
 use common::{f64s, gpu};
 use recur::rng::Rng;
 use recur::rnn::{GradFlowProbe, Rnn};
@@ -22,18 +23,6 @@ fn assert_norms(what: &str, got: &[f32], want: &[f64], tol: f64) {
             "{what}: norm {i}: got {g}, expected {w} (relative error {err:.2e} > {tol:.0e})"
         );
     }
-}
-
-/// `[d0, d1, f]` -> `[d1, d0, f]` on the host.
-fn swap01(v: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for i in 0..d0 {
-        for j in 0..d1 {
-            out[(j * d0 + i) * f..(j * d0 + i + 1) * f]
-                .copy_from_slice(&v[(i * d1 + j) * f..(i * d1 + j + 1) * f]);
-        }
-    }
-    out
 }
 
 fn check(gpu: &Gpu, cfg: &RnnConfig, seq: usize, batch: usize, with_dhn: bool, seed: u64) {

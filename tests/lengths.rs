@@ -8,20 +8,10 @@
 
 mod common;
 
+use common::layout::swap01;
 use common::{assert_close, f64s, gpu};
 use recur::rng::Rng;
 use recur::{reference, CellKind, Gpu, ParamLayout, Recorder, Rnn, RnnConfig};
-
-/// `[d0, d1, f]` -> `[d1, d0, f]`.
-fn swap01(v: &[f32], d0: usize, d1: usize, f: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for i in 0..d0 {
-        for j in 0..d1 {
-            out[(j * d0 + i) * f..][..f].copy_from_slice(&v[(i * d1 + j) * f..][..f]);
-        }
-    }
-    out
-}
 
 /// Row `r` of a `[outer, batch, f]` tensor, over its first `outer_len` entries of axis 0.
 fn row(v: &[f32], outer_len: usize, batch: usize, f: usize, r: usize) -> Vec<f64> {
