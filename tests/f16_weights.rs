@@ -232,6 +232,72 @@ fn f16_copy_should_follow_every_parameter_write() {
     check(&rnn, "a new params tensor", &old, 4);
 }
 
+/// The order of submissions, not of recordings, decides what an f16 copy holds: a copy
+/// recorded after an optimizer step was recorded but submitted before it holds the old
+/// weights, and must not be reused once the step is submitted; an inference recorded after a
+/// step in the same recording reads the new weights.
+#[test]
+fn f16_copy_should_follow_the_order_of_submissions() {
+    use recur::nn::Module;
+    use recur::train::{Optimizer, OptimizerConfig};
+    let Some(gpu) = common::f16_gpu() else { return };
+    let (seq, batch) = (5, 2);
+    let (rnn, p0, xv) = f16_stack(&gpu, 904, seq, batch);
+    let x = gpu.tensor("x", &[seq, batch, 5], &xv).unwrap();
+    let reference_y = |p: &[f32]| {
+        let r = rounded_hh(&rnn.layout, p);
+        reference::rnn_forward(&rnn.cfg, &r, &f64s(&xv), seq, batch, None, None).y
+    };
+    let sgd = OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: 0.0,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let mut opt = Optimizer::new(&gpu, sgd, &[rnn.group()]).unwrap();
+    let mut rng = Rng::new(905);
+    gpu.write(&rnn.grads, &rng.vec_uniform_f32(p0.len(), -1.0, 1.0))
+        .unwrap();
+    let y0 = gpu
+        .read(&rnn.forward(&gpu, &x, None, None).unwrap().y)
+        .unwrap();
+    assert_close("f16 forward", &y0, &reference_y(&p0), 1e-5);
+
+    // The step is recorded, an inference recorded and submitted, then the step submitted.
+    let mut step = recur::Recorder::new(&gpu);
+    opt.record_step(&mut step, &[rnn.group()]).unwrap();
+    let mut early = recur::Recorder::new(&gpu);
+    let y_early = rnn.record_inference(&mut early, &x, None, None).unwrap().y;
+    early.run().unwrap();
+    assert_close(
+        "inference submitted before the step",
+        &gpu.read(&y_early).unwrap(),
+        &reference_y(&p0),
+        1e-5,
+    );
+    step.run().unwrap();
+    let p1 = gpu.read(&rnn.params).unwrap();
+    let y1 = gpu
+        .read(&rnn.forward(&gpu, &x, None, None).unwrap().y)
+        .unwrap();
+    assert_close("inference after the step", &y1, &reference_y(&p1), 1e-5);
+    assert!(common::rel_err(&y1, &reference_y(&p0)) > 1e-4);
+
+    // A step and an inference in one recording: the inference reads the new weights.
+    let mut both = recur::Recorder::new(&gpu);
+    opt.record_step(&mut both, &[rnn.group()]).unwrap();
+    let y2 = rnn.record_inference(&mut both, &x, None, None).unwrap().y;
+    both.run().unwrap();
+    let p2 = gpu.read(&rnn.params).unwrap();
+    assert_close(
+        "inference after a step in its recording",
+        &gpu.read(&y2).unwrap(),
+        &reference_y(&p2),
+        1e-5,
+    );
+}
+
 /// A stream with f16 weights pushed in chunks gives the whole f16 forward's outputs (bit for
 /// bit, as in tests/stream.rs) and packs the f16 copy once for all its pushes.
 #[test]

@@ -279,9 +279,10 @@ impl Gpu {
         self.submissions.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// How many times the library recorded or made a write of parameters on this device
-    /// (an optimizer step over any groups, a checkpoint load). Derived copies of parameters,
-    /// such as the f16 copy of [`crate::WeightStorage::F16`], are re-made when it moves.
+    /// How many times the library recorded, submitted or made a write of parameters on this
+    /// device (an optimizer step over any groups counts when recorded and again when
+    /// submitted; a checkpoint load once). Derived copies of parameters, such as the f16 copy
+    /// of [`crate::WeightStorage::F16`], are re-made when it moves.
     pub fn param_writes(&self) -> u64 {
         self.param_writes.load(std::sync::atomic::Ordering::Acquire)
     }

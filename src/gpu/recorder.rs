@@ -66,6 +66,8 @@ pub struct Recorder<'g> {
     profile: bool,
     /// Set once this recording is submitted (see [`Recorder::on_submit`]).
     on_submit: Vec<Arc<AtomicBool>>,
+    /// Whether the recording writes parameters (see [`Recorder::writes_params`]).
+    writes_params: bool,
 }
 
 /// GPU time per phase of one submission, from timestamp queries.
@@ -100,6 +102,7 @@ impl<'g> Recorder<'g> {
             phase: "",
             profile: false,
             on_submit: Vec::new(),
+            writes_params: false,
         }
     }
 
@@ -131,9 +134,21 @@ impl<'g> Recorder<'g> {
         self.on_submit.iter().any(|f| Arc::ptr_eq(f, flag))
     }
 
+    /// Notes that this recording writes parameters: [`crate::Gpu::param_writes`] moves now
+    /// (for what is recorded after it, here or elsewhere) and again when the recording is
+    /// submitted, so that a derived copy recorded in between but submitted first (and so made
+    /// from the old values) is not kept as current.
+    pub(crate) fn writes_params(&mut self) {
+        self.gpu.note_param_write();
+        self.writes_params = true;
+    }
+
     fn mark_submitted(&self) {
         for f in &self.on_submit {
             f.store(true, Ordering::Release);
+        }
+        if self.writes_params {
+            self.gpu.note_param_write();
         }
     }
 

@@ -4,7 +4,9 @@
 //! The copy is keyed on what can change them: the parameter buffer itself (a new tensor
 //! assigned to [`Rnn::params`]), the stack's own generation ([`Rnn::params_changed`], for
 //! writes the library cannot see) and the device's count of library parameter writes
-//! ([`Gpu::param_writes`]: optimizer steps, checkpoint loads). A copy is read only once the
+//! ([`Gpu::param_writes`]: optimizer steps, counted when recorded and again when submitted,
+//! so that a copy recorded in between but submitted first, made from the old values, is not
+//! kept; checkpoint loads). A copy is read only once the
 //! recording that packed it was submitted, or by that same recording (after the pack, in
 //! queue order); a recording dropped unsubmitted leaves a copy that is never read, and the
 //! next recording packs again.

@@ -292,7 +292,7 @@ impl Optimizer {
             .ok_or_else(|| Error::Overflow("the optimizer's step count".into()))?;
         let step_u32 = u32::try_from(step).unwrap_or(u32::MAX);
         // Derived copies of parameters (an Rnn's f16 copy) are re-made after this.
-        rec.gpu().note_param_write();
+        rec.writes_params();
         for (g, st) in groups.iter().zip(&self.state) {
             let n = n_u32(g.params.numel())?;
             match self.cfg {
