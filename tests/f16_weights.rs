@@ -5,7 +5,7 @@
 mod common;
 
 use common::layout::swap01;
-use common::{assert_close, f64s};
+use common::{assert_close, bits, f64s};
 use recur::rng::Rng;
 use recur::rnn::Rnn;
 use recur::{reference, CellKind, Gpu, ParamLayout, RnnConfig, Tensor};
@@ -95,10 +95,6 @@ fn f16_stack(gpu: &Gpu, seed: u64, seq: usize, batch: usize) -> (Rnn, Vec<f32>, 
     let mut rnn = Rnn::new(gpu, cfg, &params).unwrap();
     rnn.weight_storage = recur::WeightStorage::F16;
     (rnn, params, x)
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|f| f.to_bits()).collect()
 }
 
 /// The f16 copy is packed by the first inference recording and reused by the next ones

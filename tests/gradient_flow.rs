@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::layout::swap01;
+use common::layout::caller_io;
 use common::{f64s, gpu};
 use recur::rng::Rng;
 use recur::rnn::{GradFlowProbe, Rnn};
@@ -41,21 +41,7 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, seq: usize, batch: usize, with_dhn: bool, s
     let dhn = rng.vec_uniform_f32(state.iter().product(), -1.0, 1.0);
 
     let rnn = Rnn::new(gpu, cfg.clone(), &params).unwrap();
-    let (x_in, x_shape, dy_in, y_shape) = if cfg.batch_first {
-        (
-            swap01(&x_tm, seq, batch, cfg.input_size),
-            [batch, seq, cfg.input_size],
-            swap01(&dy_tm, seq, batch, d * h),
-            [batch, seq, d * h],
-        )
-    } else {
-        (
-            x_tm.clone(),
-            [seq, batch, cfg.input_size],
-            dy_tm.clone(),
-            [seq, batch, d * h],
-        )
-    };
+    let (x_in, x_shape, dy_in, y_shape) = caller_io(cfg, seq, batch, d * h, &x_tm, &dy_tm);
     let x = gpu.tensor("x", &x_shape, &x_in).unwrap();
     let dy = gpu.tensor("dy", &y_shape, &dy_in).unwrap();
     let tdhn = gpu.tensor("dhn", &state, &dhn).unwrap();

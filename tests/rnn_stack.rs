@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::layout::swap01;
+use common::layout::{caller_io, swap01};
 use common::{assert_close, f64s, gpu};
 use recur::rng::Rng;
 use recur::rnn::Rnn;
@@ -50,21 +50,7 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
     let lstm = cfg.cell == CellKind::Lstm;
 
     let rnn = Rnn::new(gpu, cfg.clone(), &params).unwrap();
-    let (x_in, x_shape, dy_in, y_shape) = if cfg.batch_first {
-        (
-            swap01(&x_tm, seq, batch, cfg.input_size),
-            [batch, seq, cfg.input_size],
-            swap01(&dy_tm, seq, batch, d * h),
-            [batch, seq, d * h],
-        )
-    } else {
-        (
-            x_tm.clone(),
-            [seq, batch, cfg.input_size],
-            dy_tm.clone(),
-            [seq, batch, d * h],
-        )
-    };
+    let (x_in, x_shape, dy_in, y_shape) = caller_io(cfg, seq, batch, d * h, &x_tm, &dy_tm);
     let x = gpu.tensor("x", &x_shape, &x_in).unwrap();
     let dy = gpu.tensor("dy", &y_shape, &dy_in).unwrap();
     let th0 = gpu.tensor("h0", &state, &h0).unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{bits, gpu};
 use recur::rng::Rng;
 use recur::{CellKind, Error, Gpu, ParamLayout, Rnn, RnnConfig, RnnStream};
 
@@ -48,10 +48,6 @@ fn paste(chunks: &[(usize, Vec<f32>)], (t, b, f): (usize, usize, usize), bf: boo
         t0 += len;
     }
     y
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]

@@ -36,6 +36,11 @@ pub fn is_lavapipe(gpu: &Gpu) -> bool {
     gpu.info().name.contains("llvmpipe") && gpu.info().backend == wgpu::Backend::Vulkan
 }
 
+/// The bit patterns of `v`, to assert that two results are identical (NaN and -0.0 included).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 /// ‖got − want‖ / ‖want‖ (absolute norm when want is zero).
 pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
