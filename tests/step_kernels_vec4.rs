@@ -1,6 +1,7 @@
 //! The vec4 step kernels (4 rows and 1 row an invocation, and 8 rows shared by a subgroup's
 //! lanes), one dispatch a step and the whole-sequence entries (one dispatch for several
-//! steps), and the f16-weight build of every kernel family, against the f64 reference cells.
+//! steps), the resident-weight sequence kernels, and the f16-weight build of every kernel
+//! family, against the f64 reference cells.
 //! The scalar families are in tests/step_kernels.rs; the shapes, offsets and comparisons in
 //! tests/common/steps.rs.
 
@@ -11,7 +12,10 @@ mod steps;
 use common::gpu;
 use recur::kernels::step::StepFamily;
 use recur::kernels::step_vec4;
-use steps::{run_backward, run_forward, shapes, single_steps, single_steps_on, step, Shape, Step};
+use recur::CellKind;
+use steps::{
+    run_backward, run_forward, shapes, single_steps, single_steps_on, step, Dispatch, Shape, Step,
+};
 
 #[test]
 fn vec4_steps_should_match_reference() {
@@ -62,10 +66,78 @@ fn vec4_sequences_should_match_reference() {
         for s in shapes(StepFamily::Vec4 { rows }).filter(fits) {
             for flags in [(false, true), (true, true), (true, false)] {
                 seed += 1;
-                run_forward(&gpu, s, flags, false, (T, T + 1), &fwd, true, seed);
+                run_forward(
+                    &gpu,
+                    s,
+                    flags,
+                    false,
+                    (T, T + 1),
+                    &fwd,
+                    Dispatch::Sequence,
+                    seed,
+                );
             }
             seed += 1;
             run_backward(&gpu, s, (T, T + 1), &bwd, true, seed);
+        }
+    }
+}
+
+/// The resident-weight kernels (`step_resident.wgsl`, W_hh held by the invocations for the
+/// whole sequence; the library picks them for small steps where `Gpu::shares_subgroup_loads`):
+/// every cell on B = 1, 3, 5 and H = 8, 20, 64 (the narrow build: lanes past the units, a
+/// partial and a full 64 k), 68 and 128 (the wide build: a partial and a full second 64 k),
+/// with and without b_hh and SAVE; T = 3 in time order and in reverse order with the state
+/// slots out of order (each step reads the slot the one before it wrote, the first a slot no
+/// step writes).
+#[test]
+fn resident_sequences_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.shares_subgroup_loads() {
+        assert!(!common::is_lavapipe(&gpu));
+        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
+        return;
+    }
+    const T: usize = 3;
+    let forward: Vec<Step> = (0..T).map(|t| step(t, t, t + 1, None)).collect();
+    let reverse = [
+        step(2, 3, 0, None),
+        step(1, 0, 2, None),
+        step(0, 2, 1, None),
+    ];
+    let mut seed = 3000;
+    for cell in [
+        CellKind::RnnTanh,
+        CellKind::RnnRelu,
+        CellKind::Lstm,
+        CellKind::Gru,
+    ] {
+        for h in [8, 20, 64, 68, 128] {
+            for b in [1, 3, 5] {
+                let s = Shape {
+                    cell,
+                    family: StepFamily::Vec4 { rows: 1 },
+                    b,
+                    h,
+                };
+                for (flags, order) in [
+                    ((false, false), &forward[..]),
+                    ((true, true), &forward[..]),
+                    ((true, false), &reverse[..]),
+                ] {
+                    seed += 1;
+                    run_forward(
+                        &gpu,
+                        s,
+                        flags,
+                        false,
+                        (T, T + 1),
+                        order,
+                        Dispatch::Resident,
+                        seed,
+                    );
+                }
+            }
         }
     }
 }
@@ -105,7 +177,7 @@ fn f16_weight_steps_should_match_reference_on_rounded_weights() {
                     true,
                     (2, 3),
                     &[step(1, 2, 1, None)],
-                    false,
+                    Dispatch::Steps,
                     seed,
                 );
             }
@@ -117,7 +189,16 @@ fn f16_weight_steps_should_match_reference_on_rounded_weights() {
         let fits = |s: &Shape| step_vec4::whole_sequence(s.family, s.h, s.h, s.cell.gates(), s.b);
         for s in shapes(StepFamily::Vec4 { rows }).filter(fits) {
             seed += 1;
-            run_forward(&gpu, s, (true, true), true, (T, T + 1), &fwd, true, seed);
+            run_forward(
+                &gpu,
+                s,
+                (true, true),
+                true,
+                (T, T + 1),
+                &fwd,
+                Dispatch::Sequence,
+                seed,
+            );
         }
     }
 }

@@ -47,6 +47,11 @@ pub enum Shader {
     StepVec4Subgroup,
     /// [`Shader::StepVec4Subgroup`] reading its forward weights as f16
     StepVec4SubgroupF16,
+    /// `shaders/step_resident.wgsl` with 64 k of each row of W_hh resident (H <= 64;
+    /// needs [`Shader::needs_subgroups`])
+    StepResident,
+    /// `shaders/step_resident.wgsl` with 128 k of each row resident (H <= 128)
+    StepResidentWide,
     /// `shaders/embedding.wgsl`
     Embedding,
     /// `shaders/loss.wgsl`
@@ -71,7 +76,7 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 30] = [
+    pub const ALL: [Shader; 32] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::MatmulSubgroup,
@@ -92,6 +97,8 @@ impl Shader {
         Shader::StepVec4RowF16,
         Shader::StepVec4Subgroup,
         Shader::StepVec4SubgroupF16,
+        Shader::StepResident,
+        Shader::StepResidentWide,
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
@@ -113,8 +120,9 @@ impl Shader {
     /// (`weights_f32_vec4.wgsl` or `weights_f16_vec4.wgsl`), its rows-per-invocation
     /// constant `NB` and its products (`step_vec4_product.wgsl`, with the whole-sequence
     /// entries `step_vec4_sequence.wgsl` appended; or `subgroup_rows.wgsl` and
-    /// `step_vec4_product_sg.wgsl`); `matmul_subgroup.wgsl` `subgroup_rows.wgsl` too; the ONNX
-    /// step file `step_common.wgsl`.
+    /// `step_vec4_product_sg.wgsl`); `matmul_subgroup.wgsl` `subgroup_rows.wgsl` too; the
+    /// resident-weight file `step_common.wgsl`, `weights_f32_vec4.wgsl` and its constants `KH`
+    /// and `WG`; the ONNX step file `step_common.wgsl`.
     pub fn source(self) -> &'static str {
         macro_rules! cell {
             ($weights:literal, $file:literal) => {
@@ -165,6 +173,20 @@ impl Shader {
                 )
             };
         }
+        macro_rules! resident {
+            ($kh:literal, $wg:literal) => {
+                concat!(
+                    include_str!("../../shaders/step_common.wgsl"),
+                    include_str!("../../shaders/weights_f32_vec4.wgsl"),
+                    "const KH: u32 = ",
+                    $kh,
+                    ";\nconst WG: u32 = ",
+                    $wg,
+                    ";\n",
+                    include_str!("../../shaders/step_resident.wgsl")
+                )
+            };
+        }
         match self {
             Shader::Matmul => concat!(
                 include_str!("../../shaders/matmul_common.wgsl"),
@@ -210,6 +232,8 @@ impl Shader {
             Shader::StepVec4SubgroupF16 => {
                 vec4!("weights_f16_vec4.wgsl", "8", subgroups)
             }
+            Shader::StepResident => resident!("1u", "64u"),
+            Shader::StepResidentWide => resident!("2u", "128u"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
@@ -243,6 +267,7 @@ impl Shader {
             | Shader::StepVec4RowF16
             | Shader::StepVec4Subgroup
             | Shader::StepVec4SubgroupF16 => "step_vec4.wgsl",
+            Shader::StepResident | Shader::StepResidentWide => "step_resident.wgsl",
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
@@ -282,6 +307,8 @@ impl Shader {
                 | Shader::MatmulSubgroup
                 | Shader::StepVec4Subgroup
                 | Shader::StepVec4SubgroupF16
+                | Shader::StepResident
+                | Shader::StepResidentWide
         )
     }
 

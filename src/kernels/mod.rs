@@ -20,6 +20,7 @@ pub mod rnn;
 pub mod sample;
 pub mod step;
 pub mod step_onnx;
+pub mod step_resident;
 pub mod step_vec4;
 pub mod util;
 
@@ -114,6 +115,17 @@ pub fn all_kernels() -> Vec<KernelDesc> {
     ];
     for desc in steps.iter().chain(&sequences) {
         all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
+    }
+    // The resident-weight kernels in both builds (f32 weights only).
+    for desc in [
+        &step_resident::RNN_FORWARD,
+        &step_resident::LSTM_FORWARD,
+        &step_resident::GRU_FORWARD,
+    ] {
+        all.extend([
+            step_resident::for_hidden(desc, step_resident::NARROW),
+            step_resident::for_hidden(desc, step_resident::WIDE),
+        ]);
     }
     // The subgroup build has the per-step entries only.
     all.extend(steps.map(|desc| v4::for_rows(desc, v4::SUBGROUP_ROWS)));

@@ -281,7 +281,7 @@ fn dispatch_sequence<P: Pod>(
     rec.dispatch(bind, first, [1, 1, 1])
 }
 
-fn check_table<P: Pod>(table: &Tensor, steps: &[P]) -> Result<()> {
+pub(super) fn check_table<P: Pod>(table: &Tensor, steps: &[P]) -> Result<()> {
     if table.numel() != steps_table(steps).len() {
         return Err(crate::Error::Internal(format!(
             "step table of {} words for {} steps",

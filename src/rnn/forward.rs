@@ -2,7 +2,8 @@
 //! the plan of [`super::plan`] (see there for the state slots).
 //!
 //! Per (layer, direction): `gx = X·W_ihᵀ + b_ih` for all T·B rows (one GEMM), then the fused
-//! step dispatches (or the whole sequence in one, see [`step_vec4::whole_sequence`]). An LSTM
+//! step dispatches (or the whole sequence in one, see [`step_vec4::whole_sequence`] and
+//! [`step_resident::resident_forward`]). An LSTM
 //! with a projection (`proj_size` P) adds, each step, a `[B, H]·W_hrᵀ` GEMM into the state slot,
 //! and gathers the states into `y` after the loop.
 
@@ -10,9 +11,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::kernels::matmul::{encode_linear_forward, encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{self, flags, ForwardBuffers, StepParams};
-use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_copy_rows, encode_transpose01};
+use crate::kernels::{step_resident, step_vec4};
 
 use super::lengths::PackedPlan;
 use super::model::{
@@ -214,7 +215,18 @@ impl Rnn {
                 // Small steps on a CPU adapter: every step in one dispatch (the per-step
                 // parameters are collected in `table`); else one dispatch a step.
                 let general = self.general_steps(rec, bufs, (layer, dir, batch), &fwd_bufs)?;
-                let whole = whole && general.is_none();
+                // On CPU adapters with 8-lane subgroups, small steps keep W_hh resident.
+                let resident = general.is_none()
+                    && step_resident::resident_forward(
+                        family,
+                        gpu.shares_subgroup_loads(),
+                        fwd_bufs.f16_weights,
+                        h,
+                        oh,
+                        cfg.gate_rows() / h,
+                        batch,
+                    );
+                let whole = (whole || resident) && general.is_none();
                 let bind = if whole || general.is_some() {
                     None
                 } else {
@@ -272,9 +284,15 @@ impl Rnn {
                 }
                 if whole {
                     let table = bufs.upload(gpu, "rnn.steps", step_vec4::steps_table(&steps))?;
-                    step_vec4::encode_sequence_forward(
-                        rec, cfg.cell, family, &fwd_bufs, &steps, &table,
-                    )?;
+                    if resident {
+                        step_resident::encode_resident_forward(
+                            rec, cfg.cell, &fwd_bufs, &steps, &table,
+                        )?;
+                    } else {
+                        step_vec4::encode_sequence_forward(
+                            rec, cfg.cell, family, &fwd_bufs, &steps, &table,
+                        )?;
+                    }
                 }
                 if proj {
                     // y[t, :, dir*P..] = h_t for all t: time-ordered slots 1..=T forward, 0..T reverse.

@@ -23,7 +23,7 @@ use recur::kernels::step::{
     self, flags, BackwardBuffers, ForwardBuffers, StepBackParams, StepFamily, StepParams,
     SMALL_BATCH,
 };
-use recur::kernels::step_vec4;
+use recur::kernels::{step_resident, step_vec4};
 use recur::reference::cells::{self, StepGrads, StepOut};
 use recur::rng::Rng;
 use recur::{CellKind, Gpu, Recorder, Tensor};
@@ -40,6 +40,17 @@ const BATCHES: [usize; 4] = [1, 3, 5, 17];
 const HIDDENS: [usize; 4] = [1, 7, 8, 20];
 const FWD_TOL: f64 = 1e-5;
 const BWD_TOL: f64 = 1e-4;
+
+/// How [`run_forward`] records its steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// One dispatch a step.
+    Steps,
+    /// The vec4 whole-sequence entry (`step_vec4::encode_sequence_forward`).
+    Sequence,
+    /// W_hh resident (`step_resident::encode_resident_forward`).
+    Resident,
+}
 
 /// One (cell, family, B, H).
 #[derive(Clone, Copy, Debug)]
@@ -81,9 +92,13 @@ impl Shape {
         (self.bhh_off() + self.gh() + 5).next_multiple_of(4)
     }
 
-    fn label(self, dir: &str, whole: bool) -> String {
+    fn label(self, dir: &str, how: Dispatch) -> String {
         let (cell, f, b, h) = (self.cell.name(), self.family, self.b, self.h);
-        let whole = if whole { " whole sequence" } else { "" };
+        let whole = match how {
+            Dispatch::Steps => "",
+            Dispatch::Sequence => " whole sequence",
+            Dispatch::Resident => " resident",
+        };
         format!("{cell} {dir} {f:?} B={b} H={h}{whole}")
     }
 }
@@ -239,7 +254,8 @@ fn packed_f16(params: &[f32]) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Runs `steps` forward over T = `seq` time steps and `slots` state slots: one dispatch a step,
-/// or all of them in one (`whole`, the vec4 sequence entry); checks hs, cs, y and acts. With
+/// or all of them in one (`how`: the vec4 sequence entry or the resident kernel); checks hs,
+/// cs, y and acts. With
 /// `f16`, the kernels' f16-weight build reads the parameters packed as f16, and the reference
 /// takes the same rounded values.
 #[allow(clippy::too_many_arguments)]
@@ -250,13 +266,13 @@ pub fn run_forward(
     f16: bool,
     (seq, slots): (usize, usize),
     steps: &[Step],
-    whole: bool,
+    how: Dispatch,
     seed: u64,
 ) {
     let (b, h, gh) = (s.b, s.h, s.gh());
     let what = format!(
         "{} bias={bias} save={save} f16={f16}",
-        s.label("forward", whole)
+        s.label("forward", how)
     );
     let mut rng = Rng::new(seed);
     let mut params = rng.vec_uniform_f32(s.params_len(), -0.4, 0.4);
@@ -311,13 +327,17 @@ pub fn run_forward(
             _pad: [0; 2],
         })
         .collect();
-    let table = whole.then(|| upload(gpu, "steps", step_vec4::steps_table(&ps)));
+    let table = upload(gpu, "steps", step_vec4::steps_table(&ps));
     let mut rec = Recorder::new(gpu);
-    match &table {
-        Some(t) => {
-            step_vec4::encode_sequence_forward(&mut rec, s.cell, s.family, &bufs, &ps, t).unwrap()
+    match how {
+        Dispatch::Sequence => {
+            step_vec4::encode_sequence_forward(&mut rec, s.cell, s.family, &bufs, &ps, &table)
+                .unwrap()
         }
-        None => {
+        Dispatch::Resident => {
+            step_resident::encode_resident_forward(&mut rec, s.cell, &bufs, &ps, &table).unwrap()
+        }
+        Dispatch::Steps => {
             let bind = step::bind_step_forward(&mut rec, s.cell, s.family, &bufs).unwrap();
             for p in &ps {
                 step::encode_step_forward(&mut rec, bind, s.family, p).unwrap();
@@ -417,7 +437,12 @@ pub fn run_backward(
 ) {
     let (b, h, gh) = (s.b, s.h, s.gh());
     let has_next: Vec<bool> = steps.iter().map(|st| st.next.is_some()).collect();
-    let what = format!("{} HAS_NEXT={has_next:?}", s.label("backward", whole));
+    let how = if whole {
+        Dispatch::Sequence
+    } else {
+        Dispatch::Steps
+    };
+    let what = format!("{} HAS_NEXT={has_next:?}", s.label("backward", how));
     let mut rng = Rng::new(seed);
     let params = rng.vec_uniform_f32(s.params_len(), -0.4, 0.4);
     let dy = rng.vec_uniform_f32(seq * b * 2 * h, -1.0, 1.0);
@@ -570,7 +595,7 @@ pub fn single_steps_on(gpu: &Gpu, family: StepFamily) {
         let fwd = [step(1, 2, 1, None)];
         for flags in [(false, false), (true, false), (false, true), (true, true)] {
             seed += 1;
-            run_forward(gpu, s, flags, false, (2, 3), &fwd, false, seed);
+            run_forward(gpu, s, flags, false, (2, 3), &fwd, Dispatch::Steps, seed);
         }
         // T = 3: step t = 1 after t = 2 (its gate gradient at dgn_off), slots as forward.
         for next in [None, Some(2)] {

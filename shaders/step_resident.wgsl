@@ -1,0 +1,269 @@
+// The whole-sequence forward kernels for CPU adapters whose subgroups are their SIMD rows of 8
+// lanes (Gpu::shares_subgroup_loads), with W_hh held in the invocations' own variables for
+// the whole sequence: each invocation owns one hidden unit j and loads its G rows of W_hh
+// once, before the first step; every step then multiplies from registers (or, past the
+// register file, from the invocation's spill slots, which a CPU adapter reads as whole SIMD
+// vectors) instead of reloading W_hh from the storage buffer. On lavapipe a storage load is one
+// bounds-checked scalar load per lane and component; the GEMV of a small batch reads every
+// weight once a step and so is bound by those loads, which this removes. The persistent-RNN
+// idea (weights resident across time steps), on one workgroup, where a barrier orders the steps.
+//
+// Prepended by the shader registry: step_common.wgsl, weights_f32_vec4.wgsl (param4), and
+// `const KH` (1 or 2: halves of 64 k of W_hh per row that stay resident, so H <= 64 * KH),
+// `const WG = 64 * KH` (invocations: one a unit). Preconditions, checked on the host
+// (step_vec4::resident_forward): H == state width, H % 4 == 0, H <= 64 * KH, subgroups of 8.
+//
+// Step s (table fwd_steps, binding 7, in the order the steps run) for every batch row b:
+//   pre[g] = b_hh[gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k]   (g < G)
+// h_prev is read from hs at the step's hprev_off: lane l of each subgroup loads vec4s l, l+8
+// (and l+16, l+24) of the row and subgroupBroadcast hands them round, so a lane loads 2 (or
+// 4) vec4s a row instead of 16 (32). Then the cell of step_vec4.wgsl for unit j, scalar, and
+// a storage barrier before the next step reads what this one wrote. Units past H (j >= H)
+// take part in the loads and broadcasts and store nothing.
+
+@group(0) @binding(0) var<uniform> p: StepParams;
+// binding 1, params: weights_f32_vec4.wgsl (param4(q)).
+@group(0) @binding(2) var<storage, read> gx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read_write> acts: array<f32>;
+// The step table: StepParams of each step as 16 words.
+@group(0) @binding(7) var<storage, read> fwd_steps: array<u32>;
+
+// 16 vec4s: 64 consecutive k of one row.
+alias Row16 = array<vec4<f32>, 16>;
+
+// The resident rows of W_hh of one unit: gate g's first 64 k in a[g], the next 64 in b[g]
+// (KH = 2 only). Written out, not indexed by a loop variable, so that they stay values.
+struct Resident {
+    a0: Row16,
+    a1: Row16,
+    a2: Row16,
+    a3: Row16,
+    b0: Row16,
+    b1: Row16,
+    b2: Row16,
+    b3: Row16,
+}
+
+// Vec4 i of the parameters from vec4 q, zero at or past n (n >= 1).
+fn wv(q: u32, i: u32, n: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), param4(q + min(i, n - 1u)), i < n);
+}
+
+// Vec4s i .. i+15 of the row at vec4 q of the parameters (n vec4s long).
+fn load16(q: u32, i: u32, n: u32) -> Row16 {
+    return Row16(
+        wv(q, i + 0u, n), wv(q, i + 1u, n), wv(q, i + 2u, n), wv(q, i + 3u, n),
+        wv(q, i + 4u, n), wv(q, i + 5u, n), wv(q, i + 6u, n), wv(q, i + 7u, n),
+        wv(q, i + 8u, n), wv(q, i + 9u, n), wv(q, i + 10u, n), wv(q, i + 11u, n),
+        wv(q, i + 12u, n), wv(q, i + 13u, n), wv(q, i + 14u, n), wv(q, i + 15u, n)
+    );
+}
+
+// The first `ng` gate rows of W_hh for unit j (rows of the last unit past H).
+fn resident_weights(sp: StepParams, j: u32, ng: u32) -> Resident {
+    let ks = sp.state / 4u;
+    let q = (sp.whh_off + min(j, sp.hidden - 1u) * sp.state) / 4u;
+    let gs = sp.hidden * ks;
+    var w: Resident;
+    w.a0 = load16(q, 0u, ks);
+    if ng > 1u {
+        w.a1 = load16(q + gs, 0u, ks);
+        w.a2 = load16(q + 2u * gs, 0u, ks);
+    }
+    if ng > 3u {
+        w.a3 = load16(q + 3u * gs, 0u, ks);
+    }
+    if KH > 1u {
+        w.b0 = load16(q, 16u, ks);
+        if ng > 1u {
+            w.b1 = load16(q + gs, 16u, ks);
+            w.b2 = load16(q + 2u * gs, 16u, ks);
+        }
+        if ng > 3u {
+            w.b3 = load16(q + 3u * gs, 16u, ks);
+        }
+    }
+    return w;
+}
+
+// b_hh of the first `ng` gates for unit j, or zero without a bias.
+fn resident_bias(sp: StepParams, j: u32, ng: u32) -> vec4<f32> {
+    var bh = vec4<f32>(0.0);
+    if (sp.flags & HAS_BIAS) == 0u {
+        return bh;
+    }
+    for (var g = 0u; g < ng; g++) {
+        let e = sp.bhh_off + g * sp.hidden + min(j, sp.hidden - 1u);
+        bh[g] = param4(e / 4u)[e % 4u];
+    }
+    return bh;
+}
+
+// Vec4 i of the hidden-state row at element e of hs, zero at or past n.
+fn hrow(e: u32, i: u32, n: u32) -> vec4<f32> {
+    let q = e + 4u * min(i, n - 1u);
+    return select(vec4<f32>(0.0), vec4<f32>(hs[q], hs[q + 1u], hs[q + 2u], hs[q + 3u]), i < n);
+}
+
+// Every lane's 16 vec4s from the 8 lanes' a and b: lane m's a is vec4 m, its b vec4 m + 8.
+fn bcast16(a: vec4<f32>, b: vec4<f32>) -> Row16 {
+    return Row16(
+        subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),
+        subgroupBroadcast(a, 4u), subgroupBroadcast(a, 5u), subgroupBroadcast(a, 6u), subgroupBroadcast(a, 7u),
+        subgroupBroadcast(b, 0u), subgroupBroadcast(b, 1u), subgroupBroadcast(b, 2u), subgroupBroadcast(b, 3u),
+        subgroupBroadcast(b, 4u), subgroupBroadcast(b, 5u), subgroupBroadcast(b, 6u), subgroupBroadcast(b, 7u)
+    );
+}
+
+// Step s of the table: lane l loads words l and l + 8, and the lanes hand them round.
+fn step_params(s: u32, l: u32) -> StepParams {
+    let a = fwd_steps[s * 16u + l];
+    let b = fwd_steps[s * 16u + 8u + l];
+    return StepParams(
+        subgroupBroadcast(a, 0u), subgroupBroadcast(a, 1u), subgroupBroadcast(a, 2u), subgroupBroadcast(a, 3u),
+        subgroupBroadcast(a, 4u), subgroupBroadcast(a, 5u), subgroupBroadcast(a, 6u), subgroupBroadcast(a, 7u),
+        subgroupBroadcast(b, 0u), subgroupBroadcast(b, 1u), subgroupBroadcast(b, 2u), subgroupBroadcast(b, 3u),
+        subgroupBroadcast(b, 4u), subgroupBroadcast(b, 5u), subgroupBroadcast(b, 6u), subgroupBroadcast(b, 7u)
+    );
+}
+
+fn dot16(w: Row16, h: Row16) -> f32 {
+    var s = w[0] * h[0];
+    s = fma(w[1], h[1], s);
+    s = fma(w[2], h[2], s);
+    s = fma(w[3], h[3], s);
+    s = fma(w[4], h[4], s);
+    s = fma(w[5], h[5], s);
+    s = fma(w[6], h[6], s);
+    s = fma(w[7], h[7], s);
+    s = fma(w[8], h[8], s);
+    s = fma(w[9], h[9], s);
+    s = fma(w[10], h[10], s);
+    s = fma(w[11], h[11], s);
+    s = fma(w[12], h[12], s);
+    s = fma(w[13], h[13], s);
+    s = fma(w[14], h[14], s);
+    s = fma(w[15], h[15], s);
+    return s.x + s.y + s.z + s.w;
+}
+
+// sum_k h_prev[k] * W_hh[gH + j, k] for the first `ng` gates, h_prev at element e of hs.
+fn resident_product(w: Resident, e: u32, ks: u32, l: u32, ng: u32) -> vec4<f32> {
+    let ha = bcast16(hrow(e, l, ks), hrow(e, l + 8u, ks));
+    var pre = vec4<f32>(dot16(w.a0, ha), 0.0, 0.0, 0.0);
+    if ng > 1u {
+        pre.y = dot16(w.a1, ha);
+        pre.z = dot16(w.a2, ha);
+    }
+    if ng > 3u {
+        pre.w = dot16(w.a3, ha);
+    }
+    if KH > 1u {
+        let hb = bcast16(hrow(e, l + 16u, ks), hrow(e, l + 24u, ks));
+        pre.x += dot16(w.b0, hb);
+        if ng > 1u {
+            pre.y += dot16(w.b1, hb);
+            pre.z += dot16(w.b2, hb);
+        }
+        if ng > 3u {
+            pre.w += dot16(w.b3, hb);
+        }
+    }
+    return pre;
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn rnn_resident_forward(@builtin(local_invocation_index) j: u32,
+                        @builtin(subgroup_invocation_id) l: u32) {
+    let H = p.hidden;
+    let w = resident_weights(p, j, 1u);
+    let bh = resident_bias(p, j, 1u).x;
+    for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
+        let sp = step_params(s, l);
+        for (var b = 0u; b < sp.batch; b++) {
+            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 1u).x;
+            if j < H {
+                let pre = acc + bh + gx[sp.gx_off + b * H + j];
+                var h: f32;
+                if (sp.flags & RELU) != 0u {
+                    h = max(pre, 0.0);
+                } else {
+                    h = tanh_c(pre);
+                }
+                hs[sp.hout_off + b * H + j] = h;
+                y[sp.y_off + b * sp.y_stride + j] = h;
+            }
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn lstm_resident_forward(@builtin(local_invocation_index) j: u32,
+                         @builtin(subgroup_invocation_id) l: u32) {
+    let H = p.hidden;
+    let w = resident_weights(p, j, 4u);
+    let bh = resident_bias(p, j, 4u);
+    for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
+        let sp = step_params(s, l);
+        for (var b = 0u; b < sp.batch; b++) {
+            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 4u) + bh;
+            if j < H {
+                let xb = sp.gx_off + b * 4u * H + j;
+                let i = sigmoid(acc.x + gx[xb]);
+                let f = sigmoid(acc.y + gx[xb + H]);
+                let g = tanh_c(acc.z + gx[xb + 2u * H]);
+                let o = sigmoid(acc.w + gx[xb + 3u * H]);
+                let c = f * cs[sp.cprev_off + b * H + j] + i * g;
+                let h = o * tanh_c(c);
+                cs[sp.cout_off + b * H + j] = c;
+                hs[sp.hout_off + b * H + j] = h;
+                y[sp.y_off + b * sp.y_stride + j] = h;
+                if (sp.flags & SAVE) != 0u {
+                    let a = sp.act_off + b * 4u * H + j;
+                    acts[a] = i;
+                    acts[a + H] = f;
+                    acts[a + 2u * H] = g;
+                    acts[a + 3u * H] = o;
+                }
+            }
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn gru_resident_forward(@builtin(local_invocation_index) j: u32,
+                        @builtin(subgroup_invocation_id) l: u32) {
+    let H = p.hidden;
+    let w = resident_weights(p, j, 3u);
+    let bh = resident_bias(p, j, 3u);
+    for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
+        let sp = step_params(s, l);
+        for (var b = 0u; b < sp.batch; b++) {
+            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 3u) + bh;
+            if j < H {
+                let xb = sp.gx_off + b * 3u * H + j;
+                // b_hn stays inside the reset product (PyTorch's form).
+                let ghn = acc.z;
+                let r = sigmoid(gx[xb] + acc.x);
+                let z = sigmoid(gx[xb + H] + acc.y);
+                let n = tanh_c(gx[xb + 2u * H] + r * ghn);
+                let h = (1.0 - z) * n + z * hs[sp.hprev_off + b * H + j];
+                hs[sp.hout_off + b * H + j] = h;
+                y[sp.y_off + b * sp.y_stride + j] = h;
+                if (sp.flags & SAVE) != 0u {
+                    let a = sp.act_off + b * 4u * H + j;
+                    acts[a] = r;
+                    acts[a + H] = z;
+                    acts[a + 2u * H] = n;
+                    acts[a + 3u * H] = ghn;
+                }
+            }
+        }
+        storageBarrier();
+    }
+}

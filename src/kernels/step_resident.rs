@@ -1,0 +1,179 @@
+//! `shaders/step_resident.wgsl`: every forward step of a (layer, direction) in one dispatch of
+//! one workgroup, each invocation holding its hidden unit's rows of W_hh in its own variables
+//! for the whole sequence, for CPU adapters whose subgroups are their SIMD rows
+//! ([`crate::Gpu::shares_subgroup_loads`]). Bindings and the step table as the vec4 sequence
+//! entries ([`super::step_vec4::encode_sequence_forward`]).
+//!
+//! Why: on lavapipe every storage load is a scalar load per lane, and a step of a small batch
+//! reads each weight of W_hh once, so the per-step kernels are bound by reloading W_hh. Loaded
+//! once, it stays in registers or spill slots, which the CPU reads as whole vectors. The
+//! cost of a step then grows with the batch (every row is a pass over the resident rows on
+//! one core), so [`resident_forward`] takes it only where that beats spreading the rows over
+//! the adapter's threads one dispatch a step.
+
+use super::step::{select, ForwardBuffers, StepFamily, StepParams};
+use super::step_vec4::{self as v4, check_forward_vec4, check_table};
+use super::{CellKind, KernelDesc, Shader};
+use crate::error::{Error, Result};
+use crate::gpu::{Recorder, Tensor};
+
+/// Entry `rnn_resident_forward` (64 k of each row resident, H <= 64).
+pub const RNN_FORWARD: KernelDesc = KernelDesc {
+    shader: Shader::StepResident,
+    entry: "rnn_resident_forward",
+    ..v4::RNN_SEQUENCE_FORWARD
+};
+
+/// Entry `lstm_resident_forward` (64 k of each row resident, H <= 64).
+pub const LSTM_FORWARD: KernelDesc = KernelDesc {
+    shader: Shader::StepResident,
+    entry: "lstm_resident_forward",
+    ..v4::LSTM_SEQUENCE_FORWARD
+};
+
+/// Entry `gru_resident_forward` (64 k of each row resident, H <= 64).
+pub const GRU_FORWARD: KernelDesc = KernelDesc {
+    shader: Shader::StepResident,
+    entry: "gru_resident_forward",
+    ..v4::GRU_SEQUENCE_FORWARD
+};
+
+/// Hidden units (and k of a row of W_hh) of the narrow build, one invocation a unit (WGSL
+/// `WG` of [`Shader::StepResident`]).
+pub const NARROW: usize = 64;
+
+/// Hidden units of the wide build ([`Shader::StepResidentWide`], WGSL `WG`), the most this
+/// kernel takes.
+pub const WIDE: usize = 128;
+
+/// Most multiply-adds a step may have (B·G·H·H) for [`resident_forward`]: a step's rows run
+/// one after the other on one thread, which past this costs more than one dispatch a step
+/// spread over the adapter's threads (LSTM: H = 128 at B = 2, H = 64 at B = 8).
+pub const RESIDENT_MAX_MACS: usize = 1 << 17;
+
+/// `desc` (one of this file's constants) in the build whose invocations cover `hidden`
+/// units: the narrow one up to [`NARROW`], the wide one up to [`WIDE`].
+pub fn for_hidden(desc: &KernelDesc, hidden: usize) -> KernelDesc {
+    let shader = if hidden <= NARROW {
+        Shader::StepResident
+    } else {
+        Shader::StepResidentWide
+    };
+    KernelDesc { shader, ..*desc }
+}
+
+/// Whether a (layer, direction) runs its forward steps with W_hh resident: the vec4 family
+/// (sizes and offsets multiples of 4, no projection) on an adapter that shares subgroup
+/// loads (`subgroup_rows`, [`crate::Gpu::shares_subgroup_loads`]), f32 weights (an f16
+/// copy halves the loads this kernel does once), H at most [`WIDE`] and at most
+/// [`RESIDENT_MAX_MACS`] multiply-adds a step.
+pub fn resident_forward(
+    family: StepFamily,
+    subgroup_rows: bool,
+    f16_weights: bool,
+    hidden: usize,
+    state: usize,
+    gates: usize,
+    batch: usize,
+) -> bool {
+    family.is_vec4()
+        && subgroup_rows
+        && !f16_weights
+        && hidden == state
+        && hidden <= WIDE
+        && batch * gates * hidden * state <= RESIDENT_MAX_MACS
+}
+
+/// Records every forward step of a (layer, direction) as one dispatch of one workgroup with
+/// W_hh resident, `steps` in the order they run, `table` a buffer that holds
+/// [`v4::steps_table`]`(steps)` when the submission runs. The caller checks
+/// [`resident_forward`]; what it cannot see (the adapter's subgroups, f32 weights, the
+/// hidden size of every step) is checked here.
+pub fn encode_resident_forward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    b: &ForwardBuffers,
+    steps: &[StepParams],
+    table: &Tensor,
+) -> Result<()> {
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    if !rec.gpu().shares_subgroup_loads() {
+        return Err(Error::Internal(
+            "resident step kernels need subgroups of 8 lanes (Gpu::shares_subgroup_loads)".into(),
+        ));
+    }
+    if b.f16_weights {
+        return Err(Error::Internal(
+            "resident step kernels read f32 weights".into(),
+        ));
+    }
+    let hidden = first.hidden as usize;
+    for p in steps {
+        check_forward_vec4(p)?;
+        if p.hidden != first.hidden
+            || p.state != p.hidden
+            || p.whh_off != first.whh_off
+            || p.bhh_off != first.bhh_off
+            || p.flags != first.flags
+            || hidden > WIDE
+        {
+            return Err(Error::Internal(format!(
+                "resident step kernels take one (layer, direction) of H <= {WIDE} with no \
+                 projection: step {p:?} after {first:?}"
+            )));
+        }
+    }
+    check_table(table, steps)?;
+    let desc = match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => &RNN_FORWARD,
+        CellKind::Lstm => &LSTM_FORWARD,
+        CellKind::Gru => &GRU_FORWARD,
+    };
+    let desc = for_hidden(desc, hidden);
+    let buffers = [
+        Some(b.params),
+        Some(b.gx),
+        Some(b.hs),
+        b.cs,
+        Some(b.y),
+        b.acts,
+        Some(&table.buffer),
+    ];
+    let bufs = select(&desc, &buffers)?;
+    let bind = rec.bind(&desc, &bufs)?;
+    rec.dispatch(bind, first, [1, 1, 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_only_for_small_f32_vec4_steps_with_subgroups() {
+        let vec4 = StepFamily::Vec4 { rows: 1 };
+        assert!(resident_forward(vec4, true, false, 64, 64, 4, 1));
+        assert!(resident_forward(vec4, true, false, 128, 128, 4, 2));
+        assert!(resident_forward(vec4, true, false, 64, 64, 4, 8));
+        assert!(!resident_forward(vec4, true, false, 64, 64, 4, 9));
+        assert!(!resident_forward(vec4, true, false, 132, 132, 1, 1));
+        assert!(!resident_forward(vec4, false, false, 64, 64, 4, 1));
+        assert!(!resident_forward(vec4, true, true, 64, 64, 4, 1));
+        assert!(!resident_forward(vec4, true, false, 64, 32, 4, 1));
+        assert!(!resident_forward(
+            StepFamily::Direct,
+            true,
+            false,
+            64,
+            64,
+            4,
+            1
+        ));
+        assert_eq!(for_hidden(&LSTM_FORWARD, 64).shader, Shader::StepResident);
+        assert_eq!(
+            for_hidden(&LSTM_FORWARD, 68).shader,
+            Shader::StepResidentWide
+        );
+    }
+}
