@@ -41,7 +41,8 @@ const HIDDENS: [usize; 4] = [1, 7, 8, 20];
 const FWD_TOL: f64 = 1e-5;
 const BWD_TOL: f64 = 1e-4;
 
-/// How [`run_forward`] records its steps.
+/// How [`run_forward`] records its steps (tests/step_kernels.rs uses `Steps` only).
+#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dispatch {
     /// One dispatch a step.
