@@ -9,9 +9,9 @@
 // idea (weights resident across time steps), on one workgroup, where a barrier orders the steps.
 //
 // Prepended by the shader registry: step_common.wgsl, weights_f32_vec4.wgsl (param4), and
-// `const KH` (1 or 2: halves of 64 k of W_hh per row that stay resident, so H <= 64 * KH),
-// `const WG = 64 * KH` (invocations: one a unit). Preconditions, checked on the host
-// (step_vec4::resident_forward): H == state width, H % 4 == 0, H <= 64 * KH, subgroups of 8.
+// `const KH` (1 or 2: halves of 64 k of each row of W_hh that stay resident) and `const WG`
+// (invocations, one a unit: 32, 64 or 128; 64 * KH >= WG). Preconditions, checked on the
+// host (step_resident.rs): H == state width, H % 4 == 0, H <= WG, subgroups of 8.
 //
 // Step s (table fwd_steps, binding 7, in the order the steps run) for every batch row b:
 //   pre[g] = b_hh[gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k]   (g < G)

@@ -249,12 +249,11 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     assert_eq!(c(Shader::StepVec4, "NB"), 4);
     assert_eq!(c(Shader::StepVec4Row, "NB"), 1);
     assert_eq!(c(Shader::StepVec4Subgroup, "NB"), step_vec4::SUBGROUP_ROWS);
-    // One invocation a unit, 64 k of a row resident per KH.
-    use kernels::step_resident::{NARROW, WIDE};
-    assert_eq!(c(Shader::StepResident, "WG"), NARROW);
-    assert_eq!(c(Shader::StepResidentWide, "WG"), WIDE);
-    assert_eq!(64 * c(Shader::StepResident, "KH"), NARROW);
-    assert_eq!(64 * c(Shader::StepResidentWide, "KH"), WIDE);
+    // One invocation a unit, 64 k of a row resident per KH: enough for every unit.
+    for (shader, units) in kernels::step_resident::BUILDS {
+        assert_eq!(c(shader, "WG"), units);
+        assert!(64 * c(shader, "KH") >= units);
+    }
     assert_eq!(
         (c(Shader::Matmul, "TM"), c(Shader::Matmul, "TN")),
         matmul::TILE
@@ -292,8 +291,10 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         Shader::Matmul | Shader::MatmulVec4 => [8, 8, 1],
         // Four subgroups of 8 lanes.
         Shader::MatmulSubgroup => [32, 1, 1],
-        Shader::StepResident => [kernels::step_resident::NARROW, 1, 1],
-        Shader::StepResidentWide => [kernels::step_resident::WIDE, 1, 1],
+        Shader::StepResident32 | Shader::StepResident64 | Shader::StepResident128 => {
+            let builds = kernels::step_resident::BUILDS;
+            [builds.iter().find(|b| b.0 == desc.shader)?.1, 1, 1]
+        }
         Shader::Clip if e == "clip_norm_partials_rows" => [clip::CLIP_ROWS_WG, 1, 1],
         Shader::Clip => [clip::CLIP_WG, 1, 1],
         Shader::Embedding => [embedding::EMBEDDING_WG, 1, 1],

@@ -47,11 +47,13 @@ pub enum Shader {
     StepVec4Subgroup,
     /// [`Shader::StepVec4Subgroup`] reading its forward weights as f16
     StepVec4SubgroupF16,
-    /// `shaders/step_resident.wgsl` with 64 k of each row of W_hh resident (H <= 64;
-    /// needs [`Shader::needs_subgroups`])
-    StepResident,
-    /// `shaders/step_resident.wgsl` with 128 k of each row resident (H <= 128)
-    StepResidentWide,
+    /// `shaders/step_resident.wgsl` for H <= 32: 32 invocations, 64 k of each row of W_hh
+    /// resident (needs [`Shader::needs_subgroups`])
+    StepResident32,
+    /// `shaders/step_resident.wgsl` for H <= 64: 64 invocations, 64 k resident
+    StepResident64,
+    /// `shaders/step_resident.wgsl` for H <= 128: 128 invocations, 128 k resident
+    StepResident128,
     /// `shaders/embedding.wgsl`
     Embedding,
     /// `shaders/loss.wgsl`
@@ -76,7 +78,7 @@ pub enum Shader {
 
 impl Shader {
     /// All shaders (for validation tests).
-    pub const ALL: [Shader; 32] = [
+    pub const ALL: [Shader; 33] = [
         Shader::Matmul,
         Shader::MatmulVec4,
         Shader::MatmulSubgroup,
@@ -97,8 +99,9 @@ impl Shader {
         Shader::StepVec4RowF16,
         Shader::StepVec4Subgroup,
         Shader::StepVec4SubgroupF16,
-        Shader::StepResident,
-        Shader::StepResidentWide,
+        Shader::StepResident32,
+        Shader::StepResident64,
+        Shader::StepResident128,
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
@@ -232,8 +235,9 @@ impl Shader {
             Shader::StepVec4SubgroupF16 => {
                 vec4!("weights_f16_vec4.wgsl", "8", subgroups)
             }
-            Shader::StepResident => resident!("1u", "64u"),
-            Shader::StepResidentWide => resident!("2u", "128u"),
+            Shader::StepResident32 => resident!("1u", "32u"),
+            Shader::StepResident64 => resident!("1u", "64u"),
+            Shader::StepResident128 => resident!("2u", "128u"),
             Shader::Embedding => include_str!("../../shaders/embedding.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Optim => include_str!("../../shaders/optim.wgsl"),
@@ -267,7 +271,9 @@ impl Shader {
             | Shader::StepVec4RowF16
             | Shader::StepVec4Subgroup
             | Shader::StepVec4SubgroupF16 => "step_vec4.wgsl",
-            Shader::StepResident | Shader::StepResidentWide => "step_resident.wgsl",
+            Shader::StepResident32 | Shader::StepResident64 | Shader::StepResident128 => {
+                "step_resident.wgsl"
+            }
             Shader::Embedding => "embedding.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Optim => "optim.wgsl",
@@ -307,8 +313,9 @@ impl Shader {
                 | Shader::MatmulSubgroup
                 | Shader::StepVec4Subgroup
                 | Shader::StepVec4SubgroupF16
-                | Shader::StepResident
-                | Shader::StepResidentWide
+                | Shader::StepResident32
+                | Shader::StepResident64
+                | Shader::StepResident128
         )
     }
 

@@ -122,10 +122,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         &step_resident::LSTM_FORWARD,
         &step_resident::GRU_FORWARD,
     ] {
-        all.extend([
-            step_resident::for_hidden(desc, step_resident::NARROW),
-            step_resident::for_hidden(desc, step_resident::WIDE),
-        ]);
+        all.extend(step_resident::BUILDS.map(|(shader, _)| KernelDesc { shader, ..*desc }));
     }
     // The subgroup build has the per-step entries only.
     all.extend(steps.map(|desc| v4::for_rows(desc, v4::SUBGROUP_ROWS)));

@@ -17,55 +17,61 @@ use super::{CellKind, KernelDesc, Shader};
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 
-/// Entry `rnn_resident_forward` (64 k of each row resident, H <= 64).
+/// Entry `rnn_resident_forward` (in the build for H <= 64; [`for_hidden`] picks the others).
 pub const RNN_FORWARD: KernelDesc = KernelDesc {
-    shader: Shader::StepResident,
+    shader: Shader::StepResident64,
     entry: "rnn_resident_forward",
     ..v4::RNN_SEQUENCE_FORWARD
 };
 
-/// Entry `lstm_resident_forward` (64 k of each row resident, H <= 64).
+/// Entry `lstm_resident_forward` (in the build for H <= 64).
 pub const LSTM_FORWARD: KernelDesc = KernelDesc {
-    shader: Shader::StepResident,
+    shader: Shader::StepResident64,
     entry: "lstm_resident_forward",
     ..v4::LSTM_SEQUENCE_FORWARD
 };
 
-/// Entry `gru_resident_forward` (64 k of each row resident, H <= 64).
+/// Entry `gru_resident_forward` (in the build for H <= 64).
 pub const GRU_FORWARD: KernelDesc = KernelDesc {
-    shader: Shader::StepResident,
+    shader: Shader::StepResident64,
     entry: "gru_resident_forward",
     ..v4::GRU_SEQUENCE_FORWARD
 };
 
-/// Hidden units (and k of a row of W_hh) of the narrow build, one invocation a unit (WGSL
-/// `WG` of [`Shader::StepResident`]).
-pub const NARROW: usize = 64;
+/// The builds of the file and the hidden units each covers, one invocation a unit (WGSL
+/// `WG`; `64 * KH` k of each row of W_hh resident): a build with fewer invocations has fewer
+/// SIMD rows to switch at each step's barrier.
+pub const BUILDS: [(Shader, usize); 3] = [
+    (Shader::StepResident32, 32),
+    (Shader::StepResident64, 64),
+    (Shader::StepResident128, 128),
+];
 
-/// Hidden units of the wide build ([`Shader::StepResidentWide`], WGSL `WG`), the most this
-/// kernel takes.
-pub const WIDE: usize = 128;
+/// The largest hidden size these kernels take.
+pub const MAX_HIDDEN: usize = 128;
 
 /// Most multiply-adds a step may have (B·G·H·H) for [`resident_forward`]: a step's rows run
 /// one after the other on one thread, which past this costs more than one dispatch a step
-/// spread over the adapter's threads (LSTM: H = 128 at B = 2, H = 64 at B = 8).
-pub const RESIDENT_MAX_MACS: usize = 1 << 17;
+/// spread over the adapter's threads (LSTM: H = 128 up to B = 4, H = 64 up to B = 16). On
+/// lavapipe (2 cores, LSTM forward, T = 64, H 16..128, B 1..32, two rounds) the resident
+/// kernel took 1.1-3.3x less time than the others up to here (except H = 16, B = 1: 0.83x,
+/// under 1 ms either way), and 0.74-1.3x past it.
+pub const RESIDENT_MAX_MACS: usize = 1 << 18;
 
-/// `desc` (one of this file's constants) in the build whose invocations cover `hidden`
-/// units: the narrow one up to [`NARROW`], the wide one up to [`WIDE`].
+/// `desc` (one of this file's constants) in the smallest build that covers `hidden` units
+/// (at most [`MAX_HIDDEN`]).
 pub fn for_hidden(desc: &KernelDesc, hidden: usize) -> KernelDesc {
-    let shader = if hidden <= NARROW {
-        Shader::StepResident
-    } else {
-        Shader::StepResidentWide
-    };
+    let shader = BUILDS
+        .iter()
+        .find(|&&(_, units)| hidden <= units)
+        .map_or(Shader::StepResident128, |&(shader, _)| shader);
     KernelDesc { shader, ..*desc }
 }
 
 /// Whether a (layer, direction) runs its forward steps with W_hh resident: the vec4 family
 /// (sizes and offsets multiples of 4, no projection) on an adapter that shares subgroup
 /// loads (`subgroup_rows`, [`crate::Gpu::shares_subgroup_loads`]), f32 weights (an f16
-/// copy halves the loads this kernel does once), H at most [`WIDE`] and at most
+/// copy halves the loads this kernel does once), H at most [`MAX_HIDDEN`] and at most
 /// [`RESIDENT_MAX_MACS`] multiply-adds a step.
 pub fn resident_forward(
     family: StepFamily,
@@ -80,7 +86,7 @@ pub fn resident_forward(
         && subgroup_rows
         && !f16_weights
         && hidden == state
-        && hidden <= WIDE
+        && hidden <= MAX_HIDDEN
         && batch * gates * hidden * state <= RESIDENT_MAX_MACS
 }
 
@@ -117,10 +123,10 @@ pub fn encode_resident_forward(
             || p.whh_off != first.whh_off
             || p.bhh_off != first.bhh_off
             || p.flags != first.flags
-            || hidden > WIDE
+            || hidden > MAX_HIDDEN
         {
             return Err(Error::Internal(format!(
-                "resident step kernels take one (layer, direction) of H <= {WIDE} with no \
+                "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN} with no \
                  projection: step {p:?} after {first:?}"
             )));
         }
@@ -154,9 +160,10 @@ mod tests {
     fn resident_only_for_small_f32_vec4_steps_with_subgroups() {
         let vec4 = StepFamily::Vec4 { rows: 1 };
         assert!(resident_forward(vec4, true, false, 64, 64, 4, 1));
-        assert!(resident_forward(vec4, true, false, 128, 128, 4, 2));
-        assert!(resident_forward(vec4, true, false, 64, 64, 4, 8));
-        assert!(!resident_forward(vec4, true, false, 64, 64, 4, 9));
+        assert!(resident_forward(vec4, true, false, 128, 128, 4, 4));
+        assert!(!resident_forward(vec4, true, false, 128, 128, 4, 5));
+        assert!(resident_forward(vec4, true, false, 64, 64, 4, 16));
+        assert!(!resident_forward(vec4, true, false, 64, 64, 4, 17));
         assert!(!resident_forward(vec4, true, false, 132, 132, 1, 1));
         assert!(!resident_forward(vec4, false, false, 64, 64, 4, 1));
         assert!(!resident_forward(vec4, true, true, 64, 64, 4, 1));
@@ -170,10 +177,12 @@ mod tests {
             4,
             1
         ));
-        assert_eq!(for_hidden(&LSTM_FORWARD, 64).shader, Shader::StepResident);
-        assert_eq!(
-            for_hidden(&LSTM_FORWARD, 68).shader,
-            Shader::StepResidentWide
-        );
+        let build = |h| for_hidden(&LSTM_FORWARD, h).shader;
+        assert_eq!(build(8), Shader::StepResident32);
+        assert_eq!(build(32), Shader::StepResident32);
+        assert_eq!(build(36), Shader::StepResident64);
+        assert_eq!(build(64), Shader::StepResident64);
+        assert_eq!(build(68), Shader::StepResident128);
+        assert_eq!(build(128), Shader::StepResident128);
     }
 }
