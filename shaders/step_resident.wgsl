@@ -13,6 +13,9 @@
 // (invocations, one a unit: 32, 64 or 128; 64 * KH >= WG). Preconditions, checked on the
 // host (step_resident.rs): H == state width, H % 4 == 0, H <= WG, subgroups of 8.
 //
+// A workgroup runs every step for its own block of batch rows (group_rows): the rows do not
+// depend on each other, and on a CPU adapter each workgroup is one thread.
+//
 // Step s (table fwd_steps, binding 7, in the order the steps run) for every batch row b:
 //   pre[g] = b_hh[gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k]   (g < G)
 // h_prev is read from hs at the step's hprev_off: lane l of each subgroup loads vec4s l, l+8
@@ -175,15 +178,25 @@ fn resident_product(w: Resident, e: u32, ks: u32, l: u32, ng: u32) -> vec4<f32> 
     return pre;
 }
 
+// Batch rows of each workgroup: workgroup g runs rows g*rows .. g*rows + rows - 1 (of those
+// each step has), so that the workgroups (the CPU adapter's threads) split the batch.
+fn group_rows(batch: u32, groups: u32) -> u32 {
+    return (batch + groups - 1u) / groups;
+}
+
 @compute @workgroup_size(WG, 1, 1)
 fn rnn_resident_forward(@builtin(local_invocation_index) j: u32,
-                        @builtin(subgroup_invocation_id) l: u32) {
+                        @builtin(subgroup_invocation_id) l: u32,
+                        @builtin(workgroup_id) group: vec3<u32>,
+                        @builtin(num_workgroups) groups: vec3<u32>) {
     let H = p.hidden;
+    let rows = group_rows(p.batch, groups.x);
+    let b0 = group.x * rows;
     let w = resident_weights(p, j, 1u);
     let bh = resident_bias(p, j, 1u).x;
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
-        for (var b = 0u; b < sp.batch; b++) {
+        for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
             let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 1u).x;
             if j < H {
                 let pre = acc + bh + gx[sp.gx_off + b * H + j];
@@ -203,13 +216,17 @@ fn rnn_resident_forward(@builtin(local_invocation_index) j: u32,
 
 @compute @workgroup_size(WG, 1, 1)
 fn lstm_resident_forward(@builtin(local_invocation_index) j: u32,
-                         @builtin(subgroup_invocation_id) l: u32) {
+                         @builtin(subgroup_invocation_id) l: u32,
+                         @builtin(workgroup_id) group: vec3<u32>,
+                         @builtin(num_workgroups) groups: vec3<u32>) {
     let H = p.hidden;
+    let rows = group_rows(p.batch, groups.x);
+    let b0 = group.x * rows;
     let w = resident_weights(p, j, 4u);
     let bh = resident_bias(p, j, 4u);
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
-        for (var b = 0u; b < sp.batch; b++) {
+        for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
             let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 4u) + bh;
             if j < H {
                 let xb = sp.gx_off + b * 4u * H + j;
@@ -237,13 +254,17 @@ fn lstm_resident_forward(@builtin(local_invocation_index) j: u32,
 
 @compute @workgroup_size(WG, 1, 1)
 fn gru_resident_forward(@builtin(local_invocation_index) j: u32,
-                        @builtin(subgroup_invocation_id) l: u32) {
+                        @builtin(subgroup_invocation_id) l: u32,
+                        @builtin(workgroup_id) group: vec3<u32>,
+                        @builtin(num_workgroups) groups: vec3<u32>) {
     let H = p.hidden;
+    let rows = group_rows(p.batch, groups.x);
+    let b0 = group.x * rows;
     let w = resident_weights(p, j, 3u);
     let bh = resident_bias(p, j, 3u);
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
-        for (var b = 0u; b < sp.batch; b++) {
+        for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
             let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 3u) + bh;
             if j < H {
                 let xb = sp.gx_off + b * 3u * H + j;

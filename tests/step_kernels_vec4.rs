@@ -89,7 +89,7 @@ fn vec4_sequences_should_match_reference() {
 /// partial and a full 64 k), 68 and 128 (the wide build: a partial and a full second 64 k),
 /// with and without b_hh and SAVE; T = 3 in time order and in reverse order with the state
 /// slots out of order (each step reads the slot the one before it wrote, the first a slot no
-/// step writes).
+/// step writes); the batch in one workgroup, in two (B = 3: rows 2 + 1) and one a row.
 #[test]
 fn resident_sequences_should_match_reference() {
     let Some(gpu) = gpu() else { return };
@@ -120,22 +120,14 @@ fn resident_sequences_should_match_reference() {
                     b,
                     h,
                 };
-                for (flags, order) in [
-                    ((false, false), &forward[..]),
-                    ((true, true), &forward[..]),
-                    ((true, false), &reverse[..]),
+                for (flags, order, groups) in [
+                    ((false, false), &forward[..], 1),
+                    ((true, true), &forward[..], 2),
+                    ((true, false), &reverse[..], b),
                 ] {
                     seed += 1;
-                    run_forward(
-                        &gpu,
-                        s,
-                        flags,
-                        false,
-                        (T, T + 1),
-                        order,
-                        Dispatch::Resident,
-                        seed,
-                    );
+                    let how = Dispatch::Resident(groups);
+                    run_forward(&gpu, s, flags, false, (T, T + 1), order, how, seed);
                 }
             }
         }

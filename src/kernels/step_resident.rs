@@ -1,19 +1,20 @@
-//! `shaders/step_resident.wgsl`: every forward step of a (layer, direction) in one dispatch of
-//! one workgroup, each invocation holding its hidden unit's rows of W_hh in its own variables
-//! for the whole sequence, for CPU adapters whose subgroups are their SIMD rows
+//! `shaders/step_resident.wgsl`: every forward step of a (layer, direction) in one dispatch,
+//! each invocation holding its hidden unit's rows of W_hh in its own variables for the whole
+//! sequence, for CPU adapters whose subgroups are their SIMD rows
 //! ([`crate::Gpu::shares_subgroup_loads`]). Bindings and the step table as the vec4 sequence
-//! entries ([`super::step_vec4::encode_sequence_forward`]).
+//! entries ([`super::step_vec4::encode_sequence_forward`]); the batch rows are split over
+//! [`groups`] workgroups, each running every step for its rows with a barrier between steps.
 //!
 //! Why: on lavapipe every storage load is a scalar load per lane, and a step of a small batch
-//! reads each weight of W_hh once, so the per-step kernels are bound by reloading W_hh. Loaded
-//! once, it stays in registers or spill slots, which the CPU reads as whole vectors. The
-//! cost of a step then grows with the batch (every row is a pass over the resident rows on
-//! one core), so [`resident_forward`] takes it only where that beats spreading the rows over
-//! the adapter's threads one dispatch a step.
+//! reads each weight of W_hh once, so the per-step kernels are bound by reloading W_hh; and
+//! each dispatch costs tens of µs (threads woken and waited for). Loaded once, W_hh stays in
+//! registers or spill slots, which the CPU reads as whole vectors, and one dispatch runs the
+//! sequence. A workgroup's rows then run one after the other on one thread, so
+//! [`resident_forward`] takes it only up to [`RESIDENT_MAX_MACS`] a workgroup and step.
 
 use super::step::{select, ForwardBuffers, StepFamily, StepParams};
 use super::step_vec4::{self as v4, check_forward_vec4, check_table};
-use super::{CellKind, KernelDesc, Shader};
+use super::{u32_of, CellKind, KernelDesc, Shader};
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 
@@ -50,13 +51,14 @@ pub const BUILDS: [(Shader, usize); 3] = [
 /// The largest hidden size these kernels take.
 pub const MAX_HIDDEN: usize = 128;
 
-/// Most multiply-adds a step may have (B·G·H·H) for [`resident_forward`]: a step's rows run
-/// one after the other on one thread, which past this costs more than one dispatch a step
-/// spread over the adapter's threads (LSTM: H = 128 up to B = 4, H = 64 up to B = 16). On
-/// lavapipe (2 cores, LSTM forward, T = 64, H 16..128, B 1..32, two rounds) the resident
-/// kernel took 1.1-3.3x less time than the others up to here (except H = 16, B = 1: 0.83x,
-/// under 1 ms either way), and 0.74-1.3x past it.
-pub const RESIDENT_MAX_MACS: usize = 1 << 18;
+/// Most multiply-adds a step may have for each workgroup (rows·G·H·H, rows the batch rows of
+/// one of [`groups`]) for [`resident_forward`]: a workgroup's rows run one after the other
+/// on one thread, which past this costs more than one dispatch a step spread over the
+/// adapter's threads (LSTM on 2 threads: H = 128 up to B = 16, H = 64 up to B = 64). On
+/// lavapipe (2 cores, LSTM forward, T = 64, H 32..128, B 4..32, three rounds each) the
+/// resident kernel took 1.18-3.9x less time than one dispatch a step up to here, 0.94x at
+/// 590K (H = 96, B = 32) and 1.23x at 1M (H = 128, B = 32).
+pub const RESIDENT_MAX_MACS: usize = 1 << 19;
 
 /// `desc` (one of this file's constants) in the smallest build that covers `hidden` units
 /// (at most [`MAX_HIDDEN`]).
@@ -68,11 +70,19 @@ pub fn for_hidden(desc: &KernelDesc, hidden: usize) -> KernelDesc {
     KernelDesc { shader, ..*desc }
 }
 
+/// Workgroups a dispatch of `batch` rows splits them over: one a thread of the host (a CPU
+/// adapter runs each workgroup on one of its threads, as many as the host has cores), at
+/// most one a row.
+pub fn groups(batch: usize) -> usize {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    batch.clamp(1, threads)
+}
+
 /// Whether a (layer, direction) runs its forward steps with W_hh resident: the vec4 family
 /// (sizes and offsets multiples of 4, no projection) on an adapter that shares subgroup
 /// loads (`subgroup_rows`, [`crate::Gpu::shares_subgroup_loads`]), f32 weights (an f16
 /// copy halves the loads this kernel does once), H at most [`MAX_HIDDEN`] and at most
-/// [`RESIDENT_MAX_MACS`] multiply-adds a step.
+/// [`RESIDENT_MAX_MACS`] multiply-adds a step for each of the [`groups`] workgroups.
 pub fn resident_forward(
     family: StepFamily,
     subgroup_rows: bool,
@@ -82,16 +92,18 @@ pub fn resident_forward(
     gates: usize,
     batch: usize,
 ) -> bool {
+    let rows = batch.div_ceil(groups(batch));
     family.is_vec4()
         && subgroup_rows
         && !f16_weights
         && hidden == state
         && hidden <= MAX_HIDDEN
-        && batch * gates * hidden * state <= RESIDENT_MAX_MACS
+        && rows * gates * hidden * state <= RESIDENT_MAX_MACS
 }
 
-/// Records every forward step of a (layer, direction) as one dispatch of one workgroup with
-/// W_hh resident, `steps` in the order they run, `table` a buffer that holds
+/// Records every forward step of a (layer, direction) as one dispatch of `groups`
+/// workgroups (each runs all steps for its block of batch rows; [`groups`] is the library's
+/// choice) with W_hh resident, `steps` in the order they run, `table` a buffer that holds
 /// [`v4::steps_table`]`(steps)` when the submission runs. The caller checks
 /// [`resident_forward`]; what it cannot see (the adapter's subgroups, f32 weights, the
 /// hidden size of every step) is checked here.
@@ -101,6 +113,7 @@ pub fn encode_resident_forward(
     b: &ForwardBuffers,
     steps: &[StepParams],
     table: &Tensor,
+    groups: usize,
 ) -> Result<()> {
     let Some(first) = steps.first() else {
         return Ok(());
@@ -149,7 +162,13 @@ pub fn encode_resident_forward(
     ];
     let bufs = select(&desc, &buffers)?;
     let bind = rec.bind(&desc, &bufs)?;
-    rec.dispatch(bind, first, [1, 1, 1])
+    // The uniform is the first step with the most rows of any step (a reverse direction over
+    // sequences of different lengths starts with the fewest): the kernel splits those.
+    let head = StepParams {
+        batch: steps.iter().map(|p| p.batch).max().unwrap_or(first.batch),
+        ..*first
+    };
+    rec.dispatch(bind, &head, [u32_of("workgroups", groups.max(1))?, 1, 1])
 }
 
 #[cfg(test)]
@@ -160,10 +179,14 @@ mod tests {
     fn resident_only_for_small_f32_vec4_steps_with_subgroups() {
         let vec4 = StepFamily::Vec4 { rows: 1 };
         assert!(resident_forward(vec4, true, false, 64, 64, 4, 1));
-        assert!(resident_forward(vec4, true, false, 128, 128, 4, 4));
-        assert!(!resident_forward(vec4, true, false, 128, 128, 4, 5));
-        assert!(resident_forward(vec4, true, false, 64, 64, 4, 16));
-        assert!(!resident_forward(vec4, true, false, 64, 64, 4, 17));
+        // The batch is split over the host's threads: H = 128 takes 8 rows a thread.
+        let threads = groups(usize::MAX);
+        assert_eq!(groups(1), 1);
+        let lstm = |h, b| resident_forward(vec4, true, false, h, h, 4, b);
+        assert!(lstm(128, 8 * threads));
+        assert!(!lstm(128, 8 * threads + 1));
+        assert!(lstm(64, 32 * threads));
+        assert!(!lstm(64, 32 * threads + 1));
         assert!(!resident_forward(vec4, true, false, 132, 132, 1, 1));
         assert!(!resident_forward(vec4, false, false, 64, 64, 4, 1));
         assert!(!resident_forward(vec4, true, true, 64, 64, 4, 1));

@@ -285,8 +285,9 @@ impl Rnn {
                 if whole {
                     let table = bufs.upload(gpu, "rnn.steps", step_vec4::steps_table(&steps))?;
                     if resident {
+                        let groups = step_resident::groups(batch);
                         step_resident::encode_resident_forward(
-                            rec, cfg.cell, &fwd_bufs, &steps, &table,
+                            rec, cfg.cell, &fwd_bufs, &steps, &table, groups,
                         )?;
                     } else {
                         step_vec4::encode_sequence_forward(

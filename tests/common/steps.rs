@@ -49,8 +49,9 @@ pub enum Dispatch {
     Steps,
     /// The vec4 whole-sequence entry (`step_vec4::encode_sequence_forward`).
     Sequence,
-    /// W_hh resident (`step_resident::encode_resident_forward`).
-    Resident,
+    /// W_hh resident (`step_resident::encode_resident_forward`), the batch split over this
+    /// many workgroups.
+    Resident(usize),
 }
 
 /// One (cell, family, B, H).
@@ -98,7 +99,7 @@ impl Shape {
         let whole = match how {
             Dispatch::Steps => "",
             Dispatch::Sequence => " whole sequence",
-            Dispatch::Resident => " resident",
+            Dispatch::Resident(_) => " resident",
         };
         format!("{cell} {dir} {f:?} B={b} H={h}{whole}")
     }
@@ -272,7 +273,7 @@ pub fn run_forward(
 ) {
     let (b, h, gh) = (s.b, s.h, s.gh());
     let what = format!(
-        "{} bias={bias} save={save} f16={f16}",
+        "{} bias={bias} save={save} f16={f16} {how:?}",
         s.label("forward", how)
     );
     let mut rng = Rng::new(seed);
@@ -335,8 +336,9 @@ pub fn run_forward(
             step_vec4::encode_sequence_forward(&mut rec, s.cell, s.family, &bufs, &ps, &table)
                 .unwrap()
         }
-        Dispatch::Resident => {
-            step_resident::encode_resident_forward(&mut rec, s.cell, &bufs, &ps, &table).unwrap()
+        Dispatch::Resident(groups) => {
+            step_resident::encode_resident_forward(&mut rec, s.cell, &bufs, &ps, &table, groups)
+                .unwrap()
         }
         Dispatch::Steps => {
             let bind = step::bind_step_forward(&mut rec, s.cell, s.family, &bufs).unwrap();
