@@ -233,6 +233,12 @@ fn packed_batches_should_match_each_row_run_alone() {
             &lengths,
             51,
         );
+        // Sequences of 16 steps and more (T = 19): W_hh resident on adapters with 8-lane
+        // subgroups, against rows run alone in fewer steps (other kernels).
+        for (s, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+            let cfg = RnnConfig::new(cell, 3, 8).bidirectional(true);
+            check(&gpu, &cfg, &[17, 4, 18, 1, 16], 60 + s as u64);
+        }
         // Sorted lengths (no reordering on the device), one row.
         check(&gpu, &RnnConfig::new(CellKind::Lstm, 3, 8), &[4, 4, 2], 40);
         check(

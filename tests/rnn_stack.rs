@@ -217,6 +217,14 @@ fn cases(cell: CellKind) -> Vec<Case> {
             batch: 1,
             with_state: false,
         },
+        // 16 steps and more of small steps: W_hh resident (step_resident.rs) on adapters
+        // with 8-lane subgroups, the batch split over workgroups, both directions.
+        Case {
+            cfg: RnnConfig::new(cell, 6, 20).layers(2).bidirectional(true),
+            seq: 17,
+            batch: 3,
+            with_state: true,
+        },
         // The one-row vec4 kernels at batch 1 without bias, batch-first, the whole sequence
         // in one workgroup.
         Case {

@@ -78,27 +78,34 @@ pub fn groups(batch: usize) -> usize {
     batch.clamp(1, threads)
 }
 
-/// Whether a (layer, direction) runs its forward steps with W_hh resident: the vec4 family
-/// (sizes and offsets multiples of 4, no projection) on an adapter that shares subgroup
-/// loads (`subgroup_rows`, [`crate::Gpu::shares_subgroup_loads`]), f32 weights (an f16
-/// copy halves the loads this kernel does once), H at most [`MAX_HIDDEN`] and at most
-/// [`RESIDENT_MAX_MACS`] multiply-adds a step for each of the [`groups`] workgroups.
+/// Fewest steps for [`resident_forward`]: loading W_hh into the invocations costs about as
+/// much as a few steps. On lavapipe (LSTM forward, B = 1, two rounds) the resident kernel
+/// took 0.63-0.97x the time of the others below 8 steps, and at 16 steps 0.9x (H = 32, 0.04
+/// ms more), 1.0x (H = 64) and 1.3x (H = 128); from 64 steps 1.7x and more.
+pub const RESIDENT_MIN_STEPS: usize = 16;
+
+/// Whether a (layer, direction) runs its `steps` forward steps with W_hh resident: the vec4
+/// family (sizes and offsets multiples of 4, no projection: the state width is H) on an
+/// adapter that shares subgroup loads (`subgroup_rows`, [`crate::Gpu::shares_subgroup_loads`]),
+/// f32 weights (an f16 copy halves the loads this kernel does once), H at most
+/// [`MAX_HIDDEN`], at least [`RESIDENT_MIN_STEPS`] steps and at most [`RESIDENT_MAX_MACS`]
+/// multiply-adds a step for each of the [`groups`] workgroups.
 pub fn resident_forward(
     family: StepFamily,
     subgroup_rows: bool,
     f16_weights: bool,
     hidden: usize,
-    state: usize,
     gates: usize,
     batch: usize,
+    steps: usize,
 ) -> bool {
     let rows = batch.div_ceil(groups(batch));
     family.is_vec4()
         && subgroup_rows
         && !f16_weights
-        && hidden == state
         && hidden <= MAX_HIDDEN
-        && rows * gates * hidden * state <= RESIDENT_MAX_MACS
+        && steps >= RESIDENT_MIN_STEPS
+        && rows * gates * hidden * hidden <= RESIDENT_MAX_MACS
 }
 
 /// Records every forward step of a (layer, direction) as one dispatch of `groups`
@@ -178,28 +185,22 @@ mod tests {
     #[test]
     fn resident_only_for_small_f32_vec4_steps_with_subgroups() {
         let vec4 = StepFamily::Vec4 { rows: 1 };
-        assert!(resident_forward(vec4, true, false, 64, 64, 4, 1));
+        let t = RESIDENT_MIN_STEPS;
+        assert!(resident_forward(vec4, true, false, 64, 4, 1, t));
+        assert!(!resident_forward(vec4, true, false, 64, 4, 1, t - 1));
         // The batch is split over the host's threads: H = 128 takes 8 rows a thread.
         let threads = groups(usize::MAX);
         assert_eq!(groups(1), 1);
-        let lstm = |h, b| resident_forward(vec4, true, false, h, h, 4, b);
+        let lstm = |h, b| resident_forward(vec4, true, false, h, 4, b, t);
         assert!(lstm(128, 8 * threads));
         assert!(!lstm(128, 8 * threads + 1));
         assert!(lstm(64, 32 * threads));
         assert!(!lstm(64, 32 * threads + 1));
-        assert!(!resident_forward(vec4, true, false, 132, 132, 1, 1));
-        assert!(!resident_forward(vec4, false, false, 64, 64, 4, 1));
-        assert!(!resident_forward(vec4, true, true, 64, 64, 4, 1));
-        assert!(!resident_forward(vec4, true, false, 64, 32, 4, 1));
-        assert!(!resident_forward(
-            StepFamily::Direct,
-            true,
-            false,
-            64,
-            64,
-            4,
-            1
-        ));
+        assert!(!resident_forward(vec4, true, false, 132, 1, 1, t));
+        assert!(!resident_forward(vec4, false, false, 64, 4, 1, t));
+        assert!(!resident_forward(vec4, true, true, 64, 4, 1, t));
+        let direct = StepFamily::Direct;
+        assert!(!resident_forward(direct, true, false, 64, 4, 1, t));
         let build = |h| for_hidden(&LSTM_FORWARD, h).shader;
         assert_eq!(build(8), Shader::StepResident32);
         assert_eq!(build(32), Shader::StepResident32);

@@ -215,16 +215,17 @@ impl Rnn {
                 // Small steps on a CPU adapter: every step in one dispatch (the per-step
                 // parameters are collected in `table`); else one dispatch a step.
                 let general = self.general_steps(rec, bufs, (layer, dir, batch), &fwd_bufs)?;
-                // On CPU adapters with 8-lane subgroups, small steps keep W_hh resident.
+                // On CPU adapters with 8-lane subgroups, small steps of a long enough
+                // sequence keep W_hh resident.
                 let resident = general.is_none()
                     && step_resident::resident_forward(
                         family,
                         gpu.shares_subgroup_loads(),
                         fwd_bufs.f16_weights,
                         h,
-                        oh,
                         cfg.gate_rows() / h,
                         batch,
+                        plan_dir.steps.len(),
                     );
                 let whole = (whole || resident) && general.is_none();
                 let bind = if whole || general.is_some() {

@@ -56,7 +56,7 @@ pub fn info() -> anyhow::Result<()> {
         },
         if gpu.prefers_direct_kernels() {
             format!(
-                ", loads shared across subgroups: {}",
+                ", loads shared across subgroups (and W_hh resident for small steps): {}",
                 yes(gpu.shares_subgroup_loads())
             )
         } else {
