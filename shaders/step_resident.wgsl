@@ -133,46 +133,51 @@ fn step_params(s: u32, l: u32) -> StepParams {
     );
 }
 
-fn dot16(w: Row16, h: Row16) -> f32 {
-    var s = w[0] * h[0];
-    s = fma(w[1], h[1], s);
-    s = fma(w[2], h[2], s);
-    s = fma(w[3], h[3], s);
-    s = fma(w[4], h[4], s);
-    s = fma(w[5], h[5], s);
-    s = fma(w[6], h[6], s);
-    s = fma(w[7], h[7], s);
-    s = fma(w[8], h[8], s);
-    s = fma(w[9], h[9], s);
-    s = fma(w[10], h[10], s);
-    s = fma(w[11], h[11], s);
-    s = fma(w[12], h[12], s);
-    s = fma(w[13], h[13], s);
-    s = fma(w[14], h[14], s);
-    s = fma(w[15], h[15], s);
-    return s.x + s.y + s.z + s.w;
+// acc + the dot products of h and w, one vec4 at a time in order: the arithmetic of the
+// per-step kernels' products (step_vec4_product*.wgsl), so that a sequence run here equals it
+// run one step at a time bit for bit (RnnStream's chunks); past the state width h and w are
+// zero and add +0.
+fn dot16(w: Row16, h: Row16, acc_in: f32) -> f32 {
+    var acc = acc_in;
+    acc += dot(h[0], w[0]);
+    acc += dot(h[1], w[1]);
+    acc += dot(h[2], w[2]);
+    acc += dot(h[3], w[3]);
+    acc += dot(h[4], w[4]);
+    acc += dot(h[5], w[5]);
+    acc += dot(h[6], w[6]);
+    acc += dot(h[7], w[7]);
+    acc += dot(h[8], w[8]);
+    acc += dot(h[9], w[9]);
+    acc += dot(h[10], w[10]);
+    acc += dot(h[11], w[11]);
+    acc += dot(h[12], w[12]);
+    acc += dot(h[13], w[13]);
+    acc += dot(h[14], w[14]);
+    acc += dot(h[15], w[15]);
+    return acc;
 }
 
 // sum_k h_prev[k] * W_hh[gH + j, k] for the first `ng` gates, h_prev at element e of hs.
 fn resident_product(w: Resident, e: u32, ks: u32, l: u32, ng: u32) -> vec4<f32> {
     let ha = bcast16(hrow(e, l, ks), hrow(e, l + 8u, ks));
-    var pre = vec4<f32>(dot16(w.a0, ha), 0.0, 0.0, 0.0);
+    var pre = vec4<f32>(dot16(w.a0, ha, 0.0), 0.0, 0.0, 0.0);
     if ng > 1u {
-        pre.y = dot16(w.a1, ha);
-        pre.z = dot16(w.a2, ha);
+        pre.y = dot16(w.a1, ha, 0.0);
+        pre.z = dot16(w.a2, ha, 0.0);
     }
     if ng > 3u {
-        pre.w = dot16(w.a3, ha);
+        pre.w = dot16(w.a3, ha, 0.0);
     }
     if KH > 1u {
         let hb = bcast16(hrow(e, l + 16u, ks), hrow(e, l + 24u, ks));
-        pre.x += dot16(w.b0, hb);
+        pre.x = dot16(w.b0, hb, pre.x);
         if ng > 1u {
-            pre.y += dot16(w.b1, hb);
-            pre.z += dot16(w.b2, hb);
+            pre.y = dot16(w.b1, hb, pre.y);
+            pre.z = dot16(w.b2, hb, pre.z);
         }
         if ng > 3u {
-            pre.w += dot16(w.b3, hb);
+            pre.w = dot16(w.b3, hb, pre.w);
         }
     }
     return pre;
@@ -265,13 +270,14 @@ fn gru_resident_forward(@builtin(local_invocation_index) j: u32,
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
         for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
-            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 3u) + bh;
+            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 3u);
             if j < H {
                 let xb = sp.gx_off + b * 3u * H + j;
-                // b_hn stays inside the reset product (PyTorch's form).
-                let ghn = acc.z;
-                let r = sigmoid(gx[xb] + acc.x);
-                let z = sigmoid(gx[xb + H] + acc.y);
+                // b_hn stays inside the reset product (PyTorch's form). The sums in the
+                // order of step_vec4.wgsl (bit for bit the same).
+                let ghn = acc.z + bh.z;
+                let r = sigmoid(gx[xb] + acc.x + bh.x);
+                let z = sigmoid(gx[xb + H] + acc.y + bh.y);
                 let n = tanh_c(gx[xb + 2u * H] + r * ghn);
                 let h = (1.0 - z) * n + z * hs[sp.hprev_off + b * H + j];
                 hs[sp.hout_off + b * H + j] = h;

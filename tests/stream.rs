@@ -53,14 +53,17 @@ fn paste(chunks: &[(usize, Vec<f32>)], (t, b, f): (usize, usize, usize), bf: boo
 #[test]
 fn chunked_should_equal_whole_bit_for_bit() {
     let Some(mut gpu) = gpu() else { return };
-    let t = 12;
-    // (cell, hidden, batch, layers): H = 8 and 20 run whole sequences in one dispatch on CPU
-    // adapters, H = 132 one dispatch a step; 7 is not a multiple of 4 (scalar kernels).
+    let t = 20;
+    // (cell, hidden, batch, layers): on CPU adapters H = 8, 20 and 64 run whole sequences in
+    // one dispatch (from 16 steps with W_hh resident where subgroups have 8 lanes: chunks of
+    // 16 steps and more too, shorter ones the per-step kernels of every build, B = 1, 3, 5),
+    // H = 132 one dispatch a step; 7 is not a multiple of 4 (scalar kernels).
     let shapes = [
         (CellKind::Lstm, 8, 3, 2),
         (CellKind::Gru, 20, 5, 1),
         (CellKind::RnnTanh, 7, 2, 2),
         (CellKind::Lstm, 132, 9, 1),
+        (CellKind::Lstm, 64, 1, 1),
     ];
     for direct in [false, true] {
         gpu.set_direct_kernels(direct);
@@ -75,7 +78,7 @@ fn chunked_should_equal_whole_bit_for_bit() {
                     .unwrap();
                 let want_y = gpu.read(&whole.y).unwrap();
                 let want_h = gpu.read(&whole.hn).unwrap();
-                for chunking in [vec![t], vec![1; t], vec![5, 7], vec![3, 4, 5]] {
+                for chunking in [vec![t], vec![1; t], vec![16, 4], vec![3, 17], vec![5, 7, 8]] {
                     let mut stream = RnnStream::new(&gpu, &rnn, b).unwrap();
                     let mut chunks = Vec::new();
                     let mut t0 = 0;
