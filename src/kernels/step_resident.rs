@@ -74,7 +74,10 @@ pub fn for_hidden(desc: &KernelDesc, hidden: usize) -> KernelDesc {
 /// adapter runs each workgroup on one of its threads, as many as the host has cores), at
 /// most one a row.
 pub fn groups(batch: usize) -> usize {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Asked once: on Linux the answer reads cgroup files, tens of µs a call.
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads =
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     batch.clamp(1, threads)
 }
 
@@ -99,13 +102,12 @@ pub fn resident_forward(
     batch: usize,
     steps: usize,
 ) -> bool {
-    let rows = batch.div_ceil(groups(batch));
     family.is_vec4()
         && subgroup_rows
         && !f16_weights
         && hidden <= MAX_HIDDEN
         && steps >= RESIDENT_MIN_STEPS
-        && rows * gates * hidden * hidden <= RESIDENT_MAX_MACS
+        && batch.div_ceil(groups(batch)) * gates * hidden * hidden <= RESIDENT_MAX_MACS
 }
 
 /// Records every forward step of a (layer, direction) as one dispatch of `groups`
