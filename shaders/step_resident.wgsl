@@ -27,7 +27,8 @@
 @group(0) @binding(0) var<uniform> p: StepParams;
 // binding 1, params: weights_f32_vec4.wgsl (param4(q)).
 @group(0) @binding(2) var<storage, read> gx: array<f32>;
-@group(0) @binding(3) var<storage, read_write> hs: array<f32>;
+// vec4s: the exchange loads whole vec4s of h_prev (one load instruction, not four).
+@group(0) @binding(3) var<storage, read_write> hs: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> cs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> acts: array<f32>;
@@ -107,8 +108,17 @@ fn resident_bias(sp: StepParams, j: u32, ng: u32) -> vec4<f32> {
 
 // Vec4 i of the hidden-state row at element e of hs, zero at or past n.
 fn hrow(e: u32, i: u32, n: u32) -> vec4<f32> {
-    let q = e + 4u * min(i, n - 1u);
-    return select(vec4<f32>(0.0), vec4<f32>(hs[q], hs[q + 1u], hs[q + 2u], hs[q + 3u]), i < n);
+    return select(vec4<f32>(0.0), hs[e / 4u + min(i, n - 1u)], i < n);
+}
+
+// Element e of hs.
+fn h_at(e: u32) -> f32 {
+    return hs[e / 4u][e % 4u];
+}
+
+// hs[e] = v.
+fn set_h(e: u32, v: f32) {
+    hs[e / 4u][e % 4u] = v;
 }
 
 // Every lane's 16 vec4s from the 8 lanes' a and b: lane m's a is vec4 m, its b vec4 m + 8.
@@ -211,7 +221,7 @@ fn rnn_resident_forward(@builtin(local_invocation_index) j: u32,
                 } else {
                     h = tanh_c(pre);
                 }
-                hs[sp.hout_off + b * H + j] = h;
+                set_h(sp.hout_off + b * H + j, h);
                 y[sp.y_off + b * sp.y_stride + j] = h;
             }
         }
@@ -242,7 +252,7 @@ fn lstm_resident_forward(@builtin(local_invocation_index) j: u32,
                 let c = f * cs[sp.cprev_off + b * H + j] + i * g;
                 let h = o * tanh_c(c);
                 cs[sp.cout_off + b * H + j] = c;
-                hs[sp.hout_off + b * H + j] = h;
+                set_h(sp.hout_off + b * H + j, h);
                 y[sp.y_off + b * sp.y_stride + j] = h;
                 if (sp.flags & SAVE) != 0u {
                     let a = sp.act_off + b * 4u * H + j;
@@ -279,8 +289,8 @@ fn gru_resident_forward(@builtin(local_invocation_index) j: u32,
                 let r = sigmoid(gx[xb] + acc.x + bh.x);
                 let z = sigmoid(gx[xb + H] + acc.y + bh.y);
                 let n = tanh_c(gx[xb + 2u * H] + r * ghn);
-                let h = (1.0 - z) * n + z * hs[sp.hprev_off + b * H + j];
-                hs[sp.hout_off + b * H + j] = h;
+                let h = (1.0 - z) * n + z * h_at(sp.hprev_off + b * H + j);
+                set_h(sp.hout_off + b * H + j, h);
                 y[sp.y_off + b * sp.y_stride + j] = h;
                 if (sp.flags & SAVE) != 0u {
                     let a = sp.act_off + b * 4u * H + j;
