@@ -78,7 +78,7 @@ fn vec4_sequences_should_match_reference() {
                 );
             }
             seed += 1;
-            run_backward(&gpu, s, (T, T + 1), &bwd, true, seed);
+            run_backward(&gpu, s, (T, T + 1), &bwd, Dispatch::Sequence, seed);
         }
     }
 }
@@ -90,8 +90,10 @@ fn vec4_sequences_should_match_reference() {
 /// with and without b_hh and SAVE; T = 3 in time order and in reverse order with the state
 /// slots out of order (each step reads the slot the one before it wrote, the first a slot no
 /// step writes); the batch in one workgroup, in two (B = 3: rows 2 + 1) and one a row.
+/// Backward likewise (`*_resident_backward`, column k of W_hh in invocation k): from t = 2
+/// down, and from t = 0 up (the reverse direction), in one and in two workgroups.
 #[test]
-fn resident_sequences_should_match_reference() {
+fn resident_sequences_should_match_reference_forward_and_backward() {
     let Some(gpu) = gpu() else { return };
     if !gpu.shares_subgroup_loads() {
         assert!(!common::is_lavapipe(&gpu));
@@ -104,6 +106,16 @@ fn resident_sequences_should_match_reference() {
         step(2, 3, 0, None),
         step(1, 0, 2, None),
         step(0, 2, 1, None),
+    ];
+    // Backward: t = 2 down with HAS_NEXT after the first, and the reverse direction's order.
+    let backward: Vec<Step> = (0..T)
+        .rev()
+        .map(|t| step(t, t, t + 1, (t + 1 < T).then_some(t + 1)))
+        .collect();
+    let back_reverse = [
+        step(0, 2, 1, None),
+        step(1, 0, 2, Some(0)),
+        step(2, 3, 0, Some(1)),
     ];
     let mut seed = 3000;
     for cell in [
@@ -128,6 +140,11 @@ fn resident_sequences_should_match_reference() {
                     seed += 1;
                     let how = Dispatch::Resident(groups);
                     run_forward(&gpu, s, flags, false, (T, T + 1), order, how, seed);
+                }
+                for (order, groups) in [(&backward[..], 1), (&back_reverse[..], 2)] {
+                    seed += 1;
+                    let how = Dispatch::Resident(groups);
+                    run_backward(&gpu, s, (T, T + 1), order, how, seed);
                 }
             }
         }

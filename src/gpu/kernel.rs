@@ -125,7 +125,8 @@ impl Shader {
     /// entries `step_vec4_sequence.wgsl` appended; or `subgroup_rows.wgsl` and
     /// `step_vec4_product_sg.wgsl`); `matmul_subgroup.wgsl` `subgroup_rows.wgsl` too; the
     /// resident-weight file `step_common.wgsl`, `weights_f32_vec4.wgsl` and its constants `KH`
-    /// and `WG`; the ONNX step file `step_common.wgsl`.
+    /// and `WG`, with its backward entries `step_resident_backward.wgsl` appended; the ONNX
+    /// step file `step_common.wgsl`.
     pub fn source(self) -> &'static str {
         macro_rules! cell {
             ($weights:literal, $file:literal) => {
@@ -186,7 +187,8 @@ impl Shader {
                     ";\nconst WG: u32 = ",
                     $wg,
                     ";\n",
-                    include_str!("../../shaders/step_resident.wgsl")
+                    include_str!("../../shaders/step_resident.wgsl"),
+                    include_str!("../../shaders/step_resident_backward.wgsl")
                 )
             };
         }

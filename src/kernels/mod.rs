@@ -121,6 +121,9 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         &step_resident::RNN_FORWARD,
         &step_resident::LSTM_FORWARD,
         &step_resident::GRU_FORWARD,
+        &step_resident::RNN_BACKWARD,
+        &step_resident::LSTM_BACKWARD,
+        &step_resident::GRU_BACKWARD,
     ] {
         all.extend(step_resident::BUILDS.map(|(shader, _)| KernelDesc { shader, ..*desc }));
     }

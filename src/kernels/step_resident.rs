@@ -1,6 +1,7 @@
-//! `shaders/step_resident.wgsl`: every forward step of a (layer, direction) in one dispatch,
-//! each invocation holding its hidden unit's rows of W_hh in its own variables for the whole
-//! sequence, for CPU adapters whose subgroups are their SIMD rows
+//! `shaders/step_resident.wgsl` (and its backward entries, `step_resident_backward.wgsl`):
+//! every step of a (layer, direction) in one dispatch, forward or backward, each invocation
+//! holding its hidden unit's rows of W_hh (backward: its column) in its own variables for the
+//! whole sequence, for CPU adapters whose subgroups are their SIMD rows
 //! ([`crate::Gpu::shares_subgroup_loads`]). Bindings and the step table as the vec4 sequence
 //! entries ([`super::step_vec4::encode_sequence_forward`]); the batch rows are split over
 //! [`groups`] workgroups, each running every step for its rows with a barrier between steps.
@@ -10,10 +11,13 @@
 //! each dispatch costs tens of µs (threads woken and waited for). Loaded once, W_hh stays in
 //! registers or spill slots, which the CPU reads as whole vectors, and one dispatch runs the
 //! sequence. A workgroup's rows then run one after the other on one thread, so
-//! [`resident_forward`] takes it only up to [`RESIDENT_MAX_MACS`] a workgroup and step.
+//! [`resident_steps`] takes it only up to [`RESIDENT_MAX_MACS`] a workgroup and step.
 
-use super::step::{select, ForwardBuffers, StepFamily, StepParams};
-use super::step_vec4::{self as v4, check_forward_vec4, check_table};
+use super::step::{
+    backward_bindings, flags, select, BackwardBuffers, ForwardBuffers, StepBackParams, StepFamily,
+    StepParams,
+};
+use super::step_vec4::{self as v4, check_backward_vec4, check_forward_vec4, check_table};
 use super::{u32_of, CellKind, KernelDesc, Shader};
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
@@ -39,6 +43,27 @@ pub const GRU_FORWARD: KernelDesc = KernelDesc {
     ..v4::GRU_SEQUENCE_FORWARD
 };
 
+/// Entry `rnn_resident_backward` (in the build for H <= 64).
+pub const RNN_BACKWARD: KernelDesc = KernelDesc {
+    shader: Shader::StepResident64,
+    entry: "rnn_resident_backward",
+    ..v4::RNN_SEQUENCE_BACKWARD
+};
+
+/// Entry `lstm_resident_backward` (in the build for H <= 64).
+pub const LSTM_BACKWARD: KernelDesc = KernelDesc {
+    shader: Shader::StepResident64,
+    entry: "lstm_resident_backward",
+    ..v4::LSTM_SEQUENCE_BACKWARD
+};
+
+/// Entry `gru_resident_backward` (in the build for H <= 64).
+pub const GRU_BACKWARD: KernelDesc = KernelDesc {
+    shader: Shader::StepResident64,
+    entry: "gru_resident_backward",
+    ..v4::GRU_SEQUENCE_BACKWARD
+};
+
 /// The builds of the file and the hidden units each covers, one invocation a unit (WGSL
 /// `WG`; `64 * KH` k of each row of W_hh resident): a build with fewer invocations has fewer
 /// SIMD rows to switch at each step's barrier.
@@ -52,7 +77,7 @@ pub const BUILDS: [(Shader, usize); 3] = [
 pub const MAX_HIDDEN: usize = 128;
 
 /// Most multiply-adds a step may have for each workgroup (rows·G·H·H, rows the batch rows of
-/// one of [`groups`]) for [`resident_forward`]: a workgroup's rows run one after the other
+/// one of [`groups`]) for [`resident_steps`]: a workgroup's rows run one after the other
 /// on one thread, which past this costs more than one dispatch a step spread over the
 /// adapter's threads (LSTM on 2 threads: H = 128 up to B = 16, H = 64 up to B = 64). On
 /// lavapipe (2 cores, LSTM forward, T = 64, H 32..128, B 4..32, three rounds each) the
@@ -81,19 +106,20 @@ pub fn groups(batch: usize) -> usize {
     batch.clamp(1, threads)
 }
 
-/// Fewest steps for [`resident_forward`]: loading W_hh into the invocations costs about as
+/// Fewest steps for [`resident_steps`]: loading W_hh into the invocations costs about as
 /// much as a few steps. On lavapipe (LSTM forward, B = 1, two rounds) the resident kernel
 /// took 0.63-0.97x the time of the others below 8 steps, and at 16 steps 0.9x (H = 32, 0.04
 /// ms more), 1.0x (H = 64) and 1.3x (H = 128); from 64 steps 1.7x and more.
 pub const RESIDENT_MIN_STEPS: usize = 16;
 
-/// Whether a (layer, direction) runs its `steps` forward steps with W_hh resident: the vec4
+/// Whether a (layer, direction) runs its `steps` steps with W_hh resident, forward (f32
+/// weights: `f16_weights` false) and backward (which reads f32 weights always): the vec4
 /// family (sizes and offsets multiples of 4, no projection: the state width is H) on an
 /// adapter that shares subgroup loads (`subgroup_rows`, [`crate::Gpu::shares_subgroup_loads`]),
 /// f32 weights (an f16 copy halves the loads this kernel does once), H at most
 /// [`MAX_HIDDEN`], at least [`RESIDENT_MIN_STEPS`] steps and at most [`RESIDENT_MAX_MACS`]
 /// multiply-adds a step for each of the [`groups`] workgroups.
-pub fn resident_forward(
+pub fn resident_steps(
     family: StepFamily,
     subgroup_rows: bool,
     f16_weights: bool,
@@ -114,7 +140,7 @@ pub fn resident_forward(
 /// workgroups (each runs all steps for its block of batch rows; [`groups`] is the library's
 /// choice) with W_hh resident, `steps` in the order they run, `table` a buffer that holds
 /// [`v4::steps_table`]`(steps)` when the submission runs. The caller checks
-/// [`resident_forward`]; what it cannot see (the adapter's subgroups, f32 weights, the
+/// [`resident_steps`]; what it cannot see (the adapter's subgroups, f32 weights, the
 /// hidden size of every step) is checked here.
 pub fn encode_resident_forward(
     rec: &mut Recorder,
@@ -180,6 +206,61 @@ pub fn encode_resident_forward(
     rec.dispatch(bind, &head, [u32_of("workgroups", groups.max(1))?, 1, 1])
 }
 
+/// Records every backward step of a (layer, direction) as one dispatch of `groups`
+/// workgroups with column k of W_hh resident in invocation k, `steps` in the order they run,
+/// `table` a buffer that holds [`v4::steps_table`]`(steps)` when the submission runs; the
+/// buffers as [`v4::encode_sequence_backward`] binds them. The caller checks
+/// [`resident_steps`] (the same conditions); the rest is checked here.
+pub fn encode_resident_backward(
+    rec: &mut Recorder,
+    cell: CellKind,
+    b: &BackwardBuffers,
+    steps: &[StepBackParams],
+    table: &Tensor,
+    groups: usize,
+) -> Result<()> {
+    let Some(first) = steps.first() else {
+        return Ok(());
+    };
+    if !rec.gpu().shares_subgroup_loads() {
+        return Err(Error::Internal(
+            "resident step kernels need subgroups of 8 lanes (Gpu::shares_subgroup_loads)".into(),
+        ));
+    }
+    let hidden = first.hidden as usize;
+    for p in steps {
+        check_backward_vec4(p)?;
+        if p.hidden != first.hidden
+            || p.whh_off != first.whh_off
+            || p.flags & !flags::HAS_NEXT != first.flags & !flags::HAS_NEXT
+            || p.flags & flags::PROJ != 0
+            || hidden > MAX_HIDDEN
+        {
+            return Err(Error::Internal(format!(
+                "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN} with no \
+                 projection: step {p:?} after {first:?}"
+            )));
+        }
+    }
+    check_table(table, steps)?;
+    let desc = match cell {
+        CellKind::RnnTanh | CellKind::RnnRelu => &RNN_BACKWARD,
+        CellKind::Lstm => &LSTM_BACKWARD,
+        CellKind::Gru => &GRU_BACKWARD,
+    };
+    let desc = for_hidden(desc, hidden);
+    let family = StepFamily::Vec4 { rows: 1 };
+    let mut buffers = backward_bindings(cell, family, b).to_vec();
+    buffers.push(Some(&table.buffer));
+    let bufs = select(&desc, &buffers)?;
+    let bind = rec.bind(&desc, &bufs)?;
+    let head = StepBackParams {
+        batch: steps.iter().map(|p| p.batch).max().unwrap_or(first.batch),
+        ..*first
+    };
+    rec.dispatch(bind, &head, [u32_of("workgroups", groups.max(1))?, 1, 1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,21 +269,21 @@ mod tests {
     fn resident_only_for_small_f32_vec4_steps_with_subgroups() {
         let vec4 = StepFamily::Vec4 { rows: 1 };
         let t = RESIDENT_MIN_STEPS;
-        assert!(resident_forward(vec4, true, false, 64, 4, 1, t));
-        assert!(!resident_forward(vec4, true, false, 64, 4, 1, t - 1));
+        assert!(resident_steps(vec4, true, false, 64, 4, 1, t));
+        assert!(!resident_steps(vec4, true, false, 64, 4, 1, t - 1));
         // The batch is split over the host's threads: H = 128 takes 8 rows a thread.
         let threads = groups(usize::MAX);
         assert_eq!(groups(1), 1);
-        let lstm = |h, b| resident_forward(vec4, true, false, h, 4, b, t);
+        let lstm = |h, b| resident_steps(vec4, true, false, h, 4, b, t);
         assert!(lstm(128, 8 * threads));
         assert!(!lstm(128, 8 * threads + 1));
         assert!(lstm(64, 32 * threads));
         assert!(!lstm(64, 32 * threads + 1));
-        assert!(!resident_forward(vec4, true, false, 132, 1, 1, t));
-        assert!(!resident_forward(vec4, false, false, 64, 4, 1, t));
-        assert!(!resident_forward(vec4, true, true, 64, 4, 1, t));
+        assert!(!resident_steps(vec4, true, false, 132, 1, 1, t));
+        assert!(!resident_steps(vec4, false, false, 64, 4, 1, t));
+        assert!(!resident_steps(vec4, true, true, 64, 4, 1, t));
         let direct = StepFamily::Direct;
-        assert!(!resident_forward(direct, true, false, 64, 4, 1, t));
+        assert!(!resident_steps(direct, true, false, 64, 4, 1, t));
         let build = |h| for_hidden(&LSTM_FORWARD, h).shader;
         assert_eq!(build(8), Shader::StepResident32);
         assert_eq!(build(32), Shader::StepResident32);

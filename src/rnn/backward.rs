@@ -11,9 +11,9 @@ use crate::gpu::Tensor;
 use crate::kernels::lstm_proj::{self, ProjBackParams, ProjBackwardBuffers};
 use crate::kernels::matmul::{encode_linear_backward, encode_matmul, Gemm, MatRef};
 use crate::kernels::step::{self, flags, BackwardBuffers, StepBackParams};
-use crate::kernels::step_vec4;
 use crate::kernels::u32_of;
 use crate::kernels::util::{encode_sum_rows, encode_transpose01};
+use crate::kernels::{step_resident, step_vec4};
 
 use super::gradient_flow::{self, DirFlow, GradFlowProbe};
 use super::lengths::PackedPlan;
@@ -179,6 +179,17 @@ impl Rnn {
                 let w_hr = self.offset(layer, dir, ParamKind::WeightHr);
                 let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
                 let (family, whole) = self.step_kernels(gpu, layer, dir, batch)?;
+                // As forward: W_hh resident for small steps of long enough sequences.
+                let resident = step_resident::resident_steps(
+                    family,
+                    gpu.shares_subgroup_loads(),
+                    false,
+                    h,
+                    cfg.gate_rows() / h,
+                    batch,
+                    seq,
+                );
+                let whole = whole || resident;
                 let bwd_bufs = BackwardBuffers {
                     params: &self.params.buffer,
                     dy: dhs.as_ref().map_or(&d_out.buffer, |t| &t.buffer),
@@ -288,9 +299,16 @@ impl Rnn {
                 if whole {
                     let words = step_vec4::steps_table(&table);
                     let t = gpu.tensor("rnn.steps", &[words.len()], words)?;
-                    step_vec4::encode_sequence_backward(
-                        rec, cfg.cell, family, &bwd_bufs, &table, &t,
-                    )?;
+                    if resident {
+                        let groups = step_resident::groups(batch);
+                        step_resident::encode_resident_backward(
+                            rec, cfg.cell, &bwd_bufs, &table, &t, groups,
+                        )?;
+                    } else {
+                        step_vec4::encode_sequence_backward(
+                            rec, cfg.cell, family, &bwd_bufs, &table, &t,
+                        )?;
+                    }
                 }
                 if let (Some(probe), Some(scratch)) = (probe, scratch) {
                     gradient_flow::record_after_steps(rec, self, probe, &flow, scratch)?;

@@ -3,7 +3,7 @@
 //!
 //! Per (layer, direction): `gx = X·W_ihᵀ + b_ih` for all T·B rows (one GEMM), then the fused
 //! step dispatches (or the whole sequence in one, see [`step_vec4::whole_sequence`] and
-//! [`step_resident::resident_forward`]). An LSTM
+//! [`step_resident::resident_steps`]). An LSTM
 //! with a projection (`proj_size` P) adds, each step, a `[B, H]·W_hrᵀ` GEMM into the state slot,
 //! and gathers the states into `y` after the loop.
 
@@ -218,7 +218,7 @@ impl Rnn {
                 // On CPU adapters with 8-lane subgroups, small steps of a long enough
                 // sequence keep W_hh resident.
                 let resident = general.is_none()
-                    && step_resident::resident_forward(
+                    && step_resident::resident_steps(
                         family,
                         gpu.shares_subgroup_loads(),
                         fwd_bufs.f16_weights,

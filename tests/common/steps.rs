@@ -41,7 +41,8 @@ const HIDDENS: [usize; 4] = [1, 7, 8, 20];
 const FWD_TOL: f64 = 1e-5;
 const BWD_TOL: f64 = 1e-4;
 
-/// How [`run_forward`] records its steps (tests/step_kernels.rs uses `Steps` only).
+/// How [`run_forward`] and [`run_backward`] record their steps (tests/step_kernels.rs uses
+/// `Steps` only).
 #[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dispatch {
@@ -429,22 +430,17 @@ fn reference_backward(
 }
 
 /// Runs `steps` backward (in that order) over T = `seq` and `slots` state slots, one dispatch
-/// a step or all in one (`whole`); checks dg_x, dg_h (GRU), carry_h and carry_c (LSTM).
+/// a step or all in one (`how`); checks dg_x, dg_h (GRU), carry_h and carry_c (LSTM).
 pub fn run_backward(
     gpu: &Gpu,
     s: Shape,
     (seq, slots): (usize, usize),
     steps: &[Step],
-    whole: bool,
+    how: Dispatch,
     seed: u64,
 ) {
     let (b, h, gh) = (s.b, s.h, s.gh());
     let has_next: Vec<bool> = steps.iter().map(|st| st.next.is_some()).collect();
-    let how = if whole {
-        Dispatch::Sequence
-    } else {
-        Dispatch::Steps
-    };
     let what = format!("{} HAS_NEXT={has_next:?}", s.label("backward", how));
     let mut rng = Rng::new(seed);
     let params = rng.vec_uniform_f32(s.params_len(), -0.4, 0.4);
@@ -512,13 +508,18 @@ pub fn run_backward(
             _pad: 0,
         })
         .collect();
-    let table = whole.then(|| upload(gpu, "steps", step_vec4::steps_table(&ps)));
+    let table = upload(gpu, "steps", step_vec4::steps_table(&ps));
     let mut rec = Recorder::new(gpu);
-    match &table {
-        Some(t) => {
-            step_vec4::encode_sequence_backward(&mut rec, s.cell, s.family, &bufs, &ps, t).unwrap()
+    match how {
+        Dispatch::Sequence => {
+            step_vec4::encode_sequence_backward(&mut rec, s.cell, s.family, &bufs, &ps, &table)
+                .unwrap()
         }
-        None => {
+        Dispatch::Resident(groups) => {
+            step_resident::encode_resident_backward(&mut rec, s.cell, &bufs, &ps, &table, groups)
+                .unwrap()
+        }
+        Dispatch::Steps => {
             let bind = step::bind_step_backward(&mut rec, s.cell, s.family, &bufs).unwrap();
             for p in &ps {
                 step::encode_step_backward(&mut rec, bind, s.family, p).unwrap();
@@ -603,7 +604,14 @@ pub fn single_steps_on(gpu: &Gpu, family: StepFamily) {
         // T = 3: step t = 1 after t = 2 (its gate gradient at dgn_off), slots as forward.
         for next in [None, Some(2)] {
             seed += 1;
-            run_backward(gpu, s, (3, 3), &[step(1, 2, 1, next)], false, seed);
+            run_backward(
+                gpu,
+                s,
+                (3, 3),
+                &[step(1, 2, 1, next)],
+                Dispatch::Steps,
+                seed,
+            );
         }
     }
 }
