@@ -116,7 +116,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
     for desc in steps.iter().chain(&sequences) {
         all.extend([v4::for_rows(desc, 4), v4::for_rows(desc, 1)]);
     }
-    // The resident-weight kernels in both builds (f32 weights only).
+    // The resident-weight kernels, forward and backward, in every build (f32 weights only).
     for desc in [
         &step_resident::RNN_FORWARD,
         &step_resident::LSTM_FORWARD,
