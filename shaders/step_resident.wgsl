@@ -199,6 +199,9 @@ fn group_rows(batch: u32, groups: u32) -> u32 {
     return (batch + groups - 1u) / groups;
 }
 
+// The entries below repeat their loop rather than share one driver that picks the cell: a
+// function an entry calls uses its bindings statically, and the RNN and the GRU have no cs.
+
 @compute @workgroup_size(WG, 1, 1)
 fn rnn_resident_forward(@builtin(local_invocation_index) j: u32,
                         @builtin(subgroup_invocation_id) l: u32,
