@@ -3,9 +3,9 @@
 //!
 //! Per (layer, direction): `gx = X·W_ihᵀ + b_ih` for all T·B rows (one GEMM), then the fused
 //! step dispatches (or the whole sequence in one, see [`step_vec4::whole_sequence`] and
-//! [`step_resident::resident_steps`]). An LSTM
-//! with a projection (`proj_size` P) adds, each step, a `[B, H]·W_hrᵀ` GEMM into the state slot,
-//! and gathers the states into `y` after the loop.
+//! [`step_resident::resident_steps`]). An LSTM with a projection (`proj_size` P) adds, each
+//! step, a `[B, H]·W_hrᵀ` GEMM into the state slot, and gathers the states into `y` after
+//! the loop.
 
 use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
