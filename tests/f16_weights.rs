@@ -27,6 +27,19 @@ fn rounded_hh(layout: &ParamLayout, params: &[f32]) -> Vec<f64> {
     rounded
 }
 
+/// y of the reference stack `cfg` on input `xv` (T and B in `tb`) with `params`' W_hh and
+/// b_hh rounded to f16, as the f16 copy holds them.
+fn f16_reference_y(
+    cfg: &RnnConfig,
+    layout: &ParamLayout,
+    params: &[f32],
+    xv: &[f32],
+    (seq, batch): (usize, usize),
+) -> Vec<f64> {
+    let rounded = rounded_hh(layout, params);
+    reference::rnn_forward(cfg, &rounded, &f64s(xv), seq, batch, None, None).y
+}
+
 /// Inference with `WeightStorage::F16` (W_hh and b_hh read from an f16 copy, f32 everywhere
 /// else) against the reference on the same rounded weights, in every kernel family the
 /// adapter can pick (tiled and direct; vec4 where H % 4 == 0, one-row vec4 and small batch at
@@ -116,16 +129,8 @@ fn f16_copy_should_be_packed_once_until_the_parameters_change() {
     rec.run().unwrap();
     let y1 = gpu.read(&y1).unwrap();
     assert_eq!(rnn.f16_pack_count(), 1);
-    let want = reference::rnn_forward(
-        &rnn.cfg,
-        &rounded_hh(&rnn.layout, &params),
-        &f64s(&xv),
-        seq,
-        batch,
-        None,
-        None,
-    );
-    assert_close("first f16 forward", &y1, &want.y, 1e-5);
+    let want = f16_reference_y(&rnn.cfg, &rnn.layout, &params, &xv, (seq, batch));
+    assert_close("first f16 forward", &y1, &want, 1e-5);
 
     let mut rec = recur::Recorder::new(&gpu);
     let (d2, y2) = record(&rnn, &mut rec);
@@ -177,10 +182,7 @@ fn f16_copy_should_follow_every_parameter_write() {
     let (seq, batch) = (5, 2);
     let (mut rnn, p0, xv) = f16_stack(&gpu, 901, seq, batch);
     let x = gpu.tensor("x", &[seq, batch, 5], &xv).unwrap();
-    let reference_y = |p: &[f32]| {
-        let r = rounded_hh(&rnn.layout, p);
-        reference::rnn_forward(&rnn.cfg, &r, &f64s(&xv), seq, batch, None, None).y
-    };
+    let reference_y = |p: &[f32]| f16_reference_y(&rnn.cfg, &rnn.layout, p, &xv, (seq, batch));
     let mut old = reference_y(&p0);
     let check = |rnn: &Rnn, what: &str, old: &[f64], packs: u64| -> Vec<f64> {
         let y = gpu
@@ -240,10 +242,7 @@ fn f16_copy_should_follow_the_order_of_submissions() {
     let (seq, batch) = (5, 2);
     let (rnn, p0, xv) = f16_stack(&gpu, 904, seq, batch);
     let x = gpu.tensor("x", &[seq, batch, 5], &xv).unwrap();
-    let reference_y = |p: &[f32]| {
-        let r = rounded_hh(&rnn.layout, p);
-        reference::rnn_forward(&rnn.cfg, &r, &f64s(&xv), seq, batch, None, None).y
-    };
+    let reference_y = |p: &[f32]| f16_reference_y(&rnn.cfg, &rnn.layout, p, &xv, (seq, batch));
     let sgd = OptimizerConfig::Sgd {
         lr: 0.1,
         momentum: 0.0,
@@ -319,14 +318,6 @@ fn f16_stream_should_equal_the_whole_forward_and_pack_once() {
         bits(&gpu.read(&whole.hn).unwrap())
     );
     assert_eq!(rnn.f16_pack_count(), 1);
-    let want = reference::rnn_forward(
-        &rnn.cfg,
-        &rounded_hh(&rnn.layout, &params),
-        &f64s(&xv),
-        seq,
-        batch,
-        None,
-        None,
-    );
-    assert_close("f16 stream", &y, &want.y, 1e-5);
+    let want = f16_reference_y(&rnn.cfg, &rnn.layout, &params, &xv, (seq, batch));
+    assert_close("f16 stream", &y, &want, 1e-5);
 }

@@ -344,18 +344,21 @@ pub fn bind_step_forward(
     let desc = forward_desc(cell, family)
         .weights(b.f16_weights)?
         .subgroups(subgroups)?;
-    let bufs = select(
-        &desc,
-        &[
-            Some(b.params),
-            Some(b.gx),
-            Some(b.hs),
-            b.cs,
-            Some(b.y),
-            b.acts,
-        ],
-    )?;
+    let bufs = select(&desc, &forward_bindings(b))?;
     rec.bind(&desc, &bufs)
+}
+
+/// The buffers of a forward step kernel, bindings 1..6 (`None` where the cell has none):
+/// params, gx, hs, cs, y, acts.
+pub(super) fn forward_bindings<'a>(b: &ForwardBuffers<'a>) -> [Option<&'a wgpu::Buffer>; 6] {
+    [
+        Some(b.params),
+        Some(b.gx),
+        Some(b.hs),
+        b.cs,
+        Some(b.y),
+        b.acts,
+    ]
 }
 
 /// The buffers of the backward bindings 9..15 in order (`None` where the cell has none).

@@ -13,9 +13,11 @@
 //! sequence. A workgroup's rows then run one after the other on one thread, so
 //! [`resident_steps`] takes it only up to [`RESIDENT_MAX_MACS`] a workgroup and step.
 
+use bytemuck::Pod;
+
 use super::step::{
-    backward_bindings, flags, select, BackwardBuffers, ForwardBuffers, StepBackParams, StepFamily,
-    StepParams,
+    backward_bindings, flags, forward_bindings, select, BackwardBuffers, ForwardBuffers,
+    StepBackParams, StepFamily, StepParams,
 };
 use super::step_vec4::{self as v4, check_backward_vec4, check_forward_vec4, check_table};
 use super::{u32_of, CellKind, KernelDesc, Shader};
@@ -155,17 +157,11 @@ pub fn encode_resident_forward(
     let Some(first) = steps.first() else {
         return Ok(());
     };
-    if !rec.gpu().shares_subgroup_loads() {
-        return Err(Error::Internal(
-            "resident step kernels need subgroups of 8 lanes (Gpu::shares_subgroup_loads)".into(),
-        ));
-    }
     if b.f16_weights {
         return Err(Error::Internal(
             "resident step kernels read f32 weights".into(),
         ));
     }
-    let hidden = first.hidden as usize;
     for p in steps {
         check_forward_vec4(p)?;
         if p.hidden != first.hidden
@@ -173,39 +169,23 @@ pub fn encode_resident_forward(
             || p.whh_off != first.whh_off
             || p.bhh_off != first.bhh_off
             || p.flags != first.flags
-            || hidden > MAX_HIDDEN
+            || p.hidden as usize > MAX_HIDDEN
         {
-            return Err(Error::Internal(format!(
-                "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN} with no \
-                 projection: step {p:?} after {first:?}"
-            )));
+            return Err(mixed_steps(p, first));
         }
     }
-    check_table(table, steps)?;
     let desc = match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => &RNN_FORWARD,
         CellKind::Lstm => &LSTM_FORWARD,
         CellKind::Gru => &GRU_FORWARD,
     };
-    let desc = for_hidden(desc, hidden);
-    let buffers = [
-        Some(b.params),
-        Some(b.gx),
-        Some(b.hs),
-        b.cs,
-        Some(b.y),
-        b.acts,
-        Some(&table.buffer),
-    ];
-    let bufs = select(&desc, &buffers)?;
-    let bind = rec.bind(&desc, &bufs)?;
-    // The uniform is the first step with the most rows of any step (a reverse direction over
-    // sequences of different lengths starts with the fewest): the kernel splits those.
     let head = StepParams {
         batch: steps.iter().map(|p| p.batch).max().unwrap_or(first.batch),
         ..*first
     };
-    rec.dispatch(bind, &head, [u32_of("workgroups", groups.max(1))?, 1, 1])
+    let buffers = forward_bindings(b);
+    let desc = for_hidden(desc, first.hidden as usize);
+    dispatch_resident(rec, &desc, &buffers, table, steps, head, groups)
 }
 
 /// Records every backward step of a (layer, direction) as one dispatch of `groups`
@@ -224,42 +204,62 @@ pub fn encode_resident_backward(
     let Some(first) = steps.first() else {
         return Ok(());
     };
-    if !rec.gpu().shares_subgroup_loads() {
-        return Err(Error::Internal(
-            "resident step kernels need subgroups of 8 lanes (Gpu::shares_subgroup_loads)".into(),
-        ));
-    }
-    let hidden = first.hidden as usize;
     for p in steps {
         check_backward_vec4(p)?;
         if p.hidden != first.hidden
             || p.whh_off != first.whh_off
             || p.flags & !flags::HAS_NEXT != first.flags & !flags::HAS_NEXT
             || p.flags & flags::PROJ != 0
-            || hidden > MAX_HIDDEN
+            || p.hidden as usize > MAX_HIDDEN
         {
-            return Err(Error::Internal(format!(
-                "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN} with no \
-                 projection: step {p:?} after {first:?}"
-            )));
+            return Err(mixed_steps(p, first));
         }
     }
-    check_table(table, steps)?;
     let desc = match cell {
         CellKind::RnnTanh | CellKind::RnnRelu => &RNN_BACKWARD,
         CellKind::Lstm => &LSTM_BACKWARD,
         CellKind::Gru => &GRU_BACKWARD,
     };
-    let desc = for_hidden(desc, hidden);
-    let family = StepFamily::Vec4 { rows: 1 };
-    let mut buffers = backward_bindings(cell, family, b).to_vec();
-    buffers.push(Some(&table.buffer));
-    let bufs = select(&desc, &buffers)?;
-    let bind = rec.bind(&desc, &bufs)?;
     let head = StepBackParams {
         batch: steps.iter().map(|p| p.batch).max().unwrap_or(first.batch),
         ..*first
     };
+    let buffers = backward_bindings(cell, StepFamily::Vec4 { rows: 1 }, b);
+    let desc = for_hidden(desc, first.hidden as usize);
+    dispatch_resident(rec, &desc, &buffers, table, steps, head, groups)
+}
+
+/// A step that does not belong with the first of its sequence.
+fn mixed_steps(p: &impl std::fmt::Debug, first: &impl std::fmt::Debug) -> Error {
+    Error::Internal(format!(
+        "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN} with no \
+         projection: step {p:?} after {first:?}"
+    ))
+}
+
+/// Binds `desc` to the step kernel's `buffers` and the step `table`, and dispatches `groups`
+/// workgroups with `head` as the uniform: the first step with the most rows of any step,
+/// which the kernel splits over the workgroups (a reverse direction over sequences of
+/// different lengths starts with the fewest).
+fn dispatch_resident<P: Pod>(
+    rec: &mut Recorder,
+    desc: &KernelDesc,
+    buffers: &[Option<&wgpu::Buffer>],
+    table: &Tensor,
+    steps: &[P],
+    head: P,
+    groups: usize,
+) -> Result<()> {
+    if !rec.gpu().shares_subgroup_loads() {
+        return Err(Error::Internal(
+            "resident step kernels need subgroups of 8 lanes (Gpu::shares_subgroup_loads)".into(),
+        ));
+    }
+    check_table(table, steps)?;
+    let mut all = buffers.to_vec();
+    all.push(Some(&table.buffer));
+    let bufs = select(desc, &all)?;
+    let bind = rec.bind(desc, &bufs)?;
     rec.dispatch(bind, &head, [u32_of("workgroups", groups.max(1))?, 1, 1])
 }
 

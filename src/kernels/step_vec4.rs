@@ -11,8 +11,8 @@
 use bytemuck::Pod;
 
 use super::step::{
-    backward_bindings, select, BackwardBuffers, ForwardBuffers, StepBackParams, StepFamily,
-    StepParams,
+    backward_bindings, forward_bindings, select, BackwardBuffers, ForwardBuffers, StepBackParams,
+    StepFamily, StepParams,
 };
 use super::CellKind;
 use super::{gru, lstm, rnn, Access, KernelDesc, Shader};
@@ -213,14 +213,7 @@ pub fn encode_sequence_forward(
         CellKind::Lstm => &LSTM_SEQUENCE_FORWARD,
         CellKind::Gru => &GRU_SEQUENCE_FORWARD,
     };
-    let buffers = [
-        Some(b.params),
-        Some(b.gx),
-        Some(b.hs),
-        b.cs,
-        Some(b.y),
-        b.acts,
-    ];
+    let buffers = forward_bindings(b);
     let desc = desc.weights(b.f16_weights)?;
     dispatch_sequence(rec, family, &desc, &buffers, steps, table)
 }
