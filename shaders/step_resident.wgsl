@@ -1,37 +1,50 @@
 // The whole-sequence forward kernels for CPU adapters whose subgroups are their SIMD rows of 8
 // lanes (Gpu::shares_subgroup_loads), with W_hh held in the invocations' own variables for
-// the whole sequence: each invocation owns one hidden unit j and loads its G rows of W_hh
-// once, before the first step; every step then multiplies from registers (or, past the
-// register file, from the invocation's spill slots, which a CPU adapter reads as whole SIMD
-// vectors) instead of reloading W_hh from the storage buffer. On lavapipe a storage load is one
-// bounds-checked scalar load per lane and component; the GEMV of a small batch reads every
-// weight once a step and so is bound by those loads, which this removes. The persistent-RNN
-// idea (weights resident across time steps), on one workgroup, where a barrier orders the steps.
+// the whole sequence: each invocation owns two adjacent hidden units 2m and 2m+1 and loads
+// their G rows of W_hh once, before the first step; every step then multiplies from registers
+// (or, past the register file, from the invocation's spill slots, which a CPU adapter reads as
+// whole SIMD vectors) instead of reloading W_hh from the storage buffer. On lavapipe a storage
+// load is one bounds-checked scalar load per lane and component; the GEMV of a small batch
+// reads every weight once a step and so is bound by those loads, which this removes. The
+// persistent-RNN idea (weights resident across time steps), on one workgroup, where a barrier
+// orders the steps.
+//
+// Two units an invocation: every SIMD row of a workgroup loads the whole h_prev row each step
+// and lavapipe switches every SIMD row at each barrier, so half the invocations do half of
+// that, and the cell reads and writes its operands (gx, c, y, the activations) as vec2s. On
+// lavapipe (LSTM, H = 128, B = 16) this ran the forward 1.09-1.2x faster than one unit an
+// invocation, where four units ran it at 0.79x: the loop body per SIMD row grows with the
+// units, and at four it no longer ran from the CPU's instruction caches.
 //
 // Prepended by the shader registry: step_common.wgsl, weights_f32_vec4.wgsl (param4), and
 // `const KH` (1 or 2: halves of 64 k of each row of W_hh that stay resident) and `const WG`
-// (invocations, one a unit: 32, 64 or 128; 64 * KH >= WG). Preconditions, checked on the
-// host (step_resident.rs): H == state width, H % 4 == 0, H <= WG, subgroups of 8.
+// (the backward entries' invocations, one a unit: 32, 64 or 128; 64 * KH >= WG); the forward
+// entries run WG2 = WG / 2. Preconditions, checked on the host (step_resident.rs): H == state
+// width, H % 4 == 0, H <= WG, every offset and y's stride multiples of 4, subgroups of 8.
 //
 // A workgroup runs every step for its own block of batch rows (group_rows): the rows do not
 // depend on each other, and on a CPU adapter each workgroup is one thread.
 //
-// Step s (table fwd_steps, binding 7, in the order the steps run) for every batch row b:
+// Step s (table fwd_steps, binding 7, in the order the steps run) for every batch row b and
+// each of the invocation's units j:
 //   pre[g] = b_hh[gH + j] + sum_k h_prev[b, k] * W_hh[gH + j, k]   (g < G)
 // h_prev is read from hs at the step's hprev_off: lane l of each subgroup loads vec4s l, l+8
 // (and l+16, l+24) of the row and subgroupBroadcast hands them round, so a lane loads 2 (or
-// 4) vec4s a row instead of 16 (32). Then the cell of step_vec4.wgsl for unit j, scalar, and
-// a storage barrier before the next step reads what this one wrote. Units past H (j >= H)
-// take part in the loads and broadcasts and store nothing.
+// 4) vec4s a row instead of 16 (32). Then the cell of step_vec4.wgsl for the two units, on
+// vec2s, and a storage barrier before the next step reads what this one wrote. Invocations
+// past H (2m >= H) take part in the loads and broadcasts and store nothing.
+
+// Invocations of a forward workgroup: two units each.
+const WG2: u32 = WG / 2u;
 
 @group(0) @binding(0) var<uniform> p: StepParams;
 // binding 1, params: weights_f32_vec4.wgsl (param4(q)).
-@group(0) @binding(2) var<storage, read> gx: array<f32>;
-// vec4s: the exchange loads whole vec4s of h_prev (one load instruction, not four).
+// vec2s: the two units of an invocation; hs in vec4s, which the exchange loads.
+@group(0) @binding(2) var<storage, read> gx: array<vec2<f32>>;
 @group(0) @binding(3) var<storage, read_write> hs: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
-@group(0) @binding(6) var<storage, read_write> acts: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cs: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> y: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read_write> acts: array<vec2<f32>>;
 // The step table: StepParams of each step as 16 words.
 @group(0) @binding(7) var<storage, read> fwd_steps: array<u32>;
 
@@ -93,32 +106,88 @@ fn resident_weights(sp: StepParams, j: u32, ng: u32) -> Resident {
     return w;
 }
 
-// b_hh of the first `ng` gates for unit j, or zero without a bias.
-fn resident_bias(sp: StepParams, j: u32, ng: u32) -> vec4<f32> {
-    var bh = vec4<f32>(0.0);
+// The resident rows of the two units of an invocation.
+struct ResidentPair {
+    u0: Resident,
+    u1: Resident,
+}
+
+// The first `ng` gate rows of W_hh for units 2m and 2m+1.
+fn resident_pair(sp: StepParams, m: u32, ng: u32) -> ResidentPair {
+    return ResidentPair(resident_weights(sp, 2u * m, ng), resident_weights(sp, 2u * m + 1u, ng));
+}
+
+// The two elements of v, a vec4 of the parameters or of hs, from element e (e even).
+fn half_of(v: vec4<f32>, e: u32) -> vec2<f32> {
+    return select(v.xy, v.zw, (e % 4u) != 0u);
+}
+
+// b_hh of gate g for units 2m and 2m+1, or zero without a bias.
+fn bias_pair(sp: StepParams, m: u32, g: u32) -> vec2<f32> {
     if (sp.flags & HAS_BIAS) == 0u {
-        return bh;
+        return vec2<f32>(0.0);
     }
-    for (var g = 0u; g < ng; g++) {
-        let e = sp.bhh_off + g * sp.hidden + min(j, sp.hidden - 1u);
-        bh[g] = param4(e / 4u)[e % 4u];
+    let e = sp.bhh_off + g * sp.hidden + 2u * min(m, sp.hidden / 2u - 1u);
+    return half_of(param4(e / 4u), e);
+}
+
+// The h_prev row a subgroup shares: k 0..63 in a, 64..127 in b (KH = 2 only).
+struct HRow {
+    a: Row16,
+    b: Row16,
+}
+
+// Vec4 i of the hidden-state row at vec4 q of hs, zero at or past n.
+fn hrow(q: u32, i: u32, n: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), hs[q + min(i, n - 1u)], i < n);
+}
+
+// The row of h_prev at element e of hs (ks vec4s), every lane's copy from the lanes' loads.
+fn exchange(e: u32, ks: u32, l: u32) -> HRow {
+    var h: HRow;
+    h.a = bcast16(hrow(e / 4u, l, ks), hrow(e / 4u, l + 8u, ks));
+    if KH > 1u {
+        h.b = bcast16(hrow(e / 4u, l + 16u, ks), hrow(e / 4u, l + 24u, ks));
     }
-    return bh;
+    return h;
 }
 
-// Vec4 i of the hidden-state row at element e of hs, zero at or past n.
-fn hrow(e: u32, i: u32, n: u32) -> vec4<f32> {
-    return select(vec4<f32>(0.0), hs[e / 4u + min(i, n - 1u)], i < n);
+// sum_k h_prev[k] * W_hh[gH + j, k] for the first `ng` gates of one unit, in gate order.
+fn unit_product(w: Resident, h: HRow, ng: u32) -> vec4<f32> {
+    var pre = vec4<f32>(dot16(w.a0, h.a, 0.0), 0.0, 0.0, 0.0);
+    if ng > 1u {
+        pre.y = dot16(w.a1, h.a, 0.0);
+        pre.z = dot16(w.a2, h.a, 0.0);
+    }
+    if ng > 3u {
+        pre.w = dot16(w.a3, h.a, 0.0);
+    }
+    if KH > 1u {
+        pre.x = dot16(w.b0, h.b, pre.x);
+        if ng > 1u {
+            pre.y = dot16(w.b1, h.b, pre.y);
+            pre.z = dot16(w.b2, h.b, pre.z);
+        }
+        if ng > 3u {
+            pre.w = dot16(w.b3, h.b, pre.w);
+        }
+    }
+    return pre;
 }
 
-// Element e of hs.
-fn h_at(e: u32) -> f32 {
-    return hs[e / 4u][e % 4u];
+// The products of the two units, column g gate g's for units 2m and 2m+1.
+fn pair_product(w: ResidentPair, h: HRow, ng: u32) -> mat4x2<f32> {
+    return transpose(mat2x4<f32>(unit_product(w.u0, h, ng), unit_product(w.u1, h, ng)));
 }
 
-// hs[e] = v.
-fn set_h(e: u32, v: f32) {
-    hs[e / 4u][e % 4u] = v;
+// sigmoid of each component.
+fn sigmoid2(x: vec2<f32>) -> vec2<f32> {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+// tanh_c of each component.
+fn tanh2(x: vec2<f32>) -> vec2<f32> {
+    return tanh(clamp(x, vec2<f32>(-15.0), vec2<f32>(15.0)));
 }
 
 // Every lane's 16 vec4s from the 8 lanes' a and b: lane m's a is vec4 m, its b vec4 m + 8.
@@ -168,101 +237,90 @@ fn dot16(w: Row16, h: Row16, acc_in: f32) -> f32 {
     return acc;
 }
 
-// sum_k h_prev[k] * W_hh[gH + j, k] for the first `ng` gates, h_prev at element e of hs.
-fn resident_product(w: Resident, e: u32, ks: u32, l: u32, ng: u32) -> vec4<f32> {
-    let ha = bcast16(hrow(e, l, ks), hrow(e, l + 8u, ks));
-    var pre = vec4<f32>(dot16(w.a0, ha, 0.0), 0.0, 0.0, 0.0);
-    if ng > 1u {
-        pre.y = dot16(w.a1, ha, 0.0);
-        pre.z = dot16(w.a2, ha, 0.0);
-    }
-    if ng > 3u {
-        pre.w = dot16(w.a3, ha, 0.0);
-    }
-    if KH > 1u {
-        let hb = bcast16(hrow(e, l + 16u, ks), hrow(e, l + 24u, ks));
-        pre.x = dot16(w.b0, hb, pre.x);
-        if ng > 1u {
-            pre.y = dot16(w.b1, hb, pre.y);
-            pre.z = dot16(w.b2, hb, pre.z);
-        }
-        if ng > 3u {
-            pre.w = dot16(w.b3, hb, pre.w);
-        }
-    }
-    return pre;
-}
-
 // Batch rows of each workgroup: workgroup g runs rows g*rows .. g*rows + rows - 1 (of those
 // each step has), so that the workgroups (the CPU adapter's threads) split the batch.
 fn group_rows(batch: u32, groups: u32) -> u32 {
     return (batch + groups - 1u) / groups;
 }
 
+// h_prev of units 2m and 2m+1 at element e of hs (e even).
+fn h_pair(e: u32) -> vec2<f32> {
+    return half_of(hs[e / 4u], e);
+}
+
+// hs[e], hs[e + 1] = v (e even).
+fn set_h_pair(e: u32, v: vec2<f32>) {
+    hs[e / 4u][e % 4u] = v.x;
+    hs[e / 4u][e % 4u + 1u] = v.y;
+}
+
 // The entries below repeat their loop rather than share one driver that picks the cell: a
 // function an entry calls uses its bindings statically, and the RNN and the GRU have no cs.
+// Indices in vec2s (units 2m and 2m+1): xb of the row's gate 0 in gx.
 
-@compute @workgroup_size(WG, 1, 1)
-fn rnn_resident_forward(@builtin(local_invocation_index) j: u32,
+@compute @workgroup_size(WG2, 1, 1)
+fn rnn_resident_forward(@builtin(local_invocation_index) m: u32,
                         @builtin(subgroup_invocation_id) l: u32,
                         @builtin(workgroup_id) group: vec3<u32>,
                         @builtin(num_workgroups) groups: vec3<u32>) {
     let H = p.hidden;
+    let H2 = H / 2u;
     let rows = group_rows(p.batch, groups.x);
     let b0 = group.x * rows;
-    let w = resident_weights(p, j, 1u);
-    let bh = resident_bias(p, j, 1u).x;
+    let w = resident_pair(p, m, 1u);
+    let bh = bias_pair(p, m, 0u);
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
         for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
-            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 1u).x;
-            if j < H {
-                let pre = acc + bh + gx[sp.gx_off + b * H + j];
-                var h: f32;
+            let acc = pair_product(w, exchange(sp.hprev_off + b * H, H / 4u, l), 1u)[0];
+            if m < H2 {
+                let pre = acc + bh + gx[sp.gx_off / 2u + b * H2 + m];
+                var h: vec2<f32>;
                 if (sp.flags & RELU) != 0u {
-                    h = max(pre, 0.0);
+                    h = max(pre, vec2<f32>(0.0));
                 } else {
-                    h = tanh_c(pre);
+                    h = tanh2(pre);
                 }
-                set_h(sp.hout_off + b * H + j, h);
-                y[sp.y_off + b * sp.y_stride + j] = h;
+                set_h_pair(sp.hout_off + b * H + 2u * m, h);
+                y[(sp.y_off + b * sp.y_stride) / 2u + m] = h;
             }
         }
         storageBarrier();
     }
 }
 
-@compute @workgroup_size(WG, 1, 1)
-fn lstm_resident_forward(@builtin(local_invocation_index) j: u32,
+@compute @workgroup_size(WG2, 1, 1)
+fn lstm_resident_forward(@builtin(local_invocation_index) m: u32,
                          @builtin(subgroup_invocation_id) l: u32,
                          @builtin(workgroup_id) group: vec3<u32>,
                          @builtin(num_workgroups) groups: vec3<u32>) {
     let H = p.hidden;
+    let H2 = H / 2u;
     let rows = group_rows(p.batch, groups.x);
     let b0 = group.x * rows;
-    let w = resident_weights(p, j, 4u);
-    let bh = resident_bias(p, j, 4u);
+    let w = resident_pair(p, m, 4u);
+    let bh = mat4x2<f32>(bias_pair(p, m, 0u), bias_pair(p, m, 1u), bias_pair(p, m, 2u), bias_pair(p, m, 3u));
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
         for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
-            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 4u) + bh;
-            if j < H {
-                let xb = sp.gx_off + b * 4u * H + j;
-                let i = sigmoid(acc.x + gx[xb]);
-                let f = sigmoid(acc.y + gx[xb + H]);
-                let g = tanh_c(acc.z + gx[xb + 2u * H]);
-                let o = sigmoid(acc.w + gx[xb + 3u * H]);
-                let c = f * cs[sp.cprev_off + b * H + j] + i * g;
-                let h = o * tanh_c(c);
-                cs[sp.cout_off + b * H + j] = c;
-                set_h(sp.hout_off + b * H + j, h);
-                y[sp.y_off + b * sp.y_stride + j] = h;
+            let acc = pair_product(w, exchange(sp.hprev_off + b * H, H / 4u, l), 4u) + bh;
+            if m < H2 {
+                let xb = sp.gx_off / 2u + b * 4u * H2 + m;
+                let i = sigmoid2(acc[0] + gx[xb]);
+                let f = sigmoid2(acc[1] + gx[xb + H2]);
+                let g = tanh2(acc[2] + gx[xb + 2u * H2]);
+                let o = sigmoid2(acc[3] + gx[xb + 3u * H2]);
+                let c = f * cs[sp.cprev_off / 2u + b * H2 + m] + i * g;
+                let h = o * tanh2(c);
+                cs[sp.cout_off / 2u + b * H2 + m] = c;
+                set_h_pair(sp.hout_off + b * H + 2u * m, h);
+                y[(sp.y_off + b * sp.y_stride) / 2u + m] = h;
                 if (sp.flags & SAVE) != 0u {
-                    let a = sp.act_off + b * 4u * H + j;
+                    let a = sp.act_off / 2u + b * 4u * H2 + m;
                     acts[a] = i;
-                    acts[a + H] = f;
-                    acts[a + 2u * H] = g;
-                    acts[a + 3u * H] = o;
+                    acts[a + H2] = f;
+                    acts[a + 2u * H2] = g;
+                    acts[a + 3u * H2] = o;
                 }
             }
         }
@@ -270,37 +328,39 @@ fn lstm_resident_forward(@builtin(local_invocation_index) j: u32,
     }
 }
 
-@compute @workgroup_size(WG, 1, 1)
-fn gru_resident_forward(@builtin(local_invocation_index) j: u32,
+@compute @workgroup_size(WG2, 1, 1)
+fn gru_resident_forward(@builtin(local_invocation_index) m: u32,
                         @builtin(subgroup_invocation_id) l: u32,
                         @builtin(workgroup_id) group: vec3<u32>,
                         @builtin(num_workgroups) groups: vec3<u32>) {
     let H = p.hidden;
+    let H2 = H / 2u;
     let rows = group_rows(p.batch, groups.x);
     let b0 = group.x * rows;
-    let w = resident_weights(p, j, 3u);
-    let bh = resident_bias(p, j, 3u);
+    let w = resident_pair(p, m, 3u);
+    let bh = mat3x2<f32>(bias_pair(p, m, 0u), bias_pair(p, m, 1u), bias_pair(p, m, 2u));
     for (var s = 0u; s < arrayLength(&fwd_steps) / 16u; s++) {
         let sp = step_params(s, l);
         for (var b = b0; b < min(b0 + rows, sp.batch); b++) {
-            let acc = resident_product(w, sp.hprev_off + b * H, H / 4u, l, 3u);
-            if j < H {
-                let xb = sp.gx_off + b * 3u * H + j;
+            let acc = pair_product(w, exchange(sp.hprev_off + b * H, H / 4u, l), 3u);
+            if m < H2 {
+                let xb = sp.gx_off / 2u + b * 3u * H2 + m;
                 // b_hn stays inside the reset product (PyTorch's form). The sums in the
                 // order of step_vec4.wgsl (bit for bit the same).
-                let ghn = acc.z + bh.z;
-                let r = sigmoid(gx[xb] + acc.x + bh.x);
-                let z = sigmoid(gx[xb + H] + acc.y + bh.y);
-                let n = tanh_c(gx[xb + 2u * H] + r * ghn);
-                let h = (1.0 - z) * n + z * h_at(sp.hprev_off + b * H + j);
-                set_h(sp.hout_off + b * H + j, h);
-                y[sp.y_off + b * sp.y_stride + j] = h;
+                let ghn = acc[2] + bh[2];
+                let r = sigmoid2(gx[xb] + acc[0] + bh[0]);
+                let z = sigmoid2(gx[xb + H2] + acc[1] + bh[1]);
+                let n = tanh2(gx[xb + 2u * H2] + r * ghn);
+                let hq = b * H2 + m;
+                let h = (1.0 - z) * n + z * h_pair(sp.hprev_off + b * H + 2u * m);
+                set_h_pair(sp.hout_off + b * H + 2u * m, h);
+                y[(sp.y_off + b * sp.y_stride) / 2u + m] = h;
                 if (sp.flags & SAVE) != 0u {
-                    let a = sp.act_off + b * 4u * H + j;
+                    let a = sp.act_off / 2u + b * 4u * H2 + m;
                     acts[a] = r;
-                    acts[a + H] = z;
-                    acts[a + 2u * H] = n;
-                    acts[a + 3u * H] = ghn;
+                    acts[a + H2] = z;
+                    acts[a + 2u * H2] = n;
+                    acts[a + 3u * H2] = ghn;
                 }
             }
         }

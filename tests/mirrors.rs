@@ -249,7 +249,8 @@ fn shared_constants_are_equal_in_wgsl_and_rust() {
     assert_eq!(c(Shader::StepVec4, "NB"), 4);
     assert_eq!(c(Shader::StepVec4Row, "NB"), 1);
     assert_eq!(c(Shader::StepVec4Subgroup, "NB"), step_vec4::SUBGROUP_ROWS);
-    // One invocation a unit, 64 k of a row resident per KH: enough for every unit.
+    // One invocation a unit (backward; forward FORWARD_UNITS), 64 k of a row resident per KH:
+    // enough for every unit.
     for (shader, units) in kernels::step_resident::BUILDS {
         assert_eq!(c(shader, "WG"), units);
         assert!(64 * c(shader, "KH") >= units);
@@ -292,8 +293,15 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         // Four subgroups of 8 lanes.
         Shader::MatmulSubgroup => [32, 1, 1],
         Shader::StepResident32 | Shader::StepResident64 | Shader::StepResident128 => {
-            let builds = kernels::step_resident::BUILDS;
-            [builds.iter().find(|b| b.0 == desc.shader)?.1, 1, 1]
+            let units = kernels::step_resident::BUILDS
+                .iter()
+                .find(|b| b.0 == desc.shader)?
+                .1;
+            if e.ends_with("_forward") {
+                [units / kernels::step_resident::FORWARD_UNITS, 1, 1]
+            } else {
+                [units, 1, 1]
+            }
         }
         Shader::Clip if e == "clip_norm_partials_rows" => [clip::CLIP_ROWS_WG, 1, 1],
         Shader::Clip => [clip::CLIP_WG, 1, 1],

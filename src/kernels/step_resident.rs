@@ -1,7 +1,7 @@
 //! `shaders/step_resident.wgsl` (and its backward entries, `step_resident_backward.wgsl`):
 //! every step of a (layer, direction) in one dispatch, forward or backward, each invocation
-//! holding its hidden unit's rows of W_hh (backward: its column) in its own variables for the
-//! whole sequence, for CPU adapters whose subgroups are their SIMD rows
+//! holding its hidden units' rows of W_hh (forward: two units; backward: one unit's column)
+//! in its own variables for the whole sequence, for CPU adapters whose subgroups are their SIMD rows
 //! ([`crate::Gpu::shares_subgroup_loads`]). Bindings and the step table as the vec4 sequence
 //! entries ([`super::step_vec4::encode_sequence_forward`]); the batch rows are split over
 //! [`groups`] workgroups, each running every step for its rows with a barrier between steps.
@@ -66,14 +66,21 @@ pub const GRU_BACKWARD: KernelDesc = KernelDesc {
     ..v4::GRU_SEQUENCE_BACKWARD
 };
 
-/// The builds of the file and the hidden units each covers, one invocation a unit (WGSL
-/// `WG`; `64 * KH` k of each row of W_hh resident): a build with fewer invocations has fewer
-/// SIMD rows to switch at each step's barrier.
+/// The builds of the file and the hidden units each covers (WGSL `WG`; `64 * KH` k of each
+/// row of W_hh resident): the backward entries run one invocation a unit, the forward ones
+/// one for every [`FORWARD_UNITS`] units. A build with fewer invocations has fewer SIMD rows to switch at
+/// each step's barrier.
 pub const BUILDS: [(Shader, usize); 3] = [
     (Shader::StepResident32, 32),
     (Shader::StepResident64, 64),
     (Shader::StepResident128, 128),
 ];
+
+/// Hidden units each invocation of a forward entry owns (WGSL `WG2 = WG / 2`): every SIMD row
+/// loads the whole h_prev row a step, so fewer rows load less; on lavapipe two units ran the
+/// LSTM forward (H = 128, B = 16) faster than one and four (whose loop body outgrew the CPU's
+/// instruction caches) slower.
+pub const FORWARD_UNITS: usize = 2;
 
 /// The largest hidden size these kernels take.
 pub const MAX_HIDDEN: usize = 128;
