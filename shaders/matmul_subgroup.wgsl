@@ -223,3 +223,26 @@ fn matmul_tn_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     }
     store32(m0, n0, acc0, acc1, acc2, acc3);
 }
+
+// Aᵀ of A [k, m] (lda) into C [m, k] (ldc), for the Aᵀ·B products that encode_matmul runs as
+// A·B on the copy (src/kernels/matmul.rs, transposes_a): on lavapipe matmul_nn_sg ran the
+// weight-gradient shapes at twice matmul_tn_sg's rate. Invocation (x, y) moves the 4x4 block
+// of rows 4y .. 4y+3 (k) and columns 4x .. 4x+3 (m): four vec4 loads, four vec4 stores.
+// Preconditions (checked on the host): m, k, lda, ldc and the offsets multiples of 4.
+@compute @workgroup_size(8, 8, 1)
+fn transpose_sg(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let m0 = 4u * gid.x;
+    let k0 = 4u * gid.y;
+    if m0 >= p.m || k0 >= p.k {
+        return;
+    }
+    let la = p.lda / 4u;
+    let src = (p.a_off + k0 * p.lda + m0) / 4u;
+    let t = transpose(mat4x4<f32>(a[src], a[src + la], a[src + 2u * la], a[src + 3u * la]));
+    let lc = p.ldc / 4u;
+    let dst = (p.c_off + m0 * p.ldc + k0) / 4u;
+    c[dst] = t[0];
+    c[dst + lc] = t[1];
+    c[dst + 2u * lc] = t[2];
+    c[dst + 3u * lc] = t[3];
+}

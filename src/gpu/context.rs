@@ -65,6 +65,8 @@ pub struct Gpu {
     /// Bumped by every library write of parameters (optimizer steps, checkpoint loads): see
     /// [`Gpu::param_writes`].
     param_writes: std::sync::atomic::AtomicU64,
+    /// The buffer [`Gpu::scratch`] hands out.
+    pub(crate) scratch: Mutex<Option<wgpu::Buffer>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -263,6 +265,7 @@ impl Gpu {
             errors,
             submissions: Default::default(),
             param_writes: Default::default(),
+            scratch: Mutex::default(),
         })
     }
 

@@ -55,6 +55,27 @@ impl Gpu {
         Ok(if rounded <= max { rounded } else { bytes })
     }
 
+    /// A buffer of at least `numel` f32s for a temporary that a recording writes in full
+    /// before it reads it (the copy of Aᵀ of [`crate::kernels::matmul::encode_matmul`]): one
+    /// for the `Gpu`, replaced by a larger one when a request outgrows it, so that repeated
+    /// calls allocate (and zero) nothing. Sharing it is safe because the queue runs
+    /// submissions in order and, inside one, every use writes it before reading it and wgpu
+    /// orders the dispatches that touch it.
+    pub(crate) fn scratch(&self, numel: usize) -> Result<wgpu::Buffer> {
+        let size = self.check_size("scratch", numel)?;
+        // A poisoned lock only means another thread panicked while holding it: the buffer
+        // handle inside is still whole.
+        let mut held = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match held.as_ref() {
+            Some(b) if b.size() >= size => Ok(b.clone()),
+            _ => {
+                let b = self.zeros("scratch", &[numel])?.buffer;
+                *held = Some(b.clone());
+                Ok(b)
+            }
+        }
+    }
+
     /// Uploads `data` as a tensor of `shape`.
     pub fn tensor(&self, label: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
         let numel: usize = shape.iter().product();

@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{groups, u32_of, Access, KernelDesc, Shader};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 
 /// Entry `matmul`.
@@ -67,6 +67,14 @@ pub const MATMUL_NT_SG: KernelDesc = KernelDesc {
 /// See [`MATMUL_NN_SG`].
 pub const MATMUL_TN_SG: KernelDesc = KernelDesc {
     entry: "matmul_tn_sg",
+    ..MATMUL_NN_SG
+};
+
+/// Entry `transpose_sg` of `shaders/matmul_subgroup.wgsl`: `C[m, k] = A[k, m]ᵀ` in 4x4
+/// blocks, the copy [`encode_matmul`] makes where [`transposes_a`].
+pub const TRANSPOSE_SG: KernelDesc = KernelDesc {
+    entry: "transpose_sg",
+    bindings: &[Some(Access::Read), None, None, Some(Access::ReadWrite)],
     ..MATMUL_NN_SG
 };
 
@@ -214,10 +222,47 @@ pub fn matmul_kernel(gpu: &crate::Gpu, g: &Gemm) -> &'static KernelDesc {
     vec4_kernel(g, subgroups).unwrap_or(&MATMUL_DIRECT)
 }
 
+/// Elements of A from which [`transposes_a`] holds: up to here A stays in the CPU's caches
+/// and the Aᵀ·B kernel keeps up.
+pub const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 20;
+
+/// Whether [`encode_matmul`] runs `g`, an Aᵀ·B, as A·B on a copy of Aᵀ made by
+/// [`TRANSPOSE_SG`] on `gpu` (in [`crate::Gpu`]'s scratch buffer): where the subgroup Aᵀ·B
+/// kernel would run, m and k are multiples of 4 and A has at least
+/// [`TRANSPOSE_MIN_ELEMENTS`]. Each step of that kernel's k loop reads a row of A and of B
+/// from another page, which the CPU's prefetchers do not follow: once A outgrows the caches
+/// it waits on memory. On lavapipe (2 cores, n = 128, four alternating rounds) the copy and
+/// `matmul_nn_sg` together ran m x k = 768..2048 x 1024..2048 at 22-25 GFLOP/s against
+/// `matmul_tn_sg`'s 13-18, and 1024 x 256 x 2048 at 30 against 21; with A at 1.5 MB and less
+/// (384 x 1024, 512 x 512, 256 x 256) `matmul_tn_sg` was 1.1-1.3x faster than the copy and
+/// product. Unrolling its k loop by 4 and loading a row ahead did not help.
+pub fn transposes_a(gpu: &crate::Gpu, g: &Gemm) -> bool {
+    g.trans_a
+        && std::ptr::eq(matmul_kernel(gpu, g), &MATMUL_TN_SG)
+        && g.m.is_multiple_of(4)
+        && g.k.is_multiple_of(4)
+        && g.m * g.k >= TRANSPOSE_MIN_ELEMENTS
+}
+
 /// Records one GEMM.
 pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
     if g.m == 0 || g.n == 0 {
         return Ok(());
+    }
+    if transposes_a(rec.gpu(), g) {
+        // A copy over the adapter's buffer limits leaves the Aᵀ·B kernel to read A in place.
+        if let Ok(a_t) = rec.gpu().scratch(g.m * g.k) {
+            encode_transpose(rec, g.a, g.k, g.m, &a_t)?;
+            let a = MatRef::new(&a_t, 0, g.k);
+            return encode_matmul(
+                rec,
+                &Gemm {
+                    a,
+                    trans_a: false,
+                    ..*g
+                },
+            );
+        }
     }
     let bias_buf = g.bias.map(|b| b.0).unwrap_or(g.a.buffer);
     let desc = matmul_kernel(rec.gpu(), g);
@@ -252,6 +297,58 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
         TILE
     };
     rec.dispatch(bind, &p, [groups(g.n, cols)?, groups(g.m, rows)?, 1])
+}
+
+/// Records `out[m, k] = A[k, m]ᵀ` ([`TRANSPOSE_SG`]; `out` row-major, no padding), A `rows`
+/// x `cols` at `a`: the copy [`encode_matmul`] reads where [`transposes_a`]. Needs an adapter
+/// with subgroups of 8 lanes ([`crate::Gpu::shares_subgroup_loads`]), `rows`, `cols`, A's
+/// leading dimension and offset multiples of 4, and `out` large enough
+/// ([`crate::Error::Internal`] otherwise).
+pub fn encode_transpose(
+    rec: &mut Recorder,
+    a: MatRef,
+    rows: usize,
+    cols: usize,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    if !rec.gpu().shares_subgroup_loads() {
+        return Err(Error::Internal(
+            "transpose_sg needs subgroups of 8 lanes (Gpu::shares_subgroup_loads)".into(),
+        ));
+    }
+    if [rows, cols, a.ld, a.offset]
+        .iter()
+        .any(|x| !x.is_multiple_of(4))
+        || a.ld < cols
+        || (rows * cols * 4) as u64 > out.size()
+    {
+        return Err(Error::Internal(format!(
+            "transpose_sg: {rows} x {cols} at offset {} (ld {}) into {} bytes: sizes, offset \
+             and ld must be multiples of 4, ld >= columns, the output large enough",
+            a.offset,
+            a.ld,
+            out.size()
+        )));
+    }
+    let bind = rec.bind(&TRANSPOSE_SG, &[a.buffer, out])?;
+    let p = MatmulParams {
+        m: u32_of("transpose columns", cols)?,
+        n: 0,
+        k: u32_of("transpose rows", rows)?,
+        lda: u32_of("transpose lda", a.ld)?,
+        ldb: 0,
+        ldc: u32_of("transpose ldc", rows)?,
+        a_off: u32_of("transpose a offset", a.offset)?,
+        b_off: 0,
+        c_off: 0,
+        bias_off: 0,
+        flags: 0,
+        _pad: 0,
+    };
+    rec.dispatch(bind, &p, [groups(cols, 32)?, groups(rows, 32)?, 1])
 }
 
 /// A linear layer's parameters inside a buffer: `W` `[out, in]` at element `weight`, and the

@@ -46,6 +46,7 @@ pub fn all_kernels() -> Vec<KernelDesc> {
         matmul::MATMUL_NN_SG,
         matmul::MATMUL_NT_SG,
         matmul::MATMUL_TN_SG,
+        matmul::TRANSPOSE_SG,
         util::SUM_ROWS,
         util::SUM_ROWS_VEC4,
         util::TRANSPOSE01,

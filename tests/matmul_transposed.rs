@@ -1,0 +1,157 @@
+//! The Aᵀ·B products that `encode_matmul` runs as A·B on a transposed copy of A, on CPU
+//! adapters whose subgroups are 8 lanes, once A is large (`matmul::transposes_a`): the copy
+//! kernel alone against the exact transpose, and whole products past the size against the f64
+//! reference, two in one recording sharing the `Gpu`'s scratch buffer.
+
+mod common;
+
+use common::{assert_close, bits, f64s, gpu};
+use recur::kernels::matmul::{
+    encode_matmul, encode_transpose, matmul_kernel, transposes_a, Gemm, MatRef, MATMUL_NN_SG,
+    TRANSPOSE_MIN_ELEMENTS,
+};
+use recur::rng::Rng;
+use recur::{reference, Error, Recorder};
+
+/// `rows x cols` values from `rng` stored at element `off` with rows `ld` apart, NaN around
+/// them (a kernel that reads the padding shows it).
+fn padded(rng: &mut Rng, rows: usize, cols: usize, off: usize, ld: usize) -> (Vec<f32>, Vec<f32>) {
+    let a = rng.vec_uniform_f32(rows * cols, -1.0, 1.0);
+    let mut store = vec![f32::NAN; off + rows * ld + 8];
+    for i in 0..rows {
+        store[off + i * ld..][..cols].copy_from_slice(&a[i * cols..][..cols]);
+    }
+    (a, store)
+}
+
+/// `transpose_sg`, one dispatch, on shapes of one 4x4 block, a partial workgroup of blocks in
+/// either direction and several workgroups, from an offset with a padded leading dimension:
+/// every element lands where the transpose puts it, bit for bit; a shape off the vec4 grid is
+/// refused.
+#[test]
+fn transpose_should_copy_every_element_to_its_transposed_place() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.shares_subgroup_loads() {
+        assert!(!common::is_lavapipe(&gpu));
+        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
+        return;
+    }
+    let mut rng = Rng::new(21);
+    for (rows, cols) in [(4, 4), (8, 36), (68, 12), (132, 260)] {
+        let (off, ld) = (4, cols + 8);
+        let (a, store) = padded(&mut rng, rows, cols, off, ld);
+        let ta = gpu.tensor("a", &[store.len()], &store).unwrap();
+        let out = gpu.zeros("a_t", &[rows * cols]).unwrap();
+        let mut rec = Recorder::new(&gpu);
+        encode_transpose(
+            &mut rec,
+            MatRef::new(&ta.buffer, off, ld),
+            rows,
+            cols,
+            &out.buffer,
+        )
+        .unwrap();
+        rec.run().unwrap();
+        let mut want = vec![0.0f32; rows * cols];
+        for i in 0..rows {
+            for j in 0..cols {
+                want[j * rows + i] = a[i * cols + j];
+            }
+        }
+        let got = gpu.read(&out).unwrap();
+        assert_eq!(bits(&got), bits(&want), "transpose of {rows} x {cols}");
+    }
+    let ta = gpu.zeros("a", &[64]).unwrap();
+    let out = gpu.zeros("a_t", &[64]).unwrap();
+    let mut rec = Recorder::new(&gpu);
+    for (rows, cols, off, ld) in [(5, 4, 0, 4), (4, 6, 0, 8), (4, 4, 2, 4), (4, 8, 0, 4)] {
+        let r = encode_transpose(
+            &mut rec,
+            MatRef::new(&ta.buffer, off, ld),
+            rows,
+            cols,
+            &out.buffer,
+        );
+        assert!(
+            matches!(r, Err(Error::Internal(_))),
+            "{rows} x {cols} at {off}, ld {ld}: {r:?}"
+        );
+    }
+}
+
+/// Aᵀ·B with A past [`TRANSPOSE_MIN_ELEMENTS`]: the library takes the copy and A·B, and two
+/// such products in one recording (the second larger, accumulating into C with a bias; A and
+/// B from offsets with padded leading dimensions) match the f64 reference.
+#[test]
+fn large_transposed_products_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.shares_subgroup_loads() {
+        assert!(!common::is_lavapipe(&gpu));
+        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
+        return;
+    }
+    let mut rng = Rng::new(22);
+    // (m, n, k, accumulate and bias): A of 1024 x 1028 and 516 x 2048 elements.
+    let cases = [(1024, 12, 1028, false), (516, 20, 2048, true)];
+    let mut rec = Recorder::new(&gpu);
+    let mut checks = Vec::new();
+    for &(m, n, k, acc) in &cases {
+        assert!(m * k >= TRANSPOSE_MIN_ELEMENTS);
+        let (lda, ldb, ldc) = (m + 4, n + 8, n + 4);
+        let (a, a_store) = padded(&mut rng, k, m, 8, lda);
+        let (b, b_store) = padded(&mut rng, k, n, 4, ldb);
+        let c_store = rng.vec_uniform_f32(12 + m * ldc, -1.0, 1.0);
+        let bias = rng.vec_uniform_f32(n + 4, -1.0, 1.0);
+        let ta = gpu.tensor("a", &[a_store.len()], &a_store).unwrap();
+        let tb = gpu.tensor("b", &[b_store.len()], &b_store).unwrap();
+        let tc = gpu.tensor("c", &[c_store.len()], &c_store).unwrap();
+        let tbias = gpu.tensor("bias", &[n + 4], &bias).unwrap();
+        let g = Gemm {
+            m,
+            n,
+            k,
+            a: MatRef::new(&ta.buffer, 8, lda),
+            trans_a: true,
+            b: MatRef::new(&tb.buffer, 4, ldb),
+            trans_b: false,
+            bias: acc.then_some((&tbias.buffer, 4)),
+            c: MatRef::new(&tc.buffer, 12, ldc),
+            accumulate: acc,
+        };
+        assert!(
+            transposes_a(&gpu, &g),
+            "{m} x {n} x {k} should take the copy"
+        );
+        // The kernel of the product itself is A·B's.
+        let as_nn = Gemm {
+            trans_a: false,
+            a: MatRef::new(&ta.buffer, 0, k),
+            ..g
+        };
+        assert_eq!(matmul_kernel(&gpu, &as_nn).entry, MATMUL_NN_SG.entry);
+        encode_matmul(&mut rec, &g).unwrap();
+        let bias64 = f64s(&bias[4..]);
+        let prod = reference::matmul(
+            &f64s(&a),
+            &f64s(&b),
+            m,
+            n,
+            k,
+            true,
+            false,
+            acc.then_some(&bias64[..]),
+        );
+        let mut want = f64s(&c_store);
+        for i in 0..m {
+            for j in 0..n {
+                let w = &mut want[12 + i * ldc + j];
+                *w = prod[i * n + j] + if acc { *w } else { 0.0 };
+            }
+        }
+        checks.push((format!("Aᵀ·B m={m} n={n} k={k} acc={acc}"), tc, want));
+    }
+    rec.run().unwrap();
+    for (what, tc, want) in checks {
+        assert_close(&what, &gpu.read(&tc).unwrap(), &want, 1e-6);
+    }
+}
