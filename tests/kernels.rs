@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, f64s, gpu};
+use common::{assert_close, f64s, gemm_result, gpu};
 use recur::kernels::matmul::{encode_matmul, Gemm, MatRef};
 use recur::kernels::pack::encode_pack_f16;
 use recur::kernels::util::{encode_sum_rows, encode_transpose01};
@@ -207,14 +207,7 @@ fn check_matmul_vec4(gpu: &recur::Gpu, want: [&recur::kernels::KernelDesc; 3]) {
                     tb,
                     bias.then_some(&bias64[..]),
                 );
-                // Everything outside C's m x n block keeps its value.
-                let mut want = f64s(&c_store);
-                for i in 0..m {
-                    for j in 0..n {
-                        let w = &mut want[c_off + i * ldc + j];
-                        *w = prod[i * n + j] + if acc { *w } else { 0.0 };
-                    }
-                }
+                let want = gemm_result(&c_store, (c_off, ldc), &prod, (m, n), acc);
                 assert_close(
                     &format!("vec4 matmul m={m} n={n} k={k} ta={ta} tb={tb} acc={acc}"),
                     &got,

@@ -5,13 +5,25 @@
 
 mod common;
 
-use common::{assert_close, bits, f64s, gpu};
+use common::{assert_close, bits, f64s, gemm_result, gpu};
 use recur::kernels::matmul::{
     encode_matmul, encode_transpose, matmul_kernel, transposes_a, Gemm, MatRef, MATMUL_NN_SG,
     TRANSPOSE_MIN_ELEMENTS,
 };
 use recur::rng::Rng;
 use recur::{reference, Error, Recorder};
+
+/// The test adapter where its subgroups are 8 lanes (always on lavapipe, CI's Vulkan adapter);
+/// `None`, said on stderr, elsewhere.
+fn subgroup_gpu() -> Option<recur::Gpu> {
+    let gpu = gpu()?;
+    if !gpu.shares_subgroup_loads() {
+        assert!(!common::is_lavapipe(&gpu));
+        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
+        return None;
+    }
+    Some(gpu)
+}
 
 /// `rows x cols` values from `rng` stored at element `off` with rows `ld` apart, NaN around
 /// them (a kernel that reads the padding shows it).
@@ -30,12 +42,7 @@ fn padded(rng: &mut Rng, rows: usize, cols: usize, off: usize, ld: usize) -> (Ve
 /// refused.
 #[test]
 fn transpose_should_copy_every_element_to_its_transposed_place() {
-    let Some(gpu) = gpu() else { return };
-    if !gpu.shares_subgroup_loads() {
-        assert!(!common::is_lavapipe(&gpu));
-        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
-        return;
-    }
+    let Some(gpu) = subgroup_gpu() else { return };
     let mut rng = Rng::new(21);
     for (rows, cols) in [(4, 4), (8, 36), (68, 12), (132, 260)] {
         let (off, ld) = (4, cols + 8);
@@ -84,12 +91,7 @@ fn transpose_should_copy_every_element_to_its_transposed_place() {
 /// B from offsets with padded leading dimensions) match the f64 reference.
 #[test]
 fn large_transposed_products_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
-    if !gpu.shares_subgroup_loads() {
-        assert!(!common::is_lavapipe(&gpu));
-        eprintln!("SKIPPED: no subgroups of 8 lanes on this adapter");
-        return;
-    }
+    let Some(gpu) = subgroup_gpu() else { return };
     let mut rng = Rng::new(22);
     // (m, n, k, accumulate and bias): A of 1024 x 1028 and 516 x 2048 elements.
     let cases = [(1024, 12, 1028, false), (516, 20, 2048, true)];
@@ -141,13 +143,7 @@ fn large_transposed_products_should_match_reference() {
             false,
             acc.then_some(&bias64[..]),
         );
-        let mut want = f64s(&c_store);
-        for i in 0..m {
-            for j in 0..n {
-                let w = &mut want[12 + i * ldc + j];
-                *w = prod[i * n + j] + if acc { *w } else { 0.0 };
-            }
-        }
+        let want = gemm_result(&c_store, (12, ldc), &prod, (m, n), acc);
         checks.push((format!("Aᵀ·B m={m} n={n} k={k} acc={acc}"), tc, want));
     }
     rec.run().unwrap();

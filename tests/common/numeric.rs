@@ -86,3 +86,23 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
 pub fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
+
+/// C as a GEMM leaves it: `prod` (m x n) written over, or with `accumulate` added to, the
+/// block of rows `ldc` apart at element `c_off` of `c_before`; everything outside the block
+/// keeps its value.
+pub fn gemm_result(
+    c_before: &[f32],
+    (c_off, ldc): (usize, usize),
+    prod: &[f64],
+    (m, n): (usize, usize),
+    accumulate: bool,
+) -> Vec<f64> {
+    let mut want = f64s(c_before);
+    for i in 0..m {
+        for j in 0..n {
+            let w = &mut want[c_off + i * ldc + j];
+            *w = prod[i * n + j] + if accumulate { *w } else { 0.0 };
+        }
+    }
+    want
+}
