@@ -47,12 +47,12 @@ pub enum Shader {
     StepVec4Subgroup,
     /// [`Shader::StepVec4Subgroup`] reading its forward weights as f16
     StepVec4SubgroupF16,
-    /// `shaders/step_resident.wgsl` for H <= 32: 32 invocations, 64 k of each row of W_hh
-    /// resident (needs [`Shader::needs_subgroups`])
+    /// `shaders/step_resident.wgsl` for H <= 32: 32 invocations backward (16 forward, two units
+    /// each), 64 k of each row of W_hh resident (needs [`Shader::needs_subgroups`])
     StepResident32,
-    /// `shaders/step_resident.wgsl` for H <= 64: 64 invocations, 64 k resident
+    /// `shaders/step_resident.wgsl` for H <= 64: 64 invocations (32 forward), 64 k resident
     StepResident64,
-    /// `shaders/step_resident.wgsl` for H <= 128: 128 invocations, 128 k resident
+    /// `shaders/step_resident.wgsl` for H <= 128: 128 invocations (64 forward), 128 k resident
     StepResident128,
     /// `shaders/embedding.wgsl`
     Embedding,
