@@ -229,19 +229,21 @@ pub const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 20;
 /// Whether [`encode_matmul`] runs `g`, an Aᵀ·B, as A·B on a copy of Aᵀ made by
 /// [`TRANSPOSE_SG`] on `gpu` (in [`crate::Gpu`]'s scratch buffer): where the subgroup Aᵀ·B
 /// kernel would run, m and k are multiples of 4 and A has at least
-/// [`TRANSPOSE_MIN_ELEMENTS`]. Each step of that kernel's k loop reads a row of A and of B
-/// from another page, which the CPU's prefetchers do not follow: once A outgrows the caches
-/// it waits on memory. On lavapipe (2 cores, n = 128, four alternating rounds) the copy and
-/// `matmul_nn_sg` together ran m x k = 768..2048 x 1024..2048 at 22-25 GFLOP/s against
-/// `matmul_tn_sg`'s 13-18, and 1024 x 256 x 2048 at 30 against 21; with A at 1.5 MB and less
-/// (384 x 1024, 512 x 512, 256 x 256) `matmul_tn_sg` was 1.1-1.3x faster than the copy and
-/// product. Unrolling its k loop by 4 and loading a row ahead did not help.
+/// [`TRANSPOSE_MIN_ELEMENTS`]. Each step of that kernel's k loop reads a row of A and of B,
+/// each from another page; our reading is that the CPU's prefetchers do not follow that, so
+/// once A outgrows the caches the kernel waits on memory. On lavapipe (2 cores, n = 128, four
+/// alternating rounds) the copy and `matmul_nn_sg` together ran m x k = 768..2048 x
+/// 1024..2048 at 22-25 GFLOP/s against `matmul_tn_sg`'s 13-18, and 1024 x 256 x 2048 at 30
+/// against 21; with A at 1.5 MB and less (384 x 1024, 512 x 512, 256 x 256) `matmul_tn_sg`
+/// was 1.07-1.3x faster than the copy and product. Unrolling its k loop by 4 and loading a
+/// row ahead did not help. The scratch buffer stays with the `Gpu`, as large as the largest
+/// such A so far.
 pub fn transposes_a(gpu: &crate::Gpu, g: &Gemm) -> bool {
     g.trans_a
         && std::ptr::eq(matmul_kernel(gpu, g), &MATMUL_TN_SG)
         && g.m.is_multiple_of(4)
         && g.k.is_multiple_of(4)
-        && g.m * g.k >= TRANSPOSE_MIN_ELEMENTS
+        && g.m.saturating_mul(g.k) >= TRANSPOSE_MIN_ELEMENTS
 }
 
 /// Records one GEMM.
@@ -323,7 +325,7 @@ pub fn encode_transpose(
         .iter()
         .any(|x| !x.is_multiple_of(4))
         || a.ld < cols
-        || (rows * cols * 4) as u64 > out.size()
+        || (rows as u64) * (cols as u64) * 4 > out.size()
     {
         return Err(Error::Internal(format!(
             "transpose_sg: {rows} x {cols} at offset {} (ld {}) into {} bytes: sizes, offset \

@@ -1,10 +1,11 @@
 //! `shaders/step_resident.wgsl` (and its backward entries, `step_resident_backward.wgsl`):
 //! every step of a (layer, direction) in one dispatch, forward or backward, each invocation
 //! holding its hidden units' rows of W_hh (forward: two units; backward: one unit's column)
-//! in its own variables for the whole sequence, for CPU adapters whose subgroups are their SIMD rows
-//! ([`crate::Gpu::shares_subgroup_loads`]). Bindings and the step table as the vec4 sequence
-//! entries ([`super::step_vec4::encode_sequence_forward`]); the batch rows are split over
-//! [`groups`] workgroups, each running every step for its rows with a barrier between steps.
+//! in its own variables for the whole sequence, for CPU adapters whose subgroups are their
+//! SIMD rows ([`crate::Gpu::shares_subgroup_loads`]). Bindings and the step table as the vec4
+//! sequence entries ([`super::step_vec4::encode_sequence_forward`]); the batch rows are split
+//! over [`groups`] workgroups, each running every step for its rows with a barrier between
+//! steps.
 //!
 //! Why: on lavapipe every storage load is a scalar load per lane, and a step of a small batch
 //! reads each weight of W_hh once, so the per-step kernels are bound by reloading W_hh; and
@@ -68,8 +69,8 @@ pub const GRU_BACKWARD: KernelDesc = KernelDesc {
 
 /// The builds of the file and the hidden units each covers (WGSL `WG`; `64 * KH` k of each
 /// row of W_hh resident): the backward entries run one invocation a unit, the forward ones
-/// one for every [`FORWARD_UNITS`] units. A build with fewer invocations has fewer SIMD rows to switch at
-/// each step's barrier.
+/// one for every [`FORWARD_UNITS`] units. A build with fewer invocations has fewer SIMD rows
+/// to switch at each step's barrier.
 pub const BUILDS: [(Shader, usize); 3] = [
     (Shader::StepResident32, 32),
     (Shader::StepResident64, 64),
