@@ -353,7 +353,6 @@ fn gru_resident_forward(@builtin(local_invocation_index) m: u32,
                 let r = sigmoid2(gx[xb] + acc[0] + bh[0]);
                 let z = sigmoid2(gx[xb + H2] + acc[1] + bh[1]);
                 let n = tanh2(gx[xb + 2u * H2] + r * ghn);
-                let hq = b * H2 + m;
                 let h = (1.0 - z) * n + z * h_pair(sp.hprev_off + b * H + 2u * m);
                 set_h_pair(sp.hout_off + b * H + 2u * m, h);
                 y[(sp.y_off + b * sp.y_stride) / 2u + m] = h;

@@ -86,15 +86,17 @@ fn transpose_should_copy_every_element_to_its_transposed_place() {
     }
 }
 
-/// Aᵀ·B with A past [`TRANSPOSE_MIN_ELEMENTS`]: the library takes the copy and A·B, and two
-/// such products in one recording (the second larger, accumulating into C with a bias; A and
-/// B from offsets with padded leading dimensions) match the f64 reference.
+/// Aᵀ·B with A past [`TRANSPOSE_MIN_ELEMENTS`]: the library takes the copy and A·B (two
+/// dispatches), and two such products in one recording, the second's copy in the scratch
+/// buffer the first's product read (the first accumulating into C with a bias; A and B from
+/// offsets with padded leading dimensions), match the f64 reference.
 #[test]
 fn large_transposed_products_should_match_reference() {
     let Some(gpu) = subgroup_gpu() else { return };
     let mut rng = Rng::new(22);
-    // (m, n, k, accumulate and bias): A of 1024 x 1028 and 516 x 2048 elements.
-    let cases = [(1024, 12, 1028, false), (516, 20, 2048, true)];
+    // (m, n, k, accumulate and bias): A of 516 x 2048, then 1024 x 1028 elements (fewer: the
+    // second copy overwrites the first's scratch buffer after the first product has read it).
+    let cases = [(516, 20, 2048, true), (1024, 12, 1028, false)];
     let mut rec = Recorder::new(&gpu);
     let mut checks = Vec::new();
     for &(m, n, k, acc) in &cases {
@@ -131,7 +133,10 @@ fn large_transposed_products_should_match_reference() {
             ..g
         };
         assert_eq!(matmul_kernel(&gpu, &as_nn).entry, MATMUL_NN_SG.entry);
+        // Two dispatches: the copy and the product.
+        let before = rec.dispatch_count();
         encode_matmul(&mut rec, &g).unwrap();
+        assert_eq!(rec.dispatch_count(), before + 2);
         let bias64 = f64s(&bias[4..]);
         let prod = reference::matmul(
             &f64s(&a),

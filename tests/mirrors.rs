@@ -290,8 +290,10 @@ fn expected_workgroup(desc: &KernelDesc) -> Option<[usize; 3]> {
         // 16x16 invocations of 4x4 elements of C.
         Shader::Matmul if e == "matmul" => [matmul::TILE.1 / 4, matmul::TILE.0 / 4, 1],
         Shader::Matmul | Shader::MatmulVec4 => [8, 8, 1],
-        // 8x8 invocations of a 4x4 block each (32 rows and columns a workgroup).
-        Shader::MatmulSubgroup if e == "transpose_sg" => [8, 8, 1],
+        // 8x8 invocations of a 4x4 block each.
+        Shader::MatmulSubgroup if e == "transpose_sg" => {
+            [matmul::TRANSPOSE_BLOCK / 4, matmul::TRANSPOSE_BLOCK / 4, 1]
+        }
         // Four subgroups of 8 lanes.
         Shader::MatmulSubgroup => [32, 1, 1],
         Shader::StepResident32 | Shader::StepResident64 | Shader::StepResident128 => {

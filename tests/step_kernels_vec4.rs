@@ -211,3 +211,42 @@ fn f16_weight_steps_should_match_reference_on_rounded_weights() {
         }
     }
 }
+
+/// The resident encoders refuse what their kernels cannot run, as `Error::Internal` and
+/// before recording anything: H not a multiple of 4 (the forward entries move two units as a
+/// vec2, the exchange whole vec4s), H past `MAX_HIDDEN`, and steps of another hidden size.
+#[test]
+fn resident_encoders_should_refuse_steps_they_cannot_run() {
+    use recur::kernels::step::{ForwardBuffers, StepParams};
+    use recur::kernels::step_resident::{encode_resident_forward, MAX_HIDDEN};
+    use recur::{Error, Recorder};
+    let Some(gpu) = gpu() else { return };
+    let buf = gpu.zeros("any", &[64]).unwrap();
+    let bufs = ForwardBuffers {
+        params: &buf.buffer,
+        f16_weights: false,
+        gx: &buf.buffer,
+        hs: &buf.buffer,
+        cs: Some(&buf.buffer),
+        y: &buf.buffer,
+        acts: Some(&buf.buffer),
+    };
+    let step = |hidden: usize| StepParams {
+        batch: 1,
+        hidden: hidden as u32,
+        y_stride: 8,
+        state: hidden as u32,
+        ..StepParams::default()
+    };
+    let table = gpu.zeros("table", &[64]).unwrap();
+    for steps in [
+        vec![step(6)],
+        vec![step(MAX_HIDDEN + 4)],
+        vec![step(8), step(12)],
+    ] {
+        let mut rec = Recorder::new(&gpu);
+        let r = encode_resident_forward(&mut rec, CellKind::Lstm, &bufs, &steps, &table, 1);
+        assert!(matches!(r, Err(Error::Internal(_))), "{steps:?}: {r:?}");
+        assert_eq!(rec.dispatch_count(), 0);
+    }
+}

@@ -239,12 +239,20 @@ pub const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 20;
 /// row ahead did not help. The scratch buffer stays with the `Gpu`, as large as the largest
 /// such A so far.
 pub fn transposes_a(gpu: &crate::Gpu, g: &Gemm) -> bool {
+    // The copy's grid grows with k, the Aᵀ·B kernel's does not: past the adapter's
+    // workgroups per dimension A stays in place.
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     g.trans_a
         && std::ptr::eq(matmul_kernel(gpu, g), &MATMUL_TN_SG)
         && g.m.is_multiple_of(4)
         && g.k.is_multiple_of(4)
         && g.m.saturating_mul(g.k) >= TRANSPOSE_MIN_ELEMENTS
+        && g.m.div_ceil(TRANSPOSE_BLOCK) <= max
+        && g.k.div_ceil(TRANSPOSE_BLOCK) <= max
 }
+
+/// Rows and columns of A one workgroup of [`TRANSPOSE_SG`] moves (8x8 invocations of 4x4).
+pub const TRANSPOSE_BLOCK: usize = 32;
 
 /// Records one GEMM.
 pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
@@ -253,7 +261,12 @@ pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
     }
     if transposes_a(rec.gpu(), g) {
         // A copy over the adapter's buffer limits leaves the Aᵀ·B kernel to read A in place.
-        if let Ok(a_t) = rec.gpu().scratch(g.m * g.k) {
+        let a_t = match rec.gpu().scratch(g.m.saturating_mul(g.k)) {
+            Ok(b) => Some(b),
+            Err(Error::Limit { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(a_t) = a_t {
             encode_transpose(rec, g.a, g.k, g.m, &a_t)?;
             let a = MatRef::new(&a_t, 0, g.k);
             return encode_matmul(
@@ -325,7 +338,7 @@ pub fn encode_transpose(
         .iter()
         .any(|x| !x.is_multiple_of(4))
         || a.ld < cols
-        || (rows as u64) * (cols as u64) * 4 > out.size()
+        || (rows as u64).saturating_mul(cols as u64).saturating_mul(4) > out.size()
     {
         return Err(Error::Internal(format!(
             "transpose_sg: {rows} x {cols} at offset {} (ld {}) into {} bytes: sizes, offset \
@@ -350,7 +363,8 @@ pub fn encode_transpose(
         flags: 0,
         _pad: 0,
     };
-    rec.dispatch(bind, &p, [groups(cols, 32)?, groups(rows, 32)?, 1])
+    let b = TRANSPOSE_BLOCK;
+    rec.dispatch(bind, &p, [groups(cols, b)?, groups(rows, b)?, 1])
 }
 
 /// A linear layer's parameters inside a buffer: `W` `[out, in]` at element `weight`, and the

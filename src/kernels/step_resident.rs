@@ -173,6 +173,7 @@ pub fn encode_resident_forward(
     for p in steps {
         check_forward_vec4(p)?;
         if p.hidden != first.hidden
+            || p.hidden % 4 != 0
             || p.state != p.hidden
             || p.whh_off != first.whh_off
             || p.bhh_off != first.bhh_off
@@ -215,6 +216,7 @@ pub fn encode_resident_backward(
     for p in steps {
         check_backward_vec4(p)?;
         if p.hidden != first.hidden
+            || p.hidden % 4 != 0
             || p.whh_off != first.whh_off
             || p.flags & !flags::HAS_NEXT != first.flags & !flags::HAS_NEXT
             || p.flags & flags::PROJ != 0
@@ -240,8 +242,8 @@ pub fn encode_resident_backward(
 /// A step that does not belong with the first of its sequence.
 fn mixed_steps(p: &impl std::fmt::Debug, first: &impl std::fmt::Debug) -> Error {
     Error::Internal(format!(
-        "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN} with no \
-         projection: step {p:?} after {first:?}"
+        "resident step kernels take one (layer, direction) of H <= {MAX_HIDDEN}, a multiple of \
+         4, with no projection: step {p:?} after {first:?}"
     ))
 }
 
