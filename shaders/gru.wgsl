@@ -165,24 +165,16 @@ fn gru_backward_cell(b: u32, k: u32, acc: f32) {
     let ci = q.carry_off + b * H + k;
     let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
     let a = q.act_off + b * 4u * H + k;
-    let r = bacts[a];
-    let z = bacts[a + H];
-    let n = bacts[a + 2u * H];
-    let ghn = bacts[a + 3u * H];
-    let h_prev = bhs[q.hprev_off + b * H + k];
-    let dn = dh * (1.0 - z);
-    let dz = dh * (h_prev - n);
-    let dan = dn * (1.0 - n * n);
-    let dar = dan * ghn * r * (1.0 - r);
-    let daz = dz * z * (1.0 - z);
+    let act = vec4<f32>(bacts[a], bacts[a + H], bacts[a + 2u * H], bacts[a + 3u * H]);
+    let da = gru_cell_grad(dh, act, bhs[q.hprev_off + b * H + k]);
     let d = q.dg_off + b * GH + k;
-    dgx[d] = dar;
-    dgx[d + H] = daz;
-    dgx[d + 2u * H] = dan;
-    dgh[d] = dar;
-    dgh[d + H] = daz;
-    dgh[d + 2u * H] = dan * r;
-    carry_h[ci] = dh * z;
+    dgx[d] = da.x;
+    dgx[d + H] = da.y;
+    dgx[d + 2u * H] = da.z;
+    dgh[d] = da.x;
+    dgh[d + H] = da.y;
+    dgh[d + 2u * H] = da.z * act.x;
+    carry_h[ci] = dh * act.y;
 }
 
 // Without workgroup memory, for CPU adapters: thread = (b, k), index b*H + k.

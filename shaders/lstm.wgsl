@@ -201,20 +201,16 @@ fn lstm_backward_cell(b: u32, k: u32, acc: f32) {
         dh += dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
     }
     let a = q.act_off + b * GH + k;
-    let i = bacts[a];
-    let f = bacts[a + H];
-    let gg = bacts[a + 2u * H];
-    let o = bacts[a + 3u * H];
+    let act = vec4<f32>(bacts[a], bacts[a + H], bacts[a + 2u * H], bacts[a + 3u * H]);
     let c = bcs[q.cout_off + b * H + k];
     let c_prev = bcs[q.cprev_off + b * H + k];
-    let tc = tanh_c(c);
-    let dc = carry_c[ci] + dh * o * (1.0 - tc * tc);
+    let g = lstm_cell_grad(dh, carry_c[ci], act, c, c_prev);
     let d = q.dg_off + b * GH + k;
-    dg[d] = dc * gg * i * (1.0 - i);
-    dg[d + H] = dc * c_prev * f * (1.0 - f);
-    dg[d + 2u * H] = dc * i * (1.0 - gg * gg);
-    dg[d + 3u * H] = dh * tc * o * (1.0 - o);
-    carry_c[ci] = dc * f;
+    dg[d] = g.dg.x;
+    dg[d + H] = g.dg.y;
+    dg[d + 2u * H] = g.dg.z;
+    dg[d + 3u * H] = g.dg.w;
+    carry_c[ci] = g.dc * act.y;
     if !proj {
         carry_h[ci] = 0.0;
     }

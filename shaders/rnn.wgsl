@@ -136,13 +136,7 @@ fn rnn_backward_cell(b: u32, k: u32, acc: f32) {
     let ci = q.carry_off + b * H + k;
     let dh = acc + dy[q.dy_off + b * q.dy_stride + k] + carry_h[ci];
     let h = bhs[q.hout_off + b * H + k];
-    var da: f32;
-    if (q.flags & RELU) != 0u {
-        da = select(0.0, dh, h > 0.0);
-    } else {
-        da = dh * (1.0 - h * h);
-    }
-    dg[q.dg_off + b * H + k] = da;
+    dg[q.dg_off + b * H + k] = rnn_cell_grad(dh, h, (q.flags & RELU) != 0u);
     carry_h[ci] = 0.0;
 }
 

@@ -1,6 +1,6 @@
-// Shared by rnn.wgsl, lstm.wgsl and gru.wgsl (prepended to each in the shader registry,
-// src/kernels/mod.rs): the per-step parameter structs, mirrored by
-// src/kernels/step.rs::{StepParams, StepBackParams}, and the activations.
+// Shared by the step files (prepended to each in the shader registry, src/gpu/kernel.rs): the
+// per-step parameter structs, mirrored by src/kernels/step.rs::{StepParams, StepBackParams},
+// the activations and the cells' backward arithmetic.
 
 struct StepParams {
     batch: u32,
@@ -65,4 +65,51 @@ fn sigmoid(x: f32) -> f32 {
 // producing inf/inf.
 fn tanh_c(x: f32) -> f32 {
     return tanh(clamp(x, -15.0, 15.0));
+}
+
+// The cells' backward arithmetic for one unit, shared by the per-unit kernels (rnn.wgsl,
+// lstm.wgsl, gru.wgsl) and step_resident_backward.wgsl; step_vec4.wgsl does the same on
+// vec4s of units.
+
+// The RNN's pre-activation gradient from dh and the step's output h.
+fn rnn_cell_grad(dh: f32, h: f32, relu: bool) -> f32 {
+    if relu {
+        return select(0.0, dh, h > 0.0);
+    }
+    return dh * (1.0 - h * h);
+}
+
+// The LSTM's gate gradients (i, f, g, o in x, y, z, w) and dc, the cell state's gradient
+// (the step before carries dc * f).
+struct LstmCellGrad {
+    dg: vec4<f32>,
+    dc: f32,
+}
+
+// From dh, the carried dc_in, the activations (i, f, g, o), c and c_prev.
+fn lstm_cell_grad(dh: f32, dc_in: f32, act: vec4<f32>, c: f32, c_prev: f32) -> LstmCellGrad {
+    let i = act.x;
+    let f = act.y;
+    let gg = act.z;
+    let o = act.w;
+    let tc = tanh_c(c);
+    let dc = dc_in + dh * o * (1.0 - tc * tc);
+    let dg = vec4<f32>(dc * gg * i * (1.0 - i), dc * c_prev * f * (1.0 - f),
+                       dc * i * (1.0 - gg * gg), dh * tc * o * (1.0 - o));
+    return LstmCellGrad(dg, dc);
+}
+
+// The GRU's pre-activation gradients (r, z, n in x, y, z) from dh, the saved (r, z, n,
+// W_hn h + b_hn) and h_prev; dg_h's n row is z's times r, and the step before carries dh * z.
+fn gru_cell_grad(dh: f32, act: vec4<f32>, h_prev: f32) -> vec3<f32> {
+    let r = act.x;
+    let z = act.y;
+    let n = act.z;
+    let ghn = act.w;
+    let dn = dh * (1.0 - z);
+    let dz = dh * (h_prev - n);
+    let dan = dn * (1.0 - n * n);
+    let dar = dan * ghn * r * (1.0 - r);
+    let daz = dz * z * (1.0 - z);
+    return vec3<f32>(dar, daz, dan);
 }

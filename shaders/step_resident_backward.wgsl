@@ -165,13 +165,7 @@ fn rnn_resident_backward(@builtin(local_invocation_index) k: u32,
             if k < H {
                 let dh = acc + dh_in1(sq, b, k);
                 let h = bstates[sq.hout_off + b * H + k];
-                var da: f32;
-                if (sq.flags & RELU) != 0u {
-                    da = select(0.0, dh, h > 0.0);
-                } else {
-                    da = dh * (1.0 - h * h);
-                }
-                set_dg(sq.dg_off + b * H + k, da);
+                set_dg(sq.dg_off + b * H + k, rnn_cell_grad(dh, h, (sq.flags & RELU) != 0u));
                 carry_h[sq.carry_off + b * H + k] = 0.0;
             }
         }
@@ -197,20 +191,17 @@ fn lstm_resident_backward(@builtin(local_invocation_index) k: u32,
                 let ci = sq.carry_off + b * H + k;
                 let dh = acc + dh_in1(sq, b, k);
                 let a = sq.act_off + b * GH + k;
-                let i = bacts[a];
-                let f = bacts[a + H];
-                let gg = bacts[a + 2u * H];
-                let o = bacts[a + 3u * H];
+                let act = vec4<f32>(bacts[a], bacts[a + H], bacts[a + 2u * H],
+                                    bacts[a + 3u * H]);
                 let c = bstates[sq.cout_off + b * H + k];
                 let c_prev = bstates[sq.cprev_off + b * H + k];
-                let tc = tanh_c(c);
-                let dc = aux[ci] + dh * o * (1.0 - tc * tc);
+                let g = lstm_cell_grad(dh, aux[ci], act, c, c_prev);
                 let d = sq.dg_off + b * GH + k;
-                set_dg(d, dc * gg * i * (1.0 - i));
-                set_dg(d + H, dc * c_prev * f * (1.0 - f));
-                set_dg(d + 2u * H, dc * i * (1.0 - gg * gg));
-                set_dg(d + 3u * H, dh * tc * o * (1.0 - o));
-                aux[ci] = dc * f;
+                set_dg(d, g.dg.x);
+                set_dg(d + H, g.dg.y);
+                set_dg(d + 2u * H, g.dg.z);
+                set_dg(d + 3u * H, g.dg.w);
+                aux[ci] = g.dc * act.y;
                 carry_h[ci] = 0.0;
             }
         }
@@ -236,23 +227,18 @@ fn gru_resident_backward(@builtin(local_invocation_index) k: u32,
                 let ci = sq.carry_off + b * H + k;
                 let dh = acc + dh_in1(sq, b, k);
                 let a = sq.act_off + b * 4u * H + k;
-                let rg = bacts[a];
-                let z = bacts[a + H];
-                let n = bacts[a + 2u * H];
-                let ghn = bacts[a + 3u * H];
-                let h_prev = bstates[sq.hprev_off + b * H + k];
-                let dan = dh * (1.0 - z) * (1.0 - n * n);
-                let dar = dan * ghn * rg * (1.0 - rg);
-                let daz = dh * (h_prev - n) * z * (1.0 - z);
+                let act = vec4<f32>(bacts[a], bacts[a + H], bacts[a + 2u * H],
+                                    bacts[a + 3u * H]);
+                let da = gru_cell_grad(dh, act, bstates[sq.hprev_off + b * H + k]);
                 let d = sq.dg_off + b * GH + k;
                 // dg_x (binding 15) and dg_h (13, the recurrent product's input).
-                aux[d] = dar;
-                aux[d + H] = daz;
-                aux[d + 2u * H] = dan;
-                set_dg(d, dar);
-                set_dg(d + H, daz);
-                set_dg(d + 2u * H, dan * rg);
-                carry_h[ci] = dh * z;
+                aux[d] = da.x;
+                aux[d + H] = da.y;
+                aux[d + 2u * H] = da.z;
+                set_dg(d, da.x);
+                set_dg(d + H, da.y);
+                set_dg(d + 2u * H, da.z * act.x);
+                carry_h[ci] = dh * act.y;
             }
         }
         storageBarrier();

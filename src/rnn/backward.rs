@@ -180,15 +180,7 @@ impl Rnn {
                 let (carry_h, carry_c) = ((layer * d_n + dir) * bo, (layer * d_n + dir) * bh);
                 let (family, whole) = self.step_kernels(gpu, layer, dir, batch)?;
                 // As forward: W_hh resident for small steps of long enough sequences.
-                let resident = step_resident::resident_steps(
-                    family,
-                    gpu.shares_subgroup_loads(),
-                    false,
-                    h,
-                    cfg.gate_rows() / h,
-                    batch,
-                    seq,
-                );
+                let resident = self.resident_steps(gpu, family, false, batch, seq);
                 let whole = whole || resident;
                 let bwd_bufs = BackwardBuffers {
                     params: &self.params.buffer,

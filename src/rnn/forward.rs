@@ -218,12 +218,10 @@ impl Rnn {
                 // On CPU adapters with 8-lane subgroups, small steps of a long enough
                 // sequence keep W_hh resident.
                 let resident = general.is_none()
-                    && step_resident::resident_steps(
+                    && self.resident_steps(
+                        gpu,
                         family,
-                        gpu.shares_subgroup_loads(),
                         fwd_bufs.f16_weights,
-                        h,
-                        cfg.gate_rows() / h,
                         batch,
                         plan_dir.steps.len(),
                     );

@@ -9,7 +9,7 @@
 
 use crate::kernels::matmul::LinearParams;
 use crate::kernels::step::StepFamily;
-use crate::kernels::step_vec4;
+use crate::kernels::{step_resident, step_vec4};
 
 use super::lengths::PackedPlan;
 use super::{CellKind, ParamKind, ParamLayout, RnnConfig};
@@ -282,6 +282,29 @@ impl Rnn {
         );
         let whole = step_vec4::whole_sequence(family, h, oh, cfg.gate_rows() / h, batch);
         Ok((family, whole))
+    }
+
+    /// Whether a (layer, direction) of `batch` rows runs its `steps` steps with W_hh resident
+    /// ([`step_resident::resident_steps`]) in `family`, forward reading f16 weights when
+    /// `f16_weights` (backward reads f32).
+    pub(super) fn resident_steps(
+        &self,
+        gpu: &Gpu,
+        family: StepFamily,
+        f16_weights: bool,
+        batch: usize,
+        steps: usize,
+    ) -> bool {
+        let h = self.cfg.hidden_size;
+        step_resident::resident_steps(
+            family,
+            gpu.shares_subgroup_loads(),
+            f16_weights,
+            h,
+            self.cfg.gate_rows() / h,
+            batch,
+            steps,
+        )
     }
 
     /// Shapes of h0/hn (`(L*D, B, P or H)`) and c0/cn (`(L*D, B, H)`).
