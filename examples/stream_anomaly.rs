@@ -130,7 +130,7 @@ pub fn run(gpu: &Gpu, steps: usize, samples: usize, verbose: bool) -> Result<Rep
         };
         let dlogits = record_cross_entropy(&mut rec, &logits, &labels, 1.0, sink)?;
         let dy = head.record_backward(&mut rec, &out.y, &dlogits, false)?;
-        rnn.record_backward(&mut rec, &saved, &dy, None, None, false)?;
+        rnn.record_weight_backward(&mut rec, &saved, &dy, None, None, false)?;
         opt.record_step(&mut rec, &[rnn.group(), head.group()])?;
         rec.submit()?;
         if verbose && (step % 100 == 0 || step == 1) {

@@ -1,14 +1,15 @@
 //! The Aᵀ·B products that `encode_matmul` runs as A·B on a transposed copy of A, on CPU
 //! adapters whose subgroups are 8 lanes, once A is large (`matmul::transposes_a`): the copy
 //! kernel alone against the exact transpose, and whole products past the size against the f64
-//! reference, two in one recording sharing the `Gpu`'s scratch buffer.
+//! reference, two in one recording sharing the `Gpu`'s scratch buffer, and products that read
+//! one A sharing one copy of it.
 
 mod common;
 
 use common::{assert_close, bits, f64s, gemm_result, gpu};
 use recur::kernels::matmul::{
-    encode_matmul, encode_transpose, matmul_kernel, transposes_a, Gemm, MatRef, MATMUL_NN_SG,
-    TRANSPOSE_MIN_ELEMENTS,
+    encode_matmul, encode_matmuls_sharing_a, encode_transpose, matmul_kernel, transposes_a, Gemm,
+    MatRef, MATMUL_NN_SG, TRANSPOSE_MIN_ELEMENTS,
 };
 use recur::rng::Rng;
 use recur::{reference, Error, Recorder};
@@ -154,5 +155,69 @@ fn large_transposed_products_should_match_reference() {
     rec.run().unwrap();
     for (what, tc, want) in checks {
         assert_close(&what, &gpu.read(&tc).unwrap(), &want, 1e-6);
+    }
+}
+
+/// `encode_matmuls_sharing_a`: two Aᵀ·B that read the same large A (as an LSTM's dW_ih and
+/// dW_hh read dG) take one copy and two products, three dispatches; two that read different
+/// A's take a copy each, four; every C matches the f64 reference.
+#[test]
+fn products_reading_one_a_should_share_its_copy() {
+    let Some(gpu) = subgroup_gpu() else { return };
+    let mut rng = Rng::new(23);
+    let (m, k) = (516, 2048);
+    assert!(m * k >= TRANSPOSE_MIN_ELEMENTS);
+    let lda = m + 4;
+    let mut a_host = Vec::new();
+    let mut a_dev = Vec::new();
+    for _ in 0..2 {
+        let (a, store) = padded(&mut rng, k, m, 8, lda);
+        a_dev.push(gpu.tensor("a", &[store.len()], &store).unwrap());
+        a_host.push(a);
+    }
+    // (which A, n, accumulate) of each product, in two recordings, and their dispatches.
+    type Products = &'static [(usize, usize, bool)];
+    let groups: [(Products, usize); 2] = [
+        (&[(0, 20, true), (0, 12, false)], 3),
+        (&[(0, 8, false), (1, 16, true)], 4),
+    ];
+    for (products, dispatches) in groups {
+        let mut rec = Recorder::new(&gpu);
+        let mut stores = Vec::new();
+        for &(which, n, _) in products {
+            let ldb = n + 4;
+            let (b, b_store) = padded(&mut rng, k, n, 4, ldb);
+            let c_store = rng.vec_uniform_f32(4 + m * n, -1.0, 1.0);
+            let tb = gpu.tensor("b", &[b_store.len()], &b_store).unwrap();
+            let tc = gpu.tensor("c", &[c_store.len()], &c_store).unwrap();
+            stores.push((which, n, b, c_store, tb, tc));
+        }
+        let gemms: Vec<Gemm> = stores
+            .iter()
+            .zip(products)
+            .map(|((which, n, _, _, tb, tc), &(_, _, acc))| Gemm {
+                m,
+                n: *n,
+                k,
+                a: MatRef::new(&a_dev[*which].buffer, 8, lda),
+                trans_a: true,
+                b: MatRef::new(&tb.buffer, 4, n + 4),
+                trans_b: false,
+                bias: None,
+                c: MatRef::new(&tc.buffer, 4, *n),
+                accumulate: acc,
+            })
+            .collect();
+        let before = rec.dispatch_count();
+        encode_matmuls_sharing_a(&mut rec, &gemms).unwrap();
+        assert_eq!(rec.dispatch_count(), before + dispatches, "{products:?}");
+        rec.run().unwrap();
+        for ((which, n, b, c_store, _, tc), &(_, _, acc)) in stores.iter().zip(products) {
+            let a = f64s(&a_host[*which]);
+            let prod = reference::matmul(&a, &f64s(b), m, *n, k, true, false, None);
+            let want = gemm_result(c_store, (4, *n), &prod, (m, *n), acc);
+            let what = format!("A{which}ᵀ·B m={m} n={n} k={k} acc={acc}");
+            assert_close(&what, &gpu.read(tc).unwrap(), &want, 1e-6);
+        }
     }
 }

@@ -6,10 +6,10 @@
 mod common;
 
 use common::layout::{caller_io, swap01};
-use common::{assert_close, f64s, gpu};
+use common::{assert_close, bits, f64s, gpu};
 use recur::rng::Rng;
-use recur::rnn::Rnn;
-use recur::{reference, CellKind, Gpu, ParamLayout, RnnConfig};
+use recur::rnn::{Rnn, StateGrads};
+use recur::{reference, CellKind, Gpu, ParamLayout, Recorder, RnnConfig};
 
 struct Case {
     cfg: RnnConfig,
@@ -148,6 +148,52 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
     );
     if let (Some(dc0), Some(want)) = (&grads.dc0, &g.dc0) {
         assert_close(&format!("{name}: dc0"), &gpu.read(dc0).unwrap(), want, 1e-4);
+    }
+
+    // The parameters-only backward (x needs no gradient): the same gradients bit for bit,
+    // in fewer dispatches (no dX GEMM of the first layer).
+    let dispatches = |weights_only: bool| {
+        let mut rec = Recorder::new(gpu);
+        let (_, saved) = rnn.record_train(&mut rec, &x, h0_opt, c0_opt).unwrap();
+        let before = rec.dispatch_count();
+        let state = if weights_only {
+            rnn.record_weight_backward(&mut rec, &saved, &dy, Some(&tdhn), dcn_opt, false)
+                .unwrap()
+        } else {
+            let g = rnn
+                .record_backward(&mut rec, &saved, &dy, Some(&tdhn), dcn_opt, false)
+                .unwrap();
+            StateGrads {
+                dh0: g.dh0,
+                dc0: g.dc0,
+            }
+        };
+        let n = rec.dispatch_count() - before;
+        rec.run().unwrap();
+        (n, state)
+    };
+    let (n_full, _) = dispatches(false);
+    let (n_weights, state) = dispatches(true);
+    assert!(
+        n_weights < n_full,
+        "{name}: {n_weights} dispatches, {n_full} with dX"
+    );
+    assert_eq!(
+        bits(&gpu.read(&rnn.grads).unwrap()),
+        bits(&dparams),
+        "{name}: parameter gradients without dX"
+    );
+    assert_eq!(
+        bits(&gpu.read(&state.dh0).unwrap()),
+        bits(&gpu.read(&grads.dh0).unwrap()),
+        "{name}: dh0 without dX"
+    );
+    if let (Some(a), Some(b)) = (&state.dc0, &grads.dc0) {
+        assert_eq!(
+            bits(&gpu.read(a).unwrap()),
+            bits(&gpu.read(b).unwrap()),
+            "{name}: dc0 without dX"
+        );
     }
 }
 
@@ -322,5 +368,23 @@ fn gru_stack_should_match_reference() {
         for (i, c) in cases(CellKind::Gru).iter().enumerate() {
             check(&gpu, c, 400 + i as u64);
         }
+    }
+}
+
+/// Stacks whose gate gradient dG (4H or 3H x T·B) is large enough that the weight gradients
+/// read a transposed copy of it on CPU adapters with 8-lane subgroups
+/// (`matmul::transposes_a`): an LSTM's dW_ih and dW_hh share one copy of dG, a GRU's read
+/// two gradients (dGx and dGh) and copy each.
+#[test]
+fn stacks_with_large_gate_gradients_should_match_reference() {
+    let Some(gpu) = gpu() else { return };
+    for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+        let case = Case {
+            cfg: RnnConfig::new(cell, 12, 64).layers(2),
+            seq: 32,
+            batch: 176,
+            with_state: true,
+        };
+        check(&gpu, &case, 600 + i as u64);
     }
 }

@@ -256,28 +256,61 @@ pub const TRANSPOSE_BLOCK: usize = 32;
 
 /// Records one GEMM.
 pub fn encode_matmul(rec: &mut Recorder, g: &Gemm) -> Result<()> {
+    encode_matmuls_sharing_a(rec, std::slice::from_ref(g))
+}
+
+/// Whether two matrices are the same elements of the same buffer, read the same way.
+fn same_matrix(a: &MatRef, b: &MatRef) -> bool {
+    std::ptr::eq(a.buffer, b.buffer) && a.offset == b.offset && a.ld == b.ld
+}
+
+/// Records `gemms` in order. Where every one of them is an Aᵀ·B that [`transposes_a`] and all
+/// read the same A (same matrix, m and k), one transposed copy of A serves them all: an
+/// LSTM's `dW_ih += dGᵀ·X` and `dW_hh += dGᵀ·H_prev` both read dG. Otherwise each is
+/// recorded as [`encode_matmul`] would.
+pub fn encode_matmuls_sharing_a(rec: &mut Recorder, gemms: &[Gemm]) -> Result<()> {
+    let Some(first) = gemms.first() else {
+        return Ok(());
+    };
+    let shared = gemms.iter().all(|g| {
+        g.m > 0
+            && g.n > 0
+            && g.m == first.m
+            && g.k == first.k
+            && same_matrix(&g.a, &first.a)
+            && transposes_a(rec.gpu(), g)
+    });
+    if !shared {
+        if let [g] = gemms {
+            return encode_gemm(rec, g);
+        }
+        // Each on its own: some may still take a copy of their A.
+        return gemms.iter().try_for_each(|g| encode_matmul(rec, g));
+    }
+    // A copy over the adapter's buffer limits leaves the Aᵀ·B kernel to read A in place.
+    let a_t = match rec.gpu().scratch(first.m.saturating_mul(first.k)) {
+        Ok(b) => b,
+        Err(Error::Limit { .. }) => return gemms.iter().try_for_each(|g| encode_gemm(rec, g)),
+        Err(e) => return Err(e),
+    };
+    encode_transpose(rec, first.a, first.k, first.m, &a_t)?;
+    gemms.iter().try_for_each(|g| {
+        let a = MatRef::new(&a_t, 0, g.k);
+        encode_gemm(
+            rec,
+            &Gemm {
+                a,
+                trans_a: false,
+                ..*g
+            },
+        )
+    })
+}
+
+/// Records one GEMM as the kernel [`matmul_kernel`] picks, reading A in place.
+fn encode_gemm(rec: &mut Recorder, g: &Gemm) -> Result<()> {
     if g.m == 0 || g.n == 0 {
         return Ok(());
-    }
-    if transposes_a(rec.gpu(), g) {
-        // A copy over the adapter's buffer limits leaves the Aᵀ·B kernel to read A in place.
-        let a_t = match rec.gpu().scratch(g.m.saturating_mul(g.k)) {
-            Ok(b) => Some(b),
-            Err(Error::Limit { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        if let Some(a_t) = a_t {
-            encode_transpose(rec, g.a, g.k, g.m, &a_t)?;
-            let a = MatRef::new(&a_t, 0, g.k);
-            return encode_matmul(
-                rec,
-                &Gemm {
-                    a,
-                    trans_a: false,
-                    ..*g
-                },
-            );
-        }
     }
     let bias_buf = g.bias.map(|b| b.0).unwrap_or(g.a.buffer);
     let desc = matmul_kernel(rec.gpu(), g);
@@ -412,7 +445,9 @@ pub fn encode_linear_forward(
 /// The backward of [`encode_linear_forward`] (llm.c's `matmul_backward`) for `rows` rows of
 /// output gradient `dy`: `dW (+)= dyᵀ·x` and `db (+)= Σ_rows dy` into `grads` (laid out as
 /// the parameters; added to what is there with `accumulate`, else overwritten), and with
-/// `dx = Some((dx, add))`, `dx (+)= dy·W`.
+/// `dx = Some((dx, add))`, `dx (+)= dy·W`. `with_dw` are more GEMMs that read `dyᵀ` as their
+/// A, recorded right after `dW` through [`encode_matmuls_sharing_a`] (an RNN layer's
+/// `dW_hh += dGᵀ·H_prev`, whose dG is often this `dy`).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_linear_backward(
     rec: &mut Recorder,
@@ -423,23 +458,23 @@ pub fn encode_linear_backward(
     dy: MatRef,
     rows: usize,
     dx: Option<(MatRef, bool)>,
+    with_dw: &[Gemm],
 ) -> Result<()> {
     let (n_in, n_out) = (p.in_features, p.out_features);
-    encode_matmul(
-        rec,
-        &Gemm {
-            m: n_out,
-            n: n_in,
-            k: rows,
-            a: dy,
-            trans_a: true,
-            b: x,
-            trans_b: false,
-            bias: None,
-            c: MatRef::new(grads, p.weight, n_in),
-            accumulate,
-        },
-    )?;
+    let dw = Gemm {
+        m: n_out,
+        n: n_in,
+        k: rows,
+        a: dy,
+        trans_a: true,
+        b: x,
+        trans_b: false,
+        bias: None,
+        c: MatRef::new(grads, p.weight, n_in),
+        accumulate,
+    };
+    let gemms: Vec<Gemm> = std::iter::once(dw).chain(with_dw.iter().copied()).collect();
+    encode_matmuls_sharing_a(rec, &gemms)?;
     if let Some(b) = p.bias {
         // sum_rows always adds.
         if !accumulate {

@@ -225,6 +225,7 @@ impl Linear {
                 dy_rows,
                 rows,
                 None,
+                &[],
             )
             .map(|()| None);
         }
@@ -239,6 +240,7 @@ impl Linear {
             dy_rows,
             rows,
             Some((MatRef::new(&dx.buffer, x_off, n_in), false)),
+            &[],
         )?;
         Ok(Some(dx))
     }

@@ -480,16 +480,20 @@ impl SeqModel {
                     .ok_or_else(|| Error::Internal("linear backward made no dx".into()))?
             }
         };
-        let grads = match probe {
-            Some(p) => self
-                .rnn
-                .record_backward_probed(rec, &saved.rnn, &dy, None, None, accumulate, p)?,
-            None => self
-                .rnn
-                .record_backward(rec, &saved.rnn, &dy, None, None, accumulate)?,
-        };
-        if let (Some(e), Some(ids)) = (&self.embedding, &saved.ids) {
-            e.record_backward(rec, ids, &grads.dx, accumulate)?;
+        // Features straight into the RNN need no gradient: dX only for an embedding.
+        let embedding = self.embedding.as_ref().zip(saved.ids.as_ref());
+        let (dx, _) = self.rnn.record_backward_with(
+            rec,
+            &saved.rnn,
+            &dy,
+            None,
+            None,
+            accumulate,
+            probe,
+            embedding.is_some(),
+        )?;
+        if let (Some((e, ids)), Some(dx)) = (embedding, dx) {
+            e.record_backward(rec, ids, &dx, accumulate)?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use crate::kernels::{step_resident, step_vec4};
 
 use super::gradient_flow::{self, DirFlow, GradFlowProbe};
 use super::lengths::PackedPlan;
-use super::model::{check_shape, InputGrads, Rnn, Saved};
+use super::model::{check_shape, InputGrads, Rnn, Saved, StateGrads};
 use super::plan::{backward_plan, BackwardStep, RowBlock};
 use super::{CellKind, ParamKind};
 
@@ -34,7 +34,26 @@ impl Rnn {
         dcn: Option<&Tensor>,
         accumulate: bool,
     ) -> Result<InputGrads> {
-        self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, None)
+        let (dx, s) =
+            self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, None, true)?;
+        input_grads(dx, s)
+    }
+
+    /// [`Rnn::record_backward`] when the input needs no gradient (PyTorch's
+    /// `requires_grad=False` on x): the parameter gradients and dh0/dc0 only. It records one
+    /// GEMM fewer (`dX = dG·W_ih` of the first layer) and keeps no dX buffer.
+    pub fn record_weight_backward(
+        &self,
+        rec: &mut Recorder,
+        saved: &Saved,
+        dy: &Tensor,
+        dhn: Option<&Tensor>,
+        dcn: Option<&Tensor>,
+        accumulate: bool,
+    ) -> Result<StateGrads> {
+        let (_, s) =
+            self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, None, false)?;
+        Ok(s)
     }
 
     /// [`Rnn::record_backward`] that also writes `‖∂L/∂h_t‖` of every step, layer and
@@ -52,19 +71,15 @@ impl Rnn {
         accumulate: bool,
         probe: &GradFlowProbe,
     ) -> Result<InputGrads> {
-        probe.check(&self.cfg, saved.seq)?;
-        if saved.lengths.is_some() {
-            return Err(Error::InvalidConfig(
-                "gradient-flow norms of a variable-length batch are not supported: the padded \
-                 steps would count as steps"
-                    .into(),
-            ));
-        }
-        self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, Some(probe))
+        let (dx, s) =
+            self.record_backward_with(rec, saved, dy, dhn, dcn, accumulate, Some(probe), true)?;
+        input_grads(dx, s)
     }
 
+    /// The backward of the public entries: with `probe` it writes the gradient-flow norms
+    /// ([`Rnn::record_backward_probed`]), with `input_grad` it also returns dX (else `None`).
     #[allow(clippy::too_many_arguments)]
-    fn record_backward_with(
+    pub(crate) fn record_backward_with(
         &self,
         rec: &mut Recorder,
         saved: &Saved,
@@ -73,7 +88,18 @@ impl Rnn {
         dcn: Option<&Tensor>,
         accumulate: bool,
         probe: Option<&GradFlowProbe>,
-    ) -> Result<InputGrads> {
+        input_grad: bool,
+    ) -> Result<(Option<Tensor>, StateGrads)> {
+        if let Some(probe) = probe {
+            probe.check(&self.cfg, saved.seq)?;
+            if saved.lengths.is_some() {
+                return Err(Error::InvalidConfig(
+                    "gradient-flow norms of a variable-length batch are not supported: the \
+                     padded steps would count as steps"
+                        .into(),
+                ));
+            }
+        }
         let gpu = rec.gpu();
         let cfg = &self.cfg;
         let (seq, batch) = (saved.seq, saved.batch);
@@ -172,7 +198,11 @@ impl Rnn {
                 &saved.ys[layer - 1]
             };
             let in_w = cfg.layer_input_size(layer);
-            let d_in = gpu.zeros("rnn.dx", &[seq, batch, in_w])?;
+            let d_in = if layer > 0 || input_grad {
+                Some(gpu.zeros("rnn.dx", &[seq, batch, in_w])?)
+            } else {
+                None
+            };
             for dir in 0..d_n {
                 let sd = &saved.dirs[layer * d_n + dir];
                 let w_hh = self.weight_offset(layer, dir, ParamKind::WeightHh)?;
@@ -329,8 +359,23 @@ impl Rnn {
                         },
                     )?;
                 }
-                // The input projection's backward: dW_ih += dGxᵀ·X, db_ih += Σ dGx,
-                // dX (+)= dGx·W_ih (the second direction adds to the first's).
+                // dW_hh += dGhᵀ · H_prev (slots 0..T forward, 1..T+1 reverse) ...
+                let dw_hh = Gemm {
+                    m: gh,
+                    n: oh,
+                    k: seq * batch,
+                    a: MatRef::new(&dgh.buffer, 0, gh),
+                    trans_a: true,
+                    b: MatRef::new(&sd.hs.buffer, if dir == 0 { 0 } else { bo }, oh),
+                    trans_b: false,
+                    bias: None,
+                    c: MatRef::new(&self.grads.buffer, w_hh, oh),
+                    accumulate: true,
+                };
+                // ... with the input projection's backward: dW_ih += dGxᵀ·X (one copy of
+                // dGᵀ for both where dGh is dGx), db_ih += Σ dGx, and unless this is the
+                // first layer's and its input needs no gradient, dX (+)= dGx·W_ih (the
+                // second direction adds to the first's).
                 encode_linear_backward(
                     rec,
                     &self.input_projection(layer, dir)?,
@@ -339,23 +384,9 @@ impl Rnn {
                     MatRef::new(&input.buffer, 0, in_w),
                     MatRef::new(&dgx.buffer, 0, gh),
                     seq * batch,
-                    Some((MatRef::new(&d_in.buffer, 0, in_w), dir > 0)),
-                )?;
-                // dW_hh += dGhᵀ · H_prev (slots 0..T forward, 1..T+1 reverse)
-                encode_matmul(
-                    rec,
-                    &Gemm {
-                        m: gh,
-                        n: oh,
-                        k: seq * batch,
-                        a: MatRef::new(&dgh.buffer, 0, gh),
-                        trans_a: true,
-                        b: MatRef::new(&sd.hs.buffer, if dir == 0 { 0 } else { bo }, oh),
-                        trans_b: false,
-                        bias: None,
-                        c: MatRef::new(&self.grads.buffer, w_hh, oh),
-                        accumulate: true,
-                    },
+                    d_in.as_ref()
+                        .map(|d| (MatRef::new(&d.buffer, 0, in_w), dir > 0)),
+                    &[dw_hh],
                 )?;
                 if let (Some(dhs), Some(rs), Some(w_hr)) = (&dhs, &sd.rs, w_hr) {
                     // dW_hr += dHᵀ · R over all steps
@@ -388,29 +419,44 @@ impl Rnn {
                     )?;
                 }
             }
-            if layer == 0 {
-                dx_tm = Some(d_in);
-                break;
+            match (layer, d_in) {
+                (0, d_in) => {
+                    dx_tm = d_in;
+                    break;
+                }
+                (_, Some(d_in)) => d_out = d_in,
+                (_, None) => return Err(Error::Internal("no dX above the first layer".into())),
             }
-            d_out = d_in;
         }
-        let mut dx_tm = dx_tm.ok_or_else(|| Error::InvalidConfig("no layers".into()))?;
         let (mut dh0, mut dc0) = (dh0, dc0);
         if let Some(pl) = plan {
-            dx_tm = pl.to_caller(rec, &dx_tm, "rnn.dx_rows")?;
+            dx_tm = dx_tm
+                .map(|t| pl.to_caller(rec, &t, "rnn.dx_rows"))
+                .transpose()?;
             dh0 = pl.to_caller(rec, &dh0, "rnn.dh0_rows")?;
             dc0 = dc0
                 .map(|t| pl.to_caller(rec, &t, "rnn.dc0_rows"))
                 .transpose()?;
         }
-        let dx = if cfg.batch_first {
-            let t = gpu.zeros("rnn.dx_bf", &[batch, seq, cfg.input_size])?;
-            rec.phase("layout");
-            encode_transpose01(rec, &dx_tm.buffer, &t.buffer, seq, batch, cfg.input_size)?;
-            t
-        } else {
-            dx_tm
+        let dx = match dx_tm {
+            Some(dx_tm) if cfg.batch_first => {
+                let t = gpu.zeros("rnn.dx_bf", &[batch, seq, cfg.input_size])?;
+                rec.phase("layout");
+                encode_transpose01(rec, &dx_tm.buffer, &t.buffer, seq, batch, cfg.input_size)?;
+                Some(t)
+            }
+            dx_tm => dx_tm,
         };
-        Ok(InputGrads { dx, dh0, dc0 })
+        Ok((dx, StateGrads { dh0, dc0 }))
     }
+}
+
+/// [`InputGrads`] of a backward asked for dX.
+fn input_grads(dx: Option<Tensor>, s: StateGrads) -> Result<InputGrads> {
+    let dx = dx.ok_or_else(|| Error::Internal("the backward made no dX".into()))?;
+    Ok(InputGrads {
+        dx,
+        dh0: s.dh0,
+        dc0: s.dc0,
+    })
 }

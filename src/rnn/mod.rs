@@ -20,6 +20,6 @@ pub mod stream;
 pub mod variant;
 
 pub use gradient_flow::{GradFlowProbe, GradientFlow};
-pub use model::{InputGrads, Rnn, RnnOutput, Saved, WeightStorage};
+pub use model::{InputGrads, Rnn, RnnOutput, Saved, StateGrads, WeightStorage};
 pub use stream::RnnStream;
 pub use variant::CellVariant;

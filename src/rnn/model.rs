@@ -113,6 +113,16 @@ pub struct InputGrads {
     pub dc0: Option<Tensor>,
 }
 
+/// Gradients of the initial state, from [`Rnn::record_weight_backward`] (parameter gradients
+/// are in [`Rnn::grads`]).
+#[derive(Debug)]
+pub struct StateGrads {
+    /// `(L*D, B, H)` (`(L*D, B, P)` with an LSTM projection).
+    pub dh0: Tensor,
+    /// `(L*D, B, H)`, LSTM only.
+    pub dc0: Option<Tensor>,
+}
+
 /// Per (layer, direction) tensors kept for backward.
 #[derive(Debug)]
 pub(super) struct SavedDir {

@@ -61,7 +61,7 @@ pub struct HostLoopLstm {
 
 struct TrainBufs {
     grads: Tensor,
-    dx: Tensor,
+    dx: Option<Tensor>,
     dg: Tensor,
     dh: Vec<Tensor>,
     dc: Vec<Tensor>,
@@ -74,8 +74,16 @@ fn b1(t: &Tensor) -> (&wgpu::Buffer, usize, usize) {
 
 impl HostLoopLstm {
     /// Allocates the pool for `seq` x `batch` on `rnn` (which must be a 1-layer
-    /// unidirectional LSTM; other shapes are an `InvalidConfig` error).
-    pub fn new(gpu: &Gpu, rnn: &Rnn, seq: usize, batch: usize, train: bool) -> Result<Self> {
+    /// unidirectional LSTM; other shapes are an `InvalidConfig` error), for training when
+    /// `train`, then with the input's gradient when `input_grad`.
+    pub fn new(
+        gpu: &Gpu,
+        rnn: &Rnn,
+        seq: usize,
+        batch: usize,
+        train: bool,
+        input_grad: bool,
+    ) -> Result<Self> {
         let cfg = &rnn.cfg;
         if cfg.cell != recur::CellKind::Lstm
             || cfg.num_layers != 1
@@ -109,7 +117,11 @@ impl HostLoopLstm {
         let train = if train {
             Some(TrainBufs {
                 grads: gpu.zeros("eager.grads", &[rnn.layout.total])?,
-                dx: gpu.zeros("eager.dx", &[seq, batch, i])?,
+                dx: if input_grad {
+                    Some(gpu.zeros("eager.dx", &[seq, batch, i])?)
+                } else {
+                    None
+                },
                 dg: gpu.zeros("eager.dg", &[batch, 4 * h])?,
                 dh: (0..2).map(|_| z("eager.dh", h)).collect::<Result<_>>()?,
                 dc: (0..2).map(|_| z("eager.dc", h)).collect::<Result<_>>()?,
@@ -343,26 +355,28 @@ impl HostLoopLstm {
                 &tb.grads.buffer,
                 b_hh,
             )?;
-            gemm(
-                &mut rec,
-                b,
-                i,
-                4 * h,
-                dg,
-                false,
-                mr(p, w_ih, i),
-                false,
-                None,
-                mr(&tb.dx.buffer, t * b * i, i),
-                false,
-            )?;
+            if let Some(dx) = &tb.dx {
+                gemm(
+                    &mut rec,
+                    b,
+                    i,
+                    4 * h,
+                    dg,
+                    false,
+                    mr(p, w_ih, i),
+                    false,
+                    None,
+                    mr(&dx.buffer, t * b * i, i),
+                    false,
+                )?;
+            }
             rec.submit()?;
         }
         gpu.wait()?;
         Ok(HostLoopResult {
             y: self.y.clone(),
             grads: Some(tb.grads.clone()),
-            dx: Some(tb.dx.clone()),
+            dx: tb.dx.clone(),
             submissions: gpu.submissions() - before,
         })
     }
@@ -372,7 +386,8 @@ impl HostLoopLstm {
 pub fn time_host_loop(gpu: &Gpu, shape: &super::BenchShape, reps: usize) -> Result<f64> {
     let (rnn, x, dy) = super::setup(gpu, shape)?;
     let train = shape.mode == super::Mode::Train;
-    let eager = HostLoopLstm::new(gpu, &rnn, shape.seq, shape.batch, train)?;
+    // As the fused path's bench: x needs no gradient.
+    let eager = HostLoopLstm::new(gpu, &rnn, shape.seq, shape.batch, train, false)?;
     let mut walls = Vec::new();
     for rep in 0..reps + 1 {
         let start = std::time::Instant::now();

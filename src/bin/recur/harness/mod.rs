@@ -26,7 +26,8 @@ pub const SUITES_JSON: &str = include_str!("../../../../benches/suites.json");
 pub enum Mode {
     /// Inference: nothing kept for backward.
     Forward,
-    /// Forward, then backward of `sum(y * dy)` with all weight gradients.
+    /// Forward, then backward of `sum(y * dy)` with all weight gradients (x needs no
+    /// gradient, as in the peers: [`Rnn::record_weight_backward`]).
     Train,
 }
 
@@ -188,7 +189,8 @@ pub fn time_shape_with(
             }
             if shape.mode == Mode::Train {
                 let (_, saved) = rnn.record_train(&mut rec, &x, None, None)?;
-                rnn.record_backward(&mut rec, &saved, &dy, None, None, false)?;
+                // x needs no gradient, as in both peers.
+                rnn.record_weight_backward(&mut rec, &saved, &dy, None, None, false)?;
             } else {
                 rnn.record_inference(&mut rec, &x, None, None)?;
             }

@@ -66,7 +66,7 @@ fn host_loop_baseline_should_match_the_fused_lstm() {
     let fused_dp = f64s(&gpu.read(&rnn.grads).unwrap());
     let fused_dx = f64s(&gpu.read(&grads.dx).unwrap());
 
-    let eager = HostLoopLstm::new(&gpu, &rnn, t, b, true).unwrap();
+    let eager = HostLoopLstm::new(&gpu, &rnn, t, b, true, true).unwrap();
     let r = eager.run(&gpu, &rnn, &x, Some(&dy)).unwrap();
     assert_close("host loop y", &gpu.read(&r.y).unwrap(), &fused_y, 1e-5);
     assert_close(
@@ -83,6 +83,16 @@ fn host_loop_baseline_should_match_the_fused_lstm() {
     );
     // One submission a time step forward and backward, plus one to clear the gradients.
     assert_eq!(r.submissions, 2 * t as u64 + 1);
+    // Without the input's gradient (as `recur bench` times it): the same parameter gradients.
+    let params_only = HostLoopLstm::new(&gpu, &rnn, t, b, true, false).unwrap();
+    let r = params_only.run(&gpu, &rnn, &x, Some(&dy)).unwrap();
+    assert!(r.dx.is_none());
+    assert_close(
+        "host loop grads without dx",
+        &gpu.read(r.grads.as_ref().unwrap()).unwrap(),
+        &fused_dp,
+        1e-4,
+    );
 }
 
 #[test]
