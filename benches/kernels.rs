@@ -93,7 +93,8 @@ fn lstm_sequence(c: &mut Criterion) {
                 let mut rec = Recorder::new(&gpu);
                 if train {
                     let (_, saved) = rnn.record_train(&mut rec, &x, None, None).unwrap();
-                    rnn.record_backward(&mut rec, &saved, &dy, None, None, false)
+                    // x needs no gradient, as in `recur bench`'s train rows.
+                    rnn.record_weight_backward(&mut rec, &saved, &dy, None, None, false)
                         .unwrap();
                 } else {
                     rnn.record_inference(&mut rec, &x, None, None).unwrap();

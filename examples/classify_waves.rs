@@ -3,8 +3,8 @@
 //! Each sequence is 24 samples of a noisy wave, a sine or a square wave of random frequency
 //! and phase (noise σ = 0.2). A GRU (hidden 32) reads it; a linear layer on its final hidden
 //! state hn gives two logits; cross-entropy trains the whole chain (the gradient enters the
-//! GRU through dhn only: `Rnn::record_backward(.., dy = 0, dhn, ..)`). Each step (forward,
-//! loss, backward, Adam) is one GPU submission.
+//! GRU through dhn only: `Rnn::record_weight_backward(.., dy = 0, dhn, ..)`). Each step
+//! (forward, loss, backward, Adam) is one GPU submission.
 //!
 //! Expect: the loss stays near ln 2 ≈ 0.69 for about 50 steps, then falls under 0.01 by step
 //! 200; the accuracy on 512 fresh sequences after 400 steps is 0.95 or more (measured: 0.994,
@@ -75,7 +75,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
         };
         let dlogits = record_cross_entropy(&mut rec, &logits, &labels, 1.0, sink)?;
         let dhn = head.record_backward(&mut rec, &out.hn, &dlogits, false)?;
-        rnn.record_backward(&mut rec, &saved, &dy, Some(&dhn), None, false)?;
+        rnn.record_weight_backward(&mut rec, &saved, &dy, Some(&dhn), None, false)?;
         opt.record_step(&mut rec, &[rnn.group(), head.group()])?;
         rec.submit()?;
         if verbose && (step % 50 == 0 || step == 1) {

@@ -5,7 +5,7 @@
 //! (hidden 32) then runs 20 steps on zero input, so everything it produces comes from h0,
 //! and a linear head reads one value a step. Mean-squared error against a·sin(ω t + φ)
 //! trains head, GRU and the feature layer together: the gradient reaches the feature layer
-//! through dh0, which `Rnn::record_backward` returns. Each step is one GPU submission.
+//! through dh0, which `Rnn::record_weight_backward` returns. Each step is one GPU submission.
 //!
 //! Expect: the test error (MSE on 256 fresh feature vectors) falls from about 0.3 (the
 //! variance of the targets: predicting zero) to under 0.05 within 200 steps and to about
@@ -72,7 +72,7 @@ pub fn run(gpu: &Gpu, steps: usize, verbose: bool) -> Result<f64> {
         };
         let dpred = record_mse(&mut rec, &pred, &target, 1.0, sink)?;
         let dy = head.record_backward(&mut rec, &out.y, &dpred, false)?;
-        let g = rnn.record_backward(&mut rec, &saved, &dy, None, None, false)?;
+        let g = rnn.record_weight_backward(&mut rec, &saved, &dy, None, None, false)?;
         feat.record_weight_backward(&mut rec, &f, &g.dh0, false)?;
         opt.record_step(&mut rec, &groups())?;
         rec.submit()?;

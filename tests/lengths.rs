@@ -9,7 +9,7 @@
 mod common;
 
 use common::layout::swap01;
-use common::{assert_close, f64s, gpu};
+use common::{assert_close, bits, f64s, gpu};
 use recur::rng::Rng;
 use recur::{reference, CellKind, Gpu, ParamLayout, Recorder, Rnn, RnnConfig};
 
@@ -176,6 +176,46 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
             &want_dp[e.range()],
             1e-4,
         );
+    }
+    // Without dX (`record_weight_backward`): the same gradients and dh0/dc0, bit for bit.
+    let mut rec = Recorder::new(gpu);
+    let (_, saved) = rnn
+        .record_train_packed(&mut rec, &x, lengths, Some(&th0), c0_opt)
+        .unwrap();
+    let state = rnn
+        .record_weight_backward(
+            &mut rec,
+            &saved,
+            &dy,
+            Some(&tdhn),
+            lstm.then_some(&tdcn),
+            false,
+        )
+        .unwrap();
+    rec.run().unwrap();
+    assert_eq!(
+        bits(&gpu.read(&rnn.grads).unwrap()),
+        bits(&dp),
+        "{name}: grads without dX"
+    );
+    let pairs = [
+        (Some(&state.dh0), Some(&grads.dh0)),
+        (state.dc0.as_ref(), grads.dc0.as_ref()),
+    ];
+    for (got, want) in pairs {
+        assert_eq!(
+            got.is_some(),
+            want.is_some(),
+            "{name}: state gradients without dX"
+        );
+        if let (Some(got), Some(want)) = (got, want) {
+            let (got, want) = (gpu.read(got).unwrap(), gpu.read(want).unwrap());
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{name}: state gradients without dX"
+            );
+        }
     }
     // Padded positions are exactly zero, in the outputs and in dx.
     for (r, &len) in lengths.iter().enumerate() {

@@ -160,7 +160,8 @@ fn large_transposed_products_should_match_reference() {
 
 /// `encode_matmuls_sharing_a`: two Aᵀ·B that read the same large A (as an LSTM's dW_ih and
 /// dW_hh read dG) take one copy and two products, three dispatches; two that read different
-/// A's take a copy each, four; every C matches the f64 reference.
+/// A's take a copy each, four; one that cannot take a copy reads A in place beside one that
+/// does, three; every C matches the f64 reference.
 #[test]
 fn products_reading_one_a_should_share_its_copy() {
     let Some(gpu) = subgroup_gpu() else { return };
@@ -177,9 +178,11 @@ fn products_reading_one_a_should_share_its_copy() {
     }
     // (which A, n, accumulate) of each product, in two recordings, and their dispatches.
     type Products = &'static [(usize, usize, bool)];
-    let groups: [(Products, usize); 2] = [
+    let groups: [(Products, usize); 3] = [
         (&[(0, 20, true), (0, 12, false)], 3),
         (&[(0, 8, false), (1, 16, true)], 4),
+        // n = 7 is off the vec4 grid: that product reads A in place, the other copies it.
+        (&[(0, 7, false), (0, 20, true)], 3),
     ];
     for (products, dispatches) in groups {
         let mut rec = Recorder::new(&gpu);

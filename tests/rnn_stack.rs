@@ -7,6 +7,7 @@ mod common;
 
 use common::layout::{caller_io, swap01};
 use common::{assert_close, bits, f64s, gpu};
+use recur::kernels::matmul::{transposes_a, Gemm, MatRef};
 use recur::rng::Rng;
 use recur::rnn::{Rnn, StateGrads};
 use recur::{reference, CellKind, Gpu, ParamLayout, Recorder, RnnConfig};
@@ -188,6 +189,7 @@ fn check(gpu: &Gpu, case: &Case, seed: u64) {
         bits(&gpu.read(&grads.dh0).unwrap()),
         "{name}: dh0 without dX"
     );
+    assert_eq!(state.dc0.is_some(), grads.dc0.is_some(), "{name}: dc0");
     if let (Some(a), Some(b)) = (&state.dc0, &grads.dc0) {
         assert_eq!(
             bits(&gpu.read(a).unwrap()),
@@ -377,12 +379,41 @@ fn gru_stack_should_match_reference() {
 /// two gradients (dGx and dGh) and copy each.
 #[test]
 fn stacks_with_large_gate_gradients_should_match_reference() {
-    let Some(gpu) = gpu() else { return };
+    let Some(mut gpu) = gpu() else { return };
+    gpu.set_direct_kernels(true);
+    let (seq, batch) = (32, 176);
     for (i, cell) in [CellKind::Lstm, CellKind::Gru].into_iter().enumerate() {
+        let cfg = RnnConfig::new(cell, 12, 64).layers(2);
+        // dW_hh += dGᵀ·H_prev as the backward records it: copied where the adapter's
+        // subgroups are 8 lanes (lavapipe, CI's adapter), read in place elsewhere.
+        let gh = cfg.gate_rows();
+        let dg = gpu.zeros("dg", &[seq * batch, gh]).unwrap();
+        let hs = gpu.zeros("hs", &[seq + 1, batch, 64]).unwrap();
+        let dw = gpu.zeros("dw", &[gh, 64]).unwrap();
+        let dw_hh = Gemm {
+            m: gh,
+            n: 64,
+            k: seq * batch,
+            a: MatRef::new(&dg.buffer, 0, gh),
+            trans_a: true,
+            b: MatRef::new(&hs.buffer, 0, 64),
+            trans_b: false,
+            bias: None,
+            c: MatRef::new(&dw.buffer, 0, 64),
+            accumulate: true,
+        };
+        assert_eq!(
+            transposes_a(&gpu, &dw_hh),
+            gpu.shares_subgroup_loads(),
+            "{cell:?}"
+        );
+        if common::is_lavapipe(&gpu) {
+            assert!(transposes_a(&gpu, &dw_hh));
+        }
         let case = Case {
-            cfg: RnnConfig::new(cell, 12, 64).layers(2),
-            seq: 32,
-            batch: 176,
+            cfg,
+            seq,
+            batch,
             with_state: true,
         };
         check(&gpu, &case, 600 + i as u64);

@@ -5,6 +5,7 @@ mod common;
 
 use common::gpu;
 use recur::nn::{Readout, SeqInput, SeqModel, SeqModelConfig, TokenIds};
+use recur::rnn::GradFlowProbe;
 use recur::train::{Batch, Targets, TrainConfig, TrainMode, Trainer, MODE_KEY};
 use recur::{rng::Rng, CellKind, Error, Gpu, Recorder, RnnConfig};
 
@@ -159,4 +160,47 @@ fn a_full_step_counter_is_an_error_not_a_wrap() {
     assert_eq!(t.step_count(), u64::MAX);
     assert!(matches!(t.step(&gpu, &batch), Err(Error::Overflow(_))));
     assert_eq!(t.step_count(), u64::MAX);
+}
+
+/// A model fed features (no embedding) leaves out the RNN's dX; its gradient-flow probe
+/// still works through that path: the probed backward gives the unprobed one's gradients bit
+/// for bit and a positive, finite norm at every step, and a probe made for another length is
+/// refused.
+#[test]
+fn dense_model_probed_backward_should_match_the_plain_one() {
+    let Some(gpu) = gpu() else { return };
+    let (t, b, i) = (6, 3, 4);
+    let rnn = RnnConfig::new(CellKind::Lstm, i, 8).layers(2);
+    let cfg = SeqModelConfig::new(None, rnn.clone(), 5);
+    let model = SeqModel::init(&gpu, cfg, &mut Rng::new(21)).unwrap();
+    let mut rng = Rng::new(22);
+    let x = gpu
+        .tensor("x", &[t, b, i], &rng.vec_normal_f32(t * b * i))
+        .unwrap();
+    let dout = gpu
+        .tensor("dout", &[t, b, 5], &rng.vec_normal_f32(t * b * 5))
+        .unwrap();
+    let run = |probe: Option<&GradFlowProbe>| -> recur::Result<Vec<Vec<u32>>> {
+        let mut rec = Recorder::new(&gpu);
+        let (_, saved) = model.record_train(&mut rec, SeqInput::Dense(&x), None, None)?;
+        match probe {
+            Some(p) => model.record_backward_probed(&mut rec, &saved, &dout, false, p)?,
+            None => model.record_backward(&mut rec, &saved, &dout, false)?,
+        }
+        rec.run()?;
+        let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect();
+        model
+            .groups()
+            .iter()
+            .map(|g| gpu.read(g.grads).map(bits))
+            .collect()
+    };
+    let plain = run(None).unwrap();
+    let probe = GradFlowProbe::new(&gpu, &rnn, t).unwrap();
+    assert_eq!(run(Some(&probe)).unwrap(), plain);
+    let flow = probe.read(&gpu).unwrap();
+    assert_eq!(flow.dh_norms.len(), 2 * t);
+    assert!(flow.dh_norms.iter().all(|n| n.is_finite() && *n > 0.0));
+    let wrong = GradFlowProbe::new(&gpu, &rnn, t + 1).unwrap();
+    assert!(run(Some(&wrong)).is_err());
 }

@@ -264,47 +264,39 @@ fn same_matrix(a: &MatRef, b: &MatRef) -> bool {
     std::ptr::eq(a.buffer, b.buffer) && a.offset == b.offset && a.ld == b.ld
 }
 
-/// Records `gemms` in order. Where every one of them is an Aᵀ·B that [`transposes_a`] and all
-/// read the same A (same matrix, m and k), one transposed copy of A serves them all: an
-/// LSTM's `dW_ih += dGᵀ·X` and `dW_hh += dGᵀ·H_prev` both read dG. Otherwise each is
-/// recorded as [`encode_matmul`] would.
+/// Records `gemms`. Those that [`transposes_a`] and read the first such one's A (the same
+/// matrix, m and k) share one transposed copy of it: an LSTM's `dW_ih += dGᵀ·X` and
+/// `dW_hh += dGᵀ·H_prev` both read dG. The others are recorded as [`encode_matmul`] would,
+/// after them. None of `gemms` may write what another reads (A is copied once, before all).
 pub fn encode_matmuls_sharing_a(rec: &mut Recorder, gemms: &[Gemm]) -> Result<()> {
-    let Some(first) = gemms.first() else {
-        return Ok(());
+    let copies = |g: &Gemm| g.m > 0 && g.n > 0 && transposes_a(rec.gpu(), g);
+    let Some(first) = gemms.iter().find(|g| copies(g)) else {
+        return gemms.iter().try_for_each(|g| encode_gemm(rec, g));
     };
-    let shared = gemms.iter().all(|g| {
-        g.m > 0
-            && g.n > 0
-            && g.m == first.m
-            && g.k == first.k
-            && same_matrix(&g.a, &first.a)
-            && transposes_a(rec.gpu(), g)
+    let (shared, others): (Vec<&Gemm>, Vec<&Gemm>) = gemms.iter().partition(|g| {
+        copies(g) && g.m == first.m && g.k == first.k && same_matrix(&g.a, &first.a)
     });
-    if !shared {
-        if let [g] = gemms {
-            return encode_gemm(rec, g);
-        }
-        // Each on its own: some may still take a copy of their A.
-        return gemms.iter().try_for_each(|g| encode_matmul(rec, g));
-    }
     // A copy over the adapter's buffer limits leaves the Aᵀ·B kernel to read A in place.
-    let a_t = match rec.gpu().scratch(first.m.saturating_mul(first.k)) {
-        Ok(b) => b,
-        Err(Error::Limit { .. }) => return gemms.iter().try_for_each(|g| encode_gemm(rec, g)),
+    match rec.gpu().scratch(first.m.saturating_mul(first.k)) {
+        Ok(a_t) => {
+            encode_transpose(rec, first.a, first.k, first.m, &a_t)?;
+            for g in shared {
+                let a = MatRef::new(&a_t, 0, g.k);
+                encode_gemm(
+                    rec,
+                    &Gemm {
+                        a,
+                        trans_a: false,
+                        ..*g
+                    },
+                )?;
+            }
+        }
+        Err(Error::Limit { .. }) => shared.iter().try_for_each(|g| encode_gemm(rec, g))?,
         Err(e) => return Err(e),
-    };
-    encode_transpose(rec, first.a, first.k, first.m, &a_t)?;
-    gemms.iter().try_for_each(|g| {
-        let a = MatRef::new(&a_t, 0, g.k);
-        encode_gemm(
-            rec,
-            &Gemm {
-                a,
-                trans_a: false,
-                ..*g
-            },
-        )
-    })
+    }
+    // Each of the others on its own: some may take a copy of their own A.
+    others.iter().try_for_each(|g| encode_matmul(rec, g))
 }
 
 /// Records one GEMM as the kernel [`matmul_kernel`] picks, reading A in place.

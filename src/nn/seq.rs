@@ -492,9 +492,10 @@ impl SeqModel {
             probe,
             embedding.is_some(),
         )?;
-        if let (Some((e, ids)), Some(dx)) = (embedding, dx) {
-            e.record_backward(rec, ids, &dx, accumulate)?;
+        match (embedding, dx) {
+            (Some((e, ids)), Some(dx)) => e.record_backward(rec, ids, &dx, accumulate),
+            (Some(_), None) => Err(Error::Internal("the RNN's backward made no dX".into())),
+            (None, _) => Ok(()),
         }
-        Ok(())
     }
 }

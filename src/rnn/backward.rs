@@ -1,7 +1,8 @@
 //! Backward recording: the steps of every (layer, direction) in the opposite order, each
 //! taking the previous step's gate gradient through W_hh, then `dh0 += dG_first·W_hh`,
-//! `dW_ih += dGxᵀ·X`, `dW_hh += dGhᵀ·H_prev`, `db += Σ dG`, `dX (+)= dGx·W_ih`: large GEMMs,
-//! no atomics. Walks [`super::plan::backward_plan`]. With a projection each step is
+//! `dW_ih += dGxᵀ·X`, `dW_hh += dGhᵀ·H_prev` (one transposed copy of dG for both where
+//! dGh is dGx), `db += Σ dG`, `dX (+)= dGx·W_ih` (not for the first layer when the input needs
+//! no gradient): large GEMMs, no atomics. Walks [`super::plan::backward_plan`]. With a projection each step is
 //! `lstm_proj_backward` (dh through W_hh) plus the cell kernel taking `dr = dh·W_hr`, and
 //! `dW_hr` is one more GEMM over all steps.
 
@@ -40,8 +41,9 @@ impl Rnn {
     }
 
     /// [`Rnn::record_backward`] when the input needs no gradient (PyTorch's
-    /// `requires_grad=False` on x): the parameter gradients and dh0/dc0 only. It records one
-    /// GEMM fewer (`dX = dG·W_ih` of the first layer) and keeps no dX buffer.
+    /// `requires_grad=False` on x): the parameter gradients and dh0/dc0 only. The first
+    /// layer's `dX = dG·W_ih` (a GEMM a direction) is not recorded, nor its buffers, nor (with
+    /// `batch_first` or lengths) its reordering into the caller's layout.
     pub fn record_weight_backward(
         &self,
         rec: &mut Recorder,

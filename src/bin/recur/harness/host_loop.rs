@@ -40,7 +40,7 @@ pub struct HostLoopResult {
     pub y: Tensor,
     /// Flat parameter gradients (training only), in the layout of the `Rnn`.
     pub grads: Option<Tensor>,
-    /// `(T, B, I)` (training only).
+    /// `(T, B, I)` (training with the input's gradient only).
     pub dx: Option<Tensor>,
     /// Queue submissions made.
     pub submissions: u64,

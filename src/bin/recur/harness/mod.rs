@@ -73,18 +73,19 @@ impl BenchShape {
     }
 
     /// Floating-point operations of one call: the gate GEMMs (2·B·T·(in + H)·G·H a layer and
-    /// direction) forward, three times that for training (forward, dX/dh, dW).
+    /// direction) forward, three times that for training (forward, dX/dh, dW) less the first
+    /// layer's dX (2·B·T·I·G·H a direction), which the train rows do not compute.
     pub fn flops(&self) -> Result<f64> {
         let cfg = self.config()?;
+        let rows_gates = 2.0 * (self.seq * self.batch) as f64 * cfg.gate_rows() as f64;
         let mut f = 0.0;
         for l in 0..cfg.num_layers {
-            let k = (cfg.layer_input_size(l) + cfg.hidden_size) as f64;
-            f += 2.0 * (self.seq * self.batch) as f64 * k * cfg.gate_rows() as f64;
+            f += rows_gates * (cfg.layer_input_size(l) + cfg.hidden_size) as f64;
         }
-        f *= cfg.num_directions() as f64;
+        let d = cfg.num_directions() as f64;
         Ok(match self.mode {
-            Mode::Forward => f,
-            Mode::Train => 3.0 * f,
+            Mode::Forward => d * f,
+            Mode::Train => d * (3.0 * f - rows_gates * cfg.input_size as f64),
         })
     }
 
