@@ -11,6 +11,7 @@ mod common;
 use common::layout::swap01;
 use common::{assert_close, bits, f64s, gpu};
 use recur::rng::Rng;
+use recur::rnn::StateGrads;
 use recur::{reference, CellKind, Gpu, ParamLayout, Recorder, Rnn, RnnConfig};
 
 /// Row `r` of a `[outer, batch, f]` tensor, over its first `outer_len` entries of axis 0.
@@ -74,21 +75,33 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
     let tdhn = gpu.tensor("dhn", &state, &dhn).unwrap();
     let tdcn = gpu.tensor("dcn", &c_state, &dcn).unwrap();
     let c0_opt = lstm.then_some(&tc0);
-    let mut rec = Recorder::new(gpu);
-    let (out, saved) = rnn
-        .record_train_packed(&mut rec, &x, lengths, Some(&th0), c0_opt)
-        .unwrap();
-    let grads = rnn
-        .record_backward(
-            &mut rec,
-            &saved,
-            &dy,
-            Some(&tdhn),
-            lstm.then_some(&tdcn),
-            false,
-        )
-        .unwrap();
-    rec.run().unwrap();
+    // Forward and backward in one submission, with dX (`record_backward`) or without
+    // (`record_weight_backward`).
+    let record = |with_dx: bool| {
+        let mut rec = Recorder::new(gpu);
+        let (out, saved) = rnn
+            .record_train_packed(&mut rec, &x, lengths, Some(&th0), c0_opt)
+            .unwrap();
+        let (dhn, dcn) = (Some(&tdhn), lstm.then_some(&tdcn));
+        let (dx, state) = if with_dx {
+            let g = rnn
+                .record_backward(&mut rec, &saved, &dy, dhn, dcn, false)
+                .unwrap();
+            let state = StateGrads {
+                dh0: g.dh0,
+                dc0: g.dc0,
+            };
+            (Some(g.dx), state)
+        } else {
+            let state = rnn
+                .record_weight_backward(&mut rec, &saved, &dy, dhn, dcn, false)
+                .unwrap();
+            (None, state)
+        };
+        rec.run().unwrap();
+        (out, dx, state)
+    };
+    let (out, dx, grads) = record(true);
 
     // The reference: each row alone over its own length, composed back into a batch.
     let p64 = f64s(&params);
@@ -133,7 +146,7 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
         }
     }
     let mut y = gpu.read(&out.y).unwrap();
-    let mut dx = gpu.read(&grads.dx).unwrap();
+    let mut dx = gpu.read(&dx.expect("dX asked for")).unwrap();
     if bf {
         y = swap01(&y, b, t, ow);
         dx = swap01(&dx, b, t, i);
@@ -178,21 +191,8 @@ fn check(gpu: &Gpu, cfg: &RnnConfig, lengths: &[usize], seed: u64) {
         );
     }
     // Without dX (`record_weight_backward`): the same gradients and dh0/dc0, bit for bit.
-    let mut rec = Recorder::new(gpu);
-    let (_, saved) = rnn
-        .record_train_packed(&mut rec, &x, lengths, Some(&th0), c0_opt)
-        .unwrap();
-    let state = rnn
-        .record_weight_backward(
-            &mut rec,
-            &saved,
-            &dy,
-            Some(&tdhn),
-            lstm.then_some(&tdcn),
-            false,
-        )
-        .unwrap();
-    rec.run().unwrap();
+    let (_, no_dx, state) = record(false);
+    assert!(no_dx.is_none());
     assert_eq!(
         bits(&gpu.read(&rnn.grads).unwrap()),
         bits(&dp),
