@@ -1,10 +1,10 @@
 //! Backward recording: the steps of every (layer, direction) in the opposite order, each
 //! taking the previous step's gate gradient through W_hh, then `dh0 += dG_first·W_hh`,
 //! `dW_ih += dGxᵀ·X`, `dW_hh += dGhᵀ·H_prev` (one transposed copy of dG for both where
-//! dGh is dGx), `db += Σ dG`, `dX (+)= dGx·W_ih` (not for the first layer when the input needs
-//! no gradient): large GEMMs, no atomics. Walks [`super::plan::backward_plan`]. With a projection each step is
-//! `lstm_proj_backward` (dh through W_hh) plus the cell kernel taking `dr = dh·W_hr`, and
-//! `dW_hr` is one more GEMM over all steps.
+//! dGh is dGx), `db += Σ dG`, `dX (+)= dGx·W_ih` (not for the first layer when the input
+//! needs no gradient): large GEMMs, no atomics. Walks [`super::plan::backward_plan`]. With a
+//! projection each step is `lstm_proj_backward` (dh through W_hh) plus the cell kernel taking
+//! `dr = dh·W_hr`, and `dW_hr` is one more GEMM over all steps.
 
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
