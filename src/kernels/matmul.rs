@@ -269,18 +269,18 @@ fn same_matrix(a: &MatRef, b: &MatRef) -> bool {
 /// `dW_hh += dGᵀ·H_prev` both read dG. The others are recorded as [`encode_matmul`] would,
 /// after them. None of `gemms` may write what another reads (A is copied once, before all).
 pub fn encode_matmuls_sharing_a(rec: &mut Recorder, gemms: &[Gemm]) -> Result<()> {
-    let copies = |g: &Gemm| g.m > 0 && g.n > 0 && transposes_a(rec.gpu(), g);
+    let gpu = rec.gpu();
+    let copies = |g: &Gemm| g.m > 0 && g.n > 0 && transposes_a(gpu, g);
     let Some(first) = gemms.iter().find(|g| copies(g)) else {
         return gemms.iter().try_for_each(|g| encode_gemm(rec, g));
     };
-    let (shared, others): (Vec<&Gemm>, Vec<&Gemm>) = gemms.iter().partition(|g| {
-        copies(g) && g.m == first.m && g.k == first.k && same_matrix(&g.a, &first.a)
-    });
+    let shares =
+        |g: &Gemm| copies(g) && g.m == first.m && g.k == first.k && same_matrix(&g.a, &first.a);
     // A copy over the adapter's buffer limits leaves the Aᵀ·B kernel to read A in place.
-    match rec.gpu().scratch(first.m.saturating_mul(first.k)) {
+    match gpu.scratch(first.m.saturating_mul(first.k)) {
         Ok(a_t) => {
             encode_transpose(rec, first.a, first.k, first.m, &a_t)?;
-            for g in shared {
+            for g in gemms.iter().filter(|g| shares(g)) {
                 let a = MatRef::new(&a_t, 0, g.k);
                 encode_gemm(
                     rec,
@@ -292,11 +292,17 @@ pub fn encode_matmuls_sharing_a(rec: &mut Recorder, gemms: &[Gemm]) -> Result<()
                 )?;
             }
         }
-        Err(Error::Limit { .. }) => shared.iter().try_for_each(|g| encode_gemm(rec, g))?,
+        Err(Error::Limit { .. }) => gemms
+            .iter()
+            .filter(|g| shares(g))
+            .try_for_each(|g| encode_gemm(rec, g))?,
         Err(e) => return Err(e),
     }
     // Each of the others on its own: some may take a copy of their own A.
-    others.iter().try_for_each(|g| encode_matmul(rec, g))
+    gemms
+        .iter()
+        .filter(|g| !shares(g))
+        .try_for_each(|g| encode_matmul(rec, g))
 }
 
 /// Records one GEMM as the kernel [`matmul_kernel`] picks, reading A in place.
